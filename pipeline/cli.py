@@ -1,0 +1,129 @@
+"""The `edgepack` command: a thin layer over pipeline/ and router/.
+
+Nothing heavy is imported at module level, so `edgepack --help` is instant. Each area
+(quantize lint, publish, router) registers its own commands from its own module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import UserError
+
+app = typer.Typer(
+    help="Turn a model recipe into INT8 edge/cloud packages and a sensitivity-aware router.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DEFAULT_RECIPE = Path("recipes/sensitivity-minilm.yaml")
+EXTENSIONS = ("pipeline.lint_cli", "pipeline.verify_cli", "pipeline.publish.cli", "router.cli")
+
+
+@app.command()
+def build(
+    recipe: Annotated[Path, typer.Option(help="recipe YAML")] = DEFAULT_RECIPE,
+    target: Annotated[str, typer.Option(help="target name, alias or YAML")] = "cpu",
+    out_dir: Annotated[Path, typer.Option("--out", help="where dist/<recipe>-<target> goes")] = Path(
+        "dist"
+    ),
+    force: Annotated[bool, typer.Option(help="re-run every stage")] = False,
+    from_stage: Annotated[str | None, typer.Option("--from", help="re-run from STAGE on")] = None,
+    until: Annotated[str | None, typer.Option(help="stop after STAGE")] = None,
+    quiet: Annotated[bool, typer.Option(help="plain log lines for CI")] = False,
+) -> None:
+    """Build RECIPE for TARGET into dist/<recipe>-<target>/."""
+    from pipeline.progress import RichReporter
+    from pipeline.recipe import load_recipe
+    from pipeline.runner import run_build
+    from pipeline.target import load_target
+
+    loaded_recipe = load_recipe(recipe)
+    loaded_target = load_target(target)
+    from pipeline.data import check_splits
+
+    check_splits(loaded_recipe)
+    reporter = RichReporter(console, quiet=quiet)
+    result = run_build(
+        loaded_recipe,
+        loaded_target,
+        out_root=out_dir,
+        force=force,
+        from_stage=from_stage,
+        until=until,
+        reporter=reporter,
+    )
+    ran = ", ".join(result.ran) or "nothing (all cached)"
+    console.print(f"[bold]built[/] {result.dist}  (ran: {ran})")
+
+
+@app.command()
+def inspect(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> folder")]) -> None:
+    """Show what a build holds: target, stages, metrics and files."""
+    from rich.table import Table
+
+    from pipeline.manifest import read_manifest
+
+    manifest = read_manifest(dist)
+    out.print(f"[bold]{manifest['recipe']['name']}[/] for [bold]{manifest['target']}[/]"
+              f"  built {manifest.get('created_utc')}  commit {manifest.get('git_commit')}")
+    out.print_json(json.dumps(manifest.get("metrics", {})))
+    table = Table("file", "size", "sha256")
+    for entry in manifest["files"]:
+        table.add_row(entry["path"], f"{entry['size']:,}", entry["sha256"][:16])
+    out.print(table)
+
+
+@app.command()
+def schema(kind: Annotated[str, typer.Argument(help="recipe or target")]) -> None:
+    """Print the JSON Schema of a recipe or a target profile."""
+    from pipeline.recipe import Recipe
+    from pipeline.target import Target
+
+    models = {"recipe": Recipe, "target": Target}
+    if kind not in models:
+        raise UserError(f"schema: unknown kind {kind!r} (use recipe or target)")
+    out.print_json(json.dumps(models[kind].model_json_schema()))
+
+
+def _register_extensions() -> None:
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    _register_extensions()
+    try:
+        app(standalone_mode=False)
+    except UserError as err:
+        console.print(f"[red]error:[/] {err.message}", highlight=False, soft_wrap=True)
+        sys.exit(err.code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,54 @@
+"""The recipe's JSONL splits: one `{"text": str, "label": str}` per line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.recipe import Recipe
+
+SPLITS = ("train", "eval", "calib")
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
+    """Parse a split; any bad line is a UserError naming the file, line and field."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    examples = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object")
+            text, label = row.get("text"), row.get("label")
+            if not isinstance(text, str) or not text.strip():
+                raise UserError(f"{path}:{lineno}: text: missing or not a non-empty string")
+            if label not in labels:
+                raise UserError(f"{path}:{lineno}: label: {label!r} is not one of {labels}")
+            examples.append(Example(text, label))
+    if not examples:
+        raise UserError(f"{path}: split is empty")
+    return examples
+
+
+def load_split(recipe: Recipe, split: str) -> list[Example]:
+    return read_jsonl(recipe.data_path(split), recipe.labels)
+
+
+def check_splits(recipe: Recipe) -> None:
+    """Fail before any stage runs if a split is missing, empty or mislabelled."""
+    for split in SPLITS:
+        load_split(recipe, split)

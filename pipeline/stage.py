@@ -1,0 +1,47 @@
+"""What a stage is: a function of declared inputs that fills one output folder.
+
+A stage never reads anything it did not declare: the runner hashes exactly the declared
+recipe fields, target fields, data splits, upstream outputs, package versions and the
+stage's own source into its cache key. Files whose name starts with `_` stay in the
+cache (private to later stages); everything else is copied into `dist/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.recipe import Recipe
+from pipeline.target import Target
+
+
+@dataclass
+class StageContext:
+    recipe: Recipe
+    target: Target
+    out: Path
+    """Empty temp folder the stage writes into; renamed into the cache on success."""
+    inputs: dict[str, Path]
+    """Upstream stage name → its finished output folder."""
+    upstream_metrics: dict[str, dict]
+    cache_root: Path
+    """Shared, persistent cache (e.g. a TensorRT timing cache) under the build cache."""
+    note: Callable[[str], None]
+    """Show one line to the user (deferred builds, chosen variants, warnings)."""
+    progress: Callable[[str], None] = field(default=lambda _msg: None)
+    """Update the stage's status text (long work: epochs, calibration, candidates)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[StageContext], dict]
+    """Writes into ctx.out and returns the stage's metrics (JSON-ready)."""
+    needs: tuple[str, ...] = ()
+    recipe_fields: tuple[str, ...] = ()
+    target_fields: tuple[str, ...] = ()
+    data_splits: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    """Extra project modules whose source is part of the key (the stage's own always is)."""
