@@ -1,0 +1,76 @@
+"""Prometheus metrics of the router, defined once.
+
+The build's alert rules and Grafana dashboard (pipeline/deploy) use these exact names:
+change a name here and there together. Labels never carry request text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120,
+)  # fmt: skip
+CLASSIFY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1)
+
+
+class RouterMetrics:
+    """One set per router process (tests make their own registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        self.registry = r
+        self.requests = Counter(
+            "edgepack_router_requests", "Routed requests",
+            ["route", "sensitivity", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "edgepack_router_request_seconds", "End-to-end request latency",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.classify_seconds = Histogram(
+            "edgepack_router_classify_seconds", "Sensitivity classification time",
+            buckets=CLASSIFY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.classifier_failures = Counter(
+            "edgepack_router_classifier_failures",
+            "Classifier errors/timeouts that failed closed (request made confidential)",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "edgepack_router_in_flight", "Requests being handled by the router", registry=r
+        )
+        self.upstream_in_flight = Gauge(
+            "edgepack_router_upstream_in_flight", "Outstanding requests per upstream",
+            ["pool", "upstream"], registry=r,
+        )  # fmt: skip
+        self.upstream_healthy = Gauge(
+            "edgepack_router_upstream_healthy", "1 if the upstream takes traffic",
+            ["pool", "upstream"], registry=r,
+        )  # fmt: skip
+        self.breaker_open = Gauge(
+            "edgepack_router_breaker_open", "1 while the upstream is ejected (breaker open)",
+            ["pool", "upstream"], registry=r,
+        )  # fmt: skip
+        self.confidential_route_usable = Gauge(
+            "edgepack_router_confidential_route_usable",
+            "1 if at least one on-prem upstream can take confidential requests", registry=r,
+        )  # fmt: skip
+        self.shed = Counter(
+            "edgepack_router_shed", "Requests refused by admission control",
+            ["pool", "tier", "reason"], registry=r,
+        )  # fmt: skip
+        self.retries = Counter(
+            "edgepack_router_retries", "Upstream retries", ["pool"], registry=r
+        )
+        self.retry_budget_exhausted = Counter(
+            "edgepack_router_retry_budget_exhausted",
+            "Retries skipped because the retry budget was spent", ["pool"], registry=r,
+        )  # fmt: skip
+        self.cache = Counter(
+            "edgepack_router_cache", "Cache lookups", ["result"], registry=r
+        )  # result: hit|miss|bypass|error
+        self.fallbacks = Counter(
+            "edgepack_router_fallbacks", "Requests sent to the fallback pool",
+            ["sensitivity"], registry=r,
+        )  # fmt: skip
