@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from pipeline.deploy.spec import DeployConfig
 from pipeline.schema_io import load_model
 
 
@@ -78,7 +79,9 @@ class Recipe(Strict):
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
     quantize: QuantizeConfig = QuantizeConfig()
-    deploy: dict | None = Field(None, description="router deployment settings (see docs)")
+    deploy: DeployConfig | None = Field(
+        None, description="router sidecar deployment (pipeline/deploy/spec.py)"
+    )
 
     _path: Path | None = PrivateAttr(None)
 

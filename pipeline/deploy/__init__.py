@@ -1,0 +1,7 @@
+"""The deployable router sidecar a build emits under dist/<recipe>-<target>/deploy/.
+
+One module per artifact: `spec` (the recipe's `deploy:` section), `router_config`
+(router.yaml), `k8s` (manifests), `dockerfile`, `prometheus` (alerts + scrape config),
+`grafana` (dashboard). Each is a pure function of the recipe's deploy section (and the
+bundle's file list), so tests can render and validate them without a build.
+"""
