@@ -60,9 +60,7 @@ class RouterMetrics:
             "edgepack_router_shed", "Requests refused by admission control",
             ["pool", "tier", "reason"], registry=r,
         )  # fmt: skip
-        self.retries = Counter(
-            "edgepack_router_retries", "Upstream retries", ["pool"], registry=r
-        )
+        self.retries = Counter("edgepack_router_retries", "Upstream retries", ["pool"], registry=r)
         self.retry_budget_exhausted = Counter(
             "edgepack_router_retry_budget_exhausted",
             "Retries skipped because the retry budget was spent", ["pool"], registry=r,
@@ -74,3 +72,26 @@ class RouterMetrics:
             "edgepack_router_fallbacks", "Requests sent to the fallback pool",
             ["sensitivity"], registry=r,
         )  # fmt: skip
+        # Added with issue 7 (admission, breakers, drain): new names only.
+        self.queue_depth = Gauge(
+            "edgepack_router_queue_depth", "Requests waiting for an admission slot",
+            ["pool", "tier"], registry=r,
+        )  # fmt: skip
+        self.pool_in_use = Gauge(
+            "edgepack_router_pool_in_use", "Admission slots held per pool", ["pool"], registry=r
+        )
+        self.breaker_ejections = Counter(
+            "edgepack_router_breaker_ejections", "Times an upstream was ejected (breaker opened)",
+            ["pool", "upstream"], registry=r,
+        )  # fmt: skip
+        self.upstream_attempts = Counter(
+            "edgepack_router_upstream_attempts", "Calls made to upstreams, retries included",
+            ["pool", "outcome"], registry=r,
+        )  # fmt: skip
+        self.draining = Gauge(
+            "edgepack_router_draining", "1 after SIGTERM while in-flight requests finish",
+            registry=r,
+        )  # fmt: skip
+        self.config_reloads = Counter(
+            "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
+        )  # result: ok|rejected

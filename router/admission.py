@@ -1,0 +1,281 @@
+"""Admission control: priority tiers, reserved capacity, bounded queues, shedding.
+
+Why: "server busy" is mostly a queue nobody bounded. Each pool gets a concurrency limit;
+a higher tier can keep a share of it that lower tiers may never take (so `high` still
+finds a slot while `low` floods), every tier waits in its own bounded queue for at most
+its deadline, and a refused request learns *when* to come back: `Retry-After` comes
+from the drain rate observed over the last seconds, not from a constant.
+
+Shedding answers 429 when the caller's tier is over its share while the pool still has
+(reserved) room, and 503 when the pool itself is saturated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Tier = Literal["high", "normal", "low"]
+TIERS: tuple[Tier, ...] = ("high", "normal", "low")  # highest priority first
+
+
+class AdmissionConfig(BaseModel):
+    """Config section `admission` (priority tiers and their queues)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_tier: Tier = Field("normal", description="Tier of a request that names none")
+    priority_header: str = Field("x-priority", description="Header carrying high|normal|low")
+    caller_header: str = Field("x-caller", description="Header naming the caller (for `callers`)")
+    callers: dict[str, Tier] = Field(
+        default_factory=dict,
+        description="Caller → tier; a mapped caller gets this tier whatever X-Priority says",
+    )
+    reserved: dict[Tier, float] = Field(
+        default_factory=lambda: {"high": 0.4, "normal": 0.1, "low": 0.0},
+        description="Fraction of each pool's slots reserved for a tier; lower tiers never "
+        "take them (high 0.4 = 40% of the slots are high-only)",
+    )
+    queue_size: dict[Tier, int] = Field(
+        default_factory=lambda: {"high": 64, "normal": 32, "low": 16},
+        description="Bounded queue length per tier; a full queue sheds at once",
+    )
+    max_queue_wait_s: dict[Tier, float] = Field(
+        default_factory=lambda: {"high": 10.0, "normal": 5.0, "low": 2.0},
+        description="Longest wait in the queue (also bounded by the request deadline)",
+    )
+    default_deadline_s: float = Field(30.0, gt=0, description="Per-request deadline")
+    max_deadline_s: float = Field(120.0, gt=0, description="Cap on a caller's X-Deadline-Ms")
+    deadline_header: str = Field("x-deadline-ms", description="Caller's deadline in ms")
+    drain_window_s: float = Field(10.0, gt=0, description="Window of the observed drain rate")
+    retry_after_min_s: int = Field(1, ge=1, description="Smallest Retry-After sent")
+    retry_after_max_s: int = Field(30, ge=1, description="Largest Retry-After sent")
+
+    @model_validator(mode="after")
+    def _check(self) -> AdmissionConfig:
+        if sum(self.reserved.values()) >= 1.0:
+            raise ValueError("reserved fractions must add up to less than 1")
+        if any(v < 0 for v in self.reserved.values()):
+            raise ValueError("reserved fractions must be >= 0")
+        if self.retry_after_min_s > self.retry_after_max_s:
+            raise ValueError("retry_after_min_s must be <= retry_after_max_s")
+        return self
+
+
+class Shed(Exception):
+    """A request refused by admission control; the app answers `status` + Retry-After."""
+
+    def __init__(self, status: int, reason: str, retry_after: int, pool: str, tier: str):
+        super().__init__(f"{pool}/{tier}: {reason}")
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        self.pool = pool
+        self.tier = tier
+
+
+def resolve_tier(headers: Mapping[str, str], cfg: AdmissionConfig) -> Tier:
+    """The request's tier: the caller map wins, then X-Priority, then the default."""
+    caller = headers.get(cfg.caller_header)
+    if caller is not None and caller in cfg.callers:
+        return cfg.callers[caller]
+    asked = (headers.get(cfg.priority_header) or "").strip().lower()
+    return asked if asked in TIERS else cfg.default_tier  # type: ignore[return-value]
+
+
+def request_deadline(headers: Mapping[str, str], cfg: AdmissionConfig, now: float) -> float:
+    """Absolute monotonic deadline: the caller's X-Deadline-Ms (capped) or the default."""
+    raw = headers.get(cfg.deadline_header)
+    budget = cfg.default_deadline_s
+    if raw:
+        with contextlib.suppress(ValueError):
+            budget = min(max(float(raw) / 1000.0, 0.001), cfg.max_deadline_s)
+    return now + budget
+
+
+class DrainRate:
+    """Completions per second over a sliding window (what Retry-After is computed from)."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._started = clock()
+        self._done: deque[float] = deque()
+
+    def record(self) -> None:
+        self._done.append(self._clock())
+
+    def rate(self) -> float:
+        now = self._clock()
+        while self._done and self._done[0] < now - self.window_s:
+            self._done.popleft()
+        span = max(min(self.window_s, now - self._started), 0.5)
+        return len(self._done) / span
+
+
+@dataclass
+class Slot:
+    """A held admission slot; release it exactly once (idempotent)."""
+
+    controller: AdmissionController
+    tier: Tier
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.controller._release()
+
+    async def __aenter__(self) -> Slot:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+class AdmissionController:
+    """Concurrency limit of one pool, shared by the tiers with reservations and queues."""
+
+    def __init__(
+        self,
+        pool: str,
+        limit: int,
+        cfg: AdmissionConfig,
+        metrics: object | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.cfg = cfg
+        self.metrics = metrics
+        self._clock = clock
+        self.in_use = 0
+        self._queues: dict[Tier, deque[asyncio.Future[None]]] = {t: deque() for t in TIERS}
+        self.drain = DrainRate(cfg.drain_window_s, clock)
+        self.set_limit(limit)
+
+    def set_limit(self, limit: int, cfg: AdmissionConfig | None = None) -> None:
+        """(Re)size the pool, e.g. on a config reload; held slots stay valid."""
+        self.cfg = cfg or self.cfg
+        self.limit = max(int(limit), 1)
+        self._caps: dict[Tier, int] = {}
+        kept = 0
+        for tier in TIERS:  # a tier may use everything not reserved for tiers above it
+            self._caps[tier] = self.limit - kept
+            kept += round(self.cfg.reserved.get(tier, 0.0) * self.limit)
+        self._dispatch()
+
+    def cap(self, tier: Tier) -> int:
+        return self._caps[tier]
+
+    def queued(self, tier: Tier | None = None) -> int:
+        if tier is not None:
+            return sum(not f.done() for f in self._queues[tier])
+        return sum(self.queued(t) for t in TIERS)
+
+    def try_acquire(self, tier: Tier) -> Slot | None:
+        """A slot now, or None; never jumps a queue of its own or a higher tier."""
+        ahead = TIERS[: TIERS.index(tier) + 1]
+        if any(self.queued(t) for t in ahead) or self.in_use >= self._caps[tier]:
+            return None
+        self.in_use += 1
+        self._gauges()
+        return Slot(self, tier)
+
+    async def acquire(self, tier: Tier, deadline: float) -> Slot:
+        """A slot, after queueing if needed; raises Shed when the queue is full or times out."""
+        slot = self.try_acquire(tier)
+        if slot is not None:
+            return slot
+        queue = self._queues[tier]
+        if self.queued(tier) >= self.cfg.queue_size[tier]:
+            raise self._shed(tier, "queue_full")
+        wait = min(deadline - self._clock(), self.cfg.max_queue_wait_s[tier])
+        if wait <= 0:
+            raise self._shed(tier, "deadline")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(fut)
+        self._gauges()
+        try:
+            await asyncio.wait({fut}, timeout=wait)
+        except asyncio.CancelledError:
+            self._abandon(fut)
+            raise
+        if fut.done() and not fut.cancelled():
+            return Slot(self, tier)
+        self._abandon(fut)
+        raise self._shed(tier, "queue_timeout")
+
+    def retry_after(self, tier: Tier) -> int:
+        """Seconds until this tier's turn, from the observed drain rate."""
+        cfg = self.cfg
+        ahead = sum(self.queued(t) for t in TIERS[: TIERS.index(tier) + 1]) + 1
+        # only the share of the pool this tier may use drains for it
+        share = self._caps[tier] / self.limit if self.limit else 1.0
+        rate = self.drain.rate() * max(share, 0.05)
+        if rate <= 0:
+            secs = float(cfg.retry_after_max_s if self.in_use else cfg.retry_after_min_s)
+        else:
+            secs = ahead / rate
+        return int(min(max(math.ceil(secs), cfg.retry_after_min_s), cfg.retry_after_max_s))
+
+    def snapshot(self) -> dict[str, object]:
+        """State for /readyz and tests."""
+        return {
+            "limit": self.limit,
+            "in_use": self.in_use,
+            "queued": {t: self.queued(t) for t in TIERS},
+            "drain_rate": round(self.drain.rate(), 3),
+        }
+
+    # internals -------------------------------------------------------------
+
+    def _shed(self, tier: Tier, reason: str) -> Shed:
+        status = 429 if self.in_use < self.limit else 503
+        if self.metrics is not None:
+            self.metrics.shed.labels(pool=self.pool, tier=tier, reason=reason).inc()
+        return Shed(status, reason, self.retry_after(tier), self.pool, tier)
+
+    def _abandon(self, fut: asyncio.Future[None]) -> None:
+        """Leave the queue; a slot granted in the same instant is handed on, not leaked."""
+        if fut.done() and not fut.cancelled():
+            self._release(completed=False)
+        else:
+            fut.cancel()
+            for q in self._queues.values():
+                if fut in q:
+                    q.remove(fut)
+        self._gauges()
+
+    def _release(self, completed: bool = True) -> None:
+        self.in_use -= 1
+        if completed:
+            self.drain.record()
+        self._dispatch()
+        self._gauges()
+
+    def _dispatch(self) -> None:
+        """Hand freed slots to waiters, highest tier first, within each tier's cap."""
+        for tier in TIERS:
+            queue = self._queues[tier]
+            while queue and self.in_use < self._caps[tier]:
+                fut = queue.popleft()
+                if fut.done():
+                    continue
+                self.in_use += 1
+                fut.set_result(None)
+
+    def _gauges(self) -> None:
+        m = self.metrics
+        if m is None or not hasattr(m, "queue_depth"):
+            return
+        for tier in TIERS:
+            m.queue_depth.labels(pool=self.pool, tier=tier).set(self.queued(tier))
+        m.pool_in_use.labels(pool=self.pool).set(self.in_use)

@@ -1,0 +1,203 @@
+"""Response cache in Redis for public, deterministic requests.
+
+Why: the cheapest request is the one the upstream never sees. Only a *public* request
+whose answer is deterministic (temperature 0, or the caller said so with the cache
+header) may be cached; a confidential request is never looked up or stored, so its
+text never lands in a shared store. The key is a SHA-256 of the normalized body and the
+model (key order, whitespace and fields that do not change the answer do not matter).
+A burst of identical misses calls the upstream once (single-flight). Redis being down
+means "no cache", never an error: calls to it have short timeouts, and after a failure
+the cache stays off for a moment instead of adding a timeout to every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("edgepack.router.cache")
+
+# Body fields that never change the model's answer.
+IGNORED_FIELDS = frozenset({"user", "stream", "stream_options", "metadata", "request_id"})
+
+
+class _LeaderGone(Exception):
+    """The single-flight leader was cancelled before it had an answer."""
+
+
+class CacheConfig(BaseModel):
+    """Config section `cache`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Use the Redis cache at all")
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    ttl_s: int = Field(300, ge=1, description="Time to live of a cached answer")
+    header: str = Field(
+        "x-edgepack-cache",
+        description="Request header: 'allow' caches a non-zero-temperature public request, "
+        "'bypass' skips the cache",
+    )
+    key_prefix: str = Field("edgepack:cache:v1:", description="Redis key prefix")
+    timeout_s: float = Field(0.05, gt=0, description="Redis connect/command timeout")
+    off_after_error_s: float = Field(1.0, ge=0, description="Cache off this long after an error")
+    max_entry_bytes: int = Field(1_000_000, ge=1, description="Larger answers are not stored")
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    """What a hit replays: status, content type and body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    def dumps(self) -> bytes:
+        return json.dumps(
+            {"s": self.status, "t": self.content_type, "b": base64.b64encode(self.body).decode()}
+        ).encode()
+
+    @staticmethod
+    def loads(raw: bytes) -> CachedResponse:
+        d = json.loads(raw)
+        return CachedResponse(int(d["s"]), str(d["t"]), base64.b64decode(d["b"]))
+
+
+def cache_key(
+    body: Mapping[str, Any], model: str, api: str = "", prefix: str = "edgepack:cache:v1:"
+) -> str:
+    """SHA-256 of the canonical JSON of the body (minus ignored fields), model and API."""
+    norm = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
+    norm["model"] = model
+    norm["\x00api"] = api
+    canon = json.dumps(norm, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return prefix + hashlib.sha256(canon.encode()).hexdigest()
+
+
+def cache_decision(
+    sensitivity: str, body: Mapping[str, Any] | None, headers: Mapping[str, str], cfg: CacheConfig
+) -> str:
+    """'use' or why not: 'confidential', 'disabled', 'header', 'stream', 'nondeterministic'."""
+    if sensitivity != "public":
+        return "confidential"  # never looked up, never stored
+    if not cfg.enabled or body is None:
+        return "disabled"
+    asked = (headers.get(cfg.header) or "").strip().lower()
+    if asked == "bypass":
+        return "header"
+    if body.get("stream"):
+        return "stream"
+    if asked == "allow":
+        return "use"
+    temperature = body.get("temperature")
+    if isinstance(temperature, int | float) and temperature == 0:
+        return "use"
+    return "nondeterministic"
+
+
+class ResponseCache:
+    """Fail-open Redis cache with in-process single-flight."""
+
+    def __init__(
+        self,
+        cfg: CacheConfig,
+        metrics: object | None = None,
+        client: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self._clock = clock
+        self._client = client if client is not None else self._connect(cfg)
+        self._off_until = 0.0
+        self._flights: dict[str, asyncio.Future[CachedResponse]] = {}
+
+    @staticmethod
+    def _connect(cfg: CacheConfig) -> Any:
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(
+            cfg.url,
+            socket_timeout=cfg.timeout_s,
+            socket_connect_timeout=cfg.timeout_s,
+            retry_on_timeout=False,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def count(self, result: str) -> None:
+        """Count a lookup: hit | miss | bypass | error (the metric's label)."""
+        if self.metrics is not None:
+            self.metrics.cache.labels(result=result).inc()
+
+    async def get(self, key: str) -> CachedResponse | None:
+        if self._clock() < self._off_until:
+            return None
+        try:
+            raw = await self._client.get(key)
+        except Exception as exc:  # Redis down/slow: no cache, not an error
+            self._failed("get", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return CachedResponse.loads(raw)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def put(self, key: str, value: CachedResponse) -> None:
+        if self._clock() < self._off_until or len(value.body) > self.cfg.max_entry_bytes:
+            return
+        try:
+            await self._client.set(key, value.dumps(), ex=self.cfg.ttl_s)
+        except Exception as exc:
+            self._failed("set", exc)
+
+    async def get_or_fetch(
+        self, key: str, fetch: Callable[[], Awaitable[CachedResponse]]
+    ) -> tuple[CachedResponse, bool]:
+        """(response, hit). Identical concurrent misses share one `fetch`; only 200s are
+        stored. A fetch error reaches every waiter of that flight."""
+        hit = await self.get(key)
+        if hit is not None:
+            self.count("hit")
+            return hit, True
+        flight = self._flights.get(key)
+        if flight is not None:
+            try:
+                resp = await asyncio.shield(flight)
+            except _LeaderGone:  # the leader was cancelled: take over its call
+                return await self.get_or_fetch(key, fetch)
+            self.count("hit")  # served by the leader's upstream call
+            return resp, True
+        fut: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
+        self._flights[key] = fut
+        self.count("miss")
+        try:
+            resp = await fetch()
+        except BaseException as exc:
+            fut.set_exception(exc if isinstance(exc, Exception) else _LeaderGone())
+            fut.exception()  # retrieved: no "never retrieved" warning if nobody waits
+            raise
+        finally:
+            self._flights.pop(key, None)
+        fut.set_result(resp)
+        if resp.status == 200:
+            await self.put(key, resp)
+        return resp, False
+
+    def _failed(self, op: str, exc: BaseException) -> None:
+        self.count("error")
+        self._off_until = self._clock() + self.cfg.off_after_error_s
+        log.warning("redis %s failed (%s); cache off for %.1fs", op, type(exc).__name__,
+                    self.cfg.off_after_error_s)  # fmt: skip

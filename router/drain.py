@@ -1,0 +1,211 @@
+"""Graceful drain on SIGTERM and config reload on SIGHUP.
+
+Why: a rolling update must not cut requests. On SIGTERM the router turns unready at once
+(so the load balancer stops sending), answers new requests 503 + Retry-After, lets the
+requests in flight finish within the grace period, then exits 0. uvicorn's own handler
+stops listening immediately and re-raises the signal on exit (a non-zero status), so
+the server here installs its own. SIGHUP reloads the config: the new one is validated
+first, a bad one is rejected with one log line and the old one stays; requests in
+flight keep the objects they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("edgepack.router.drain")
+
+# Paths that keep answering while draining: probes and metrics.
+EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+
+
+class DrainConfig(BaseModel):
+    """Config section `drain`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_period_s: float = Field(
+        25.0, ge=0, description="Longest wait for in-flight requests after SIGTERM "
+        "(keep it below the pod's terminationGracePeriodSeconds)",
+    )  # fmt: skip
+    linger_s: float = Field(
+        1.0, ge=0, description="Keep answering 503 at least this long after SIGTERM, so load "
+        "balancers see the router unready before it stops listening",
+    )  # fmt: skip
+    retry_after_s: int = Field(
+        2, ge=1, description="Retry-After on requests refused while draining"
+    )
+
+
+class DrainState:
+    """Readiness and in-flight count of this process, shared by the app and the server."""
+
+    def __init__(self, cfg: DrainConfig | None = None) -> None:
+        self.cfg = cfg or DrainConfig()
+        self.draining = False
+        self.drain_started: float | None = None
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining
+
+    def begin_drain(self) -> None:
+        """Flip readiness first; everything else follows from `draining`."""
+        if not self.draining:
+            self.draining = True
+            self.drain_started = time.monotonic()
+            log.info("draining: %d request(s) in flight", self.in_flight)
+
+    @contextlib.contextmanager
+    def track(self) -> Generator[None, None, None]:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def wait_drained(self) -> bool:
+        """Wait until nothing is in flight (and linger passed) or the grace period ends.
+        True if everything finished."""
+        started = self.drain_started or time.monotonic()
+        deadline = started + self.cfg.grace_period_s
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(deadline - time.monotonic(), 0))
+            finished = True
+        except TimeoutError:
+            finished = self.in_flight == 0
+        linger = started + min(self.cfg.linger_s, self.cfg.grace_period_s) - time.monotonic()
+        if linger > 0:
+            await asyncio.sleep(linger)
+        return finished
+
+
+class DrainMiddleware:
+    """ASGI middleware: counts HTTP requests in flight; refuses new ones while draining."""
+
+    def __init__(self, app: Any, state: DrainState, exempt: frozenset[str] = EXEMPT_PATHS):
+        self.app = app
+        self.state = state
+        self.exempt = exempt
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.state.draining:
+            await _refuse(send, self.state.cfg.retry_after_s)
+            return
+        with self.state.track():
+            await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, retry_after: int) -> None:
+    body = b'{"error":{"message":"router is draining","type":"unavailable"}}'
+    await send({
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"retry-after", str(retry_after).encode()),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class Reloader:
+    """SIGHUP: build a new config with `load`, hand it to `apply`; on error keep the old."""
+
+    def __init__(self, load: Callable[[], Any], apply: Callable[[Any], None]) -> None:
+        self.load = load
+        self.apply = apply
+        self.generation = 0
+        self.last_error: str | None = None
+
+    def reload(self) -> bool:
+        try:
+            new = self.load()
+        except Exception as exc:  # bad config: reject, keep serving with the old one
+            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.error("config reload rejected, keeping the old config: %s", self.last_error)
+            return False
+        self.apply(new)
+        self.generation += 1
+        self.last_error = None
+        log.info("config reloaded (generation %d)", self.generation)
+        return True
+
+
+def make_server(
+    app: Any,
+    host: str,
+    port: int,
+    state: DrainState,
+    reloader: Reloader | None = None,
+    log_level: str = "warning",
+    **uvicorn_kwargs: Any,
+) -> Any:
+    """A uvicorn server whose SIGTERM drains and whose SIGHUP reloads."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            loop = asyncio.get_running_loop()
+            installed = []
+            handlers = {
+                signal.SIGTERM: lambda: self._on_term(),
+                signal.SIGINT: lambda: self._on_term(),
+            }
+            if reloader is not None:
+                handlers[signal.SIGHUP] = reloader.reload
+            for sig, fn in handlers.items():
+                loop.add_signal_handler(sig, fn)
+                installed.append(sig)
+            try:
+                yield
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+
+        def _on_term(self) -> None:
+            if state.draining:  # second signal: stop now
+                self.force_exit = True
+                self.should_exit = True
+                return
+            state.begin_drain()
+            self._drain_task = asyncio.get_running_loop().create_task(self._finish())
+
+        async def _finish(self) -> None:
+            finished = await state.wait_drained()
+            if not finished:
+                log.warning("grace period over with %d request(s) in flight", state.in_flight)
+            self.should_exit = True
+
+    config = uvicorn.Config(
+        DrainMiddleware(app, state), host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=max(state.cfg.grace_period_s, 1.0), **uvicorn_kwargs,
+    )  # fmt: skip
+    return DrainingServer(config)
+
+
+def serve(app: Any, host: str, port: int, state: DrainState, **kw: Any) -> int:
+    """Run until drained; the exit status is 0 after a clean drain."""
+    server = make_server(app, host, port, state, **kw)
+    server.run()
+    return 0

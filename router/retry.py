@@ -1,0 +1,247 @@
+"""Retries that cannot become a retry storm.
+
+Why: a retry is a second request against an upstream that just said it is struggling.
+So: only failures that are safe to repeat (the request never ran, or the upstream said
+"not now"), never once a byte of a stream reached the caller, exponential backoff with
+full jitter (so clients that failed together do not return together), the upstream's
+own Retry-After honoured, everything inside the request's deadline, and a retry budget:
+retries may be at most `budget_ratio` of the requests in a sliding window (plus a small
+floor so a quiet router can still retry) — Envoy's and Finagle's answer to amplification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+# SageMaker runtime error codes that mean "the model did not run, try again".
+RETRYABLE_SAGEMAKER_CODES = frozenset(
+    {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable",
+     "ServiceUnavailableException", "InternalDependencyException"}
+)  # fmt: skip
+
+
+class RetryConfig(BaseModel):
+    """Config section `retry`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(3, ge=1, description="Attempts per request, the first included")
+    base_backoff_s: float = Field(0.025, gt=0, description="Backoff before the first retry")
+    max_backoff_s: float = Field(1.0, gt=0, description="Cap of the exponential backoff")
+    budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries allowed per request in the window (0.2 = 20%)"
+    )
+    budget_min_retries: int = Field(
+        3, ge=0, description="Floor: retries always allowed per window, however few requests"
+    )
+    budget_window_s: float = Field(10.0, gt=0, description="Sliding window of the budget")
+    max_retry_after_s: float = Field(
+        5.0, ge=0, description="Longest upstream Retry-After honoured by waiting (capped)"
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a failure may be retried, and how long the upstream asked us to wait."""
+
+    retryable: bool
+    retry_after: float | None = None
+    reason: str = ""
+
+
+class UpstreamError(Exception):
+    """An upstream answered with an error status (what the pools raise for non-2xx)."""
+
+    def __init__(self, status: int, retry_after: float | None = None, body: bytes = b""):
+        super().__init__(f"upstream answered {status}")
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+
+class RetryAborted(Exception):
+    """Retries stopped; `cause` is the last failure and `reason` says why we stopped."""
+
+    def __init__(self, cause: BaseException, reason: str, attempts: int):
+        super().__init__(f"{reason} after {attempts} attempt(s): {cause!r}")
+        self.cause = cause
+        self.reason = reason
+        self.attempts = attempts
+
+
+def full_jitter(attempt: int, cfg: RetryConfig, rng: random.Random | None = None) -> float:
+    """Backoff before retry number `attempt` (1-based): uniform(0, min(cap, base·2^(n-1)))."""
+    ceiling = min(cfg.max_backoff_s, cfg.base_backoff_s * (2 ** max(attempt - 1, 0)))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def classify(exc: BaseException) -> Verdict:
+    """Is this failure safe to retry? Connect errors, 502/503/504 and SageMaker's
+    throttling / not-ready / ModelError-with-503 are; timeouts and 4xx are not."""
+    if isinstance(exc, UpstreamError):
+        ok = exc.status in RETRYABLE_STATUS or exc.status == 429
+        return Verdict(ok, exc.retry_after, f"status {exc.status}")
+    name = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if module.startswith("httpx"):
+        # the request never reached the upstream: safe to send again
+        ok = name in {"ConnectError", "ConnectTimeout", "PoolTimeout"}
+        return Verdict(ok, None, name)
+    if module.startswith("botocore"):
+        return _classify_botocore(exc)
+    if isinstance(exc, ConnectionRefusedError | ConnectionResetError):
+        return Verdict(True, None, name)
+    return Verdict(False, None, name)
+
+
+def _classify_botocore(exc: BaseException) -> Verdict:
+    name = type(exc).__name__
+    if name in {"EndpointConnectionError", "ConnectTimeoutError"}:
+        return Verdict(True, None, name)
+    response = getattr(exc, "response", None) or {}
+    err = response.get("Error", {})
+    code = str(err.get("Code", ""))
+    meta = response.get("ResponseMetadata", {})
+    retry_after = parse_retry_after((meta.get("HTTPHeaders") or {}).get("retry-after"))
+    if code in RETRYABLE_SAGEMAKER_CODES:
+        return Verdict(True, retry_after, code)
+    if code == "ModelError":
+        inner = response.get("OriginalStatusCode")
+        return Verdict(inner in RETRYABLE_STATUS, retry_after, f"ModelError {inner}")
+    status = meta.get("HTTPStatusCode")
+    return Verdict(status in RETRYABLE_STATUS, retry_after, code or name)
+
+
+class RetryBudget:
+    """Retries ≤ ratio × requests over a sliding window, with a floor (per pool)."""
+
+    def __init__(self, cfg: RetryConfig, clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self._clock = clock
+        self._requests: deque[float] = deque()
+        self._retries: deque[float] = deque()
+
+    def _prune(self) -> float:
+        now = self._clock()
+        edge = now - self.cfg.budget_window_s
+        for q in (self._requests, self._retries):
+            while q and q[0] < edge:
+                q.popleft()
+        return now
+
+    def record_request(self) -> None:
+        """Count an original request (call once per request, not per attempt)."""
+        self._requests.append(self._prune())
+
+    def try_spend(self) -> bool:
+        """Take one retry from the budget; False if it is spent."""
+        now = self._prune()
+        allowed = max(self.cfg.budget_min_retries, self.cfg.budget_ratio * len(self._requests))
+        if len(self._retries) + 1 > allowed:
+            return False
+        self._retries.append(now)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        self._prune()
+        return {"requests": len(self._requests), "retries": len(self._retries)}
+
+
+async def call_with_retries(
+    attempt_fn: Callable[[int], Awaitable[T]],
+    *,
+    cfg: RetryConfig,
+    budget: RetryBudget,
+    deadline: float,
+    committed: Callable[[], bool] = lambda: False,
+    classify_fn: Callable[[BaseException], Verdict] = classify,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+    on_budget_exhausted: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Run `attempt_fn(attempt)` (attempt counts from 0) until it succeeds or must stop.
+
+    `committed()` says whether a byte already reached the caller (then never retry).
+    Raises RetryAborted with the last failure once retrying is not allowed.
+    """
+    budget.record_request()
+    attempt = 0
+    while True:
+        try:
+            return await attempt_fn(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            delay, why = _next_delay(exc, attempt, cfg, budget, deadline, committed,
+                                     classify_fn, clock, rng)  # fmt: skip
+            if delay is None:
+                if why == "budget" and on_budget_exhausted is not None:
+                    on_budget_exhausted()
+                raise RetryAborted(exc, why, attempt + 1) from exc
+            attempt += 1
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            await sleep(delay)
+
+
+def _next_delay(
+    exc: BaseException,
+    attempt: int,
+    cfg: RetryConfig,
+    budget: RetryBudget,
+    deadline: float,
+    committed: Callable[[], bool],
+    classify_fn: Callable[[BaseException], Verdict],
+    clock: Callable[[], float],
+    rng: random.Random | None,
+) -> tuple[float | None, str]:
+    """The wait before the next attempt, or (None, why-not)."""
+    if committed():
+        return None, "stream_started"
+    verdict = classify_fn(exc)
+    if not verdict.retryable:
+        return None, "not_retryable"
+    if attempt + 1 >= cfg.max_attempts:
+        return None, "attempts"
+    delay = full_jitter(attempt + 1, cfg, rng)
+    if verdict.retry_after is not None:
+        if verdict.retry_after > cfg.max_retry_after_s:
+            return None, "retry_after_too_long"
+        delay = max(delay, verdict.retry_after)
+    if clock() + delay >= deadline:
+        return None, "deadline"
+    if not budget.try_spend():
+        return None, "budget"
+    return delay, ""

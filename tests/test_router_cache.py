@@ -1,0 +1,165 @@
+"""The Redis response cache against a real redis-server: hits, TTL, single-flight,
+confidential bypass, and Redis killed mid-test (no cache, no error)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+from fixtures.redis import RedisServer
+
+from router.cache import CacheConfig, CachedResponse, ResponseCache, cache_decision, cache_key
+from router.metrics import RouterMetrics
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    with RedisServer(tmp_path / "redis") as srv:
+        yield srv
+
+
+def _cache(srv, **kw) -> tuple[ResponseCache, RouterMetrics]:
+    m = RouterMetrics()
+    cfg = CacheConfig(enabled=True, url=srv.url, **kw)
+    return ResponseCache(cfg, metrics=m), m
+
+
+def _count(m: RouterMetrics, result: str) -> float:
+    return m.cache.labels(result=result)._value.get()
+
+
+def test_key_ignores_order_whitespace_and_irrelevant_fields():
+    a = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0, "user": "u1"}
+    b = {"temperature": 0, "user": "u2", "stream": False,
+         "messages": [{"content": "hi", "role": "user"}]}  # fmt: skip
+    assert cache_key(a, "m") == cache_key(b, "m")
+    assert cache_key(a, "m") != cache_key(a, "other-model")
+    assert cache_key(a, "m", "chat") != cache_key(a, "m", "completions")
+    assert cache_key(a, "m") != cache_key({**a, "temperature": 0.5}, "m")
+
+
+def test_only_public_deterministic_requests_are_cacheable():
+    cfg = CacheConfig(enabled=True)
+    det = {"temperature": 0, "messages": []}
+    assert cache_decision("public", det, {}, cfg) == "use"
+    assert cache_decision("confidential", det, {}, cfg) == "confidential"
+    assert cache_decision("confidential", det, {"x-edgepack-cache": "allow"}, cfg) == "confidential"
+    assert cache_decision("public", {"temperature": 0.7}, {}, cfg) == "nondeterministic"
+    assert cache_decision("public", {}, {}, cfg) == "nondeterministic"
+    assert (
+        cache_decision("public", {"temperature": 0.7}, {"x-edgepack-cache": "allow"}, cfg) == "use"
+    )
+    assert cache_decision("public", det, {"x-edgepack-cache": "bypass"}, cfg) == "header"
+    assert cache_decision("public", {**det, "stream": True}, {}, cfg) == "stream"
+    assert cache_decision("public", det, {}, CacheConfig()) == "disabled"
+
+
+@needs_redis
+def test_hit_after_miss_and_ttl_expiry(redis_server):
+    async def main():
+        cache, m = _cache(redis_server, ttl_s=1)
+        calls = 0
+
+        async def fetch():
+            nonlocal calls
+            calls += 1
+            return CachedResponse(200, "application/json", b'{"n": %d}' % calls)
+
+        first, hit1 = await cache.get_or_fetch("k1", fetch)
+        second, hit2 = await cache.get_or_fetch("k1", fetch)
+        assert (hit1, hit2) == (False, True) and first == second and calls == 1
+        ttl = redis_server.client().pttl("k1")
+        assert 0 < ttl <= 1000
+        await asyncio.sleep(1.2)
+        third, hit3 = await cache.get_or_fetch("k1", fetch)
+        assert not hit3 and third.body == b'{"n": 2}'
+        assert _count(m, "hit") == 1 and _count(m, "miss") == 2
+        await cache.close()
+
+    asyncio.run(main())
+
+
+@needs_redis
+def test_errors_are_not_cached(redis_server):
+    async def main():
+        cache, _ = _cache(redis_server)
+        bad = CachedResponse(503, "application/json", b"busy")
+        resp, hit = await cache.get_or_fetch("k2", lambda: _value(bad))
+        assert resp.status == 503 and not hit
+        assert redis_server.client().get("k2") is None
+        await cache.close()
+
+    asyncio.run(main())
+
+
+async def _value(v):
+    return v
+
+
+@needs_redis
+def test_single_flight_calls_upstream_once_for_a_burst(redis_server):
+    async def main():
+        cache, m = _cache(redis_server)
+        calls = 0
+
+        async def slow_fetch():
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.2)
+            return CachedResponse(200, "application/json", b"answer")
+
+        results = await asyncio.gather(*(cache.get_or_fetch("k3", slow_fetch) for _ in range(20)))
+        assert calls == 1
+        assert all(r.body == b"answer" for r, _ in results)
+        assert sum(not hit for _, hit in results) == 1
+        assert _count(m, "miss") == 1 and _count(m, "hit") == 19
+        await cache.close()
+
+    asyncio.run(main())
+
+
+@needs_redis
+def test_single_flight_shares_a_failure_and_recovers(redis_server):
+    async def main():
+        cache, _ = _cache(redis_server)
+
+        async def boom():
+            await asyncio.sleep(0.05)
+            raise RuntimeError("upstream broke")
+
+        res = await asyncio.gather(*(cache.get_or_fetch("k4", boom) for _ in range(3)),
+                                   return_exceptions=True)  # fmt: skip
+        assert all(isinstance(r, RuntimeError) for r in res)
+        ok, hit = await cache.get_or_fetch("k4", lambda: _value(CachedResponse(200, "t", b"x")))
+        assert ok.body == b"x" and not hit
+        await cache.close()
+
+    asyncio.run(main())
+
+
+@needs_redis
+def test_redis_killed_mid_test_means_no_cache_not_an_error(redis_server):
+    async def main():
+        cache, m = _cache(redis_server, off_after_error_s=30)
+        ok = CachedResponse(200, "application/json", b"v")
+        await cache.get_or_fetch("k5", lambda: _value(ok))
+        assert (await cache.get_or_fetch("k5", lambda: _value(ok)))[1]  # a hit
+        redis_server.kill()
+        calls = 0
+
+        async def fetch():
+            nonlocal calls
+            calls += 1
+            return ok
+
+        for _ in range(10):
+            resp, hit = await cache.get_or_fetch("k5", fetch)
+            assert resp.body == b"v" and not hit
+        assert calls == 10
+        assert _count(m, "error") == 1  # after one error the cache stays off, no timeout each time
+        await cache.close()
+
+    asyncio.run(main())
