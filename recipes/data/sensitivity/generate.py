@@ -1,0 +1,214 @@
+"""Generate the sensitivity recipe's train/eval/calib splits (synthetic, deterministic).
+
+    python recipes/data/sensitivity/generate.py            # rewrite the three JSONL files
+    python recipes/data/sensitivity/generate.py --stats    # also print the counts table
+
+Why a generator and not a hand-written file: the router's classifier must learn what makes
+a prompt confidential (a valid card number, a named patient's diagnosis, a live key), not the
+wording of a few examples. Many templates x many fillers x shared chat wrappers give variety;
+held-out templates in eval check generalisation; seeded randomness keeps it reproducible
+(same Python and python-stdnum -> byte-identical files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from stdnum import luhn
+from templates import CONFIDENTIAL, CROSS_WRAPPERS, PREFIXES, PUBLIC, SUFFIXES, WRAPPERS
+from values import FILLERS, card_candidates
+
+SEED = 20261128
+SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
+CONFIDENTIAL_SHARE = 0.45
+HELDOUT_EVERY = 5  # template i with i % 5 == 4 appears in eval only
+EVAL_HELDOUT_P = 0.35  # share of eval rows drawn from held-out templates, where a category has any
+P_WRAP, P_CROSS, P_PREFIX, P_SUFFIX = 0.45, 0.07, 0.18, 0.2
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    label: str
+    weight: int
+    zh_share: float
+    templates: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    label: str
+    category: str
+    lang: str
+    heldout: bool
+
+    def to_json(self) -> str:
+        row = {"text": self.text, "label": self.label, "category": self.category, "lang": self.lang}
+        return json.dumps(row, ensure_ascii=False)
+
+
+def categories() -> list[Category]:
+    out = []
+    for label, table in (("confidential", CONFIDENTIAL), ("public", PUBLIC)):
+        for name, (weight, zh_share, en, zh) in table.items():
+            out.append(Category(name, label, weight, zh_share, {"en": en, "zh": zh}))
+    return out
+
+
+def allocate(total: int, cats: list[Category]) -> dict[str, int]:
+    """Rows per category: the label shares first, then by weight (largest remainder)."""
+    n_conf = round(total * CONFIDENTIAL_SHARE)
+    counts: dict[str, int] = {}
+    for label, n in (("confidential", n_conf), ("public", total - n_conf)):
+        group = [c for c in cats if c.label == label]
+        weights = sum(c.weight for c in group)
+        exact = {c.name: n * c.weight / weights for c in group}
+        counts.update({k: int(v) for k, v in exact.items()})
+        short = n - sum(counts[c.name] for c in group)
+        for k in sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True)[:short]:
+            counts[k] += 1
+    return counts
+
+
+def fill(rng: random.Random, template: str, lang: str) -> str:
+    """Format a template, drawing each distinct slot once (`{name2}` = a second name)."""
+    slots = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    values = {slot: FILLERS[slot.rstrip("0123456789")](rng, lang) for slot in sorted(slots)}
+    return template.format(**values)
+
+
+def pick(rng: random.Random, items: list[str], heldout: bool) -> str:
+    """A template from the held-out (every HELDOUT_EVERY-th) or the shared part of a list."""
+    part = [t for i, t in enumerate(items) if (i % HELDOUT_EVERY == HELDOUT_EVERY - 1) == heldout]
+    return rng.choice(part or items)
+
+
+def has_heldout(items: list[str]) -> bool:
+    return len(items) >= HELDOUT_EVERY
+
+
+def render(rng: random.Random, cat: Category, split: str) -> Row:
+    """One prompt: body template + optional chat wrapper + optional neutral context."""
+    lang = "zh" if rng.random() < cat.zh_share else "en"
+    body_lang, wrappers = lang, WRAPPERS[lang]
+    if rng.random() < P_CROSS:  # a request in one language around a body in the other
+        body_lang, wrappers = ("en" if lang == "zh" else "zh"), CROSS_WRAPPERS[lang]
+    pool = cat.templates[body_lang]
+    heldout = split == "eval" and has_heldout(pool) and rng.random() < EVAL_HELDOUT_P
+    text = fill(rng, pick(rng, pool, heldout), body_lang)
+    if wrappers is not WRAPPERS[lang] or rng.random() < P_WRAP:
+        wrapper = pick(rng, wrappers, split == "eval" and rng.random() < EVAL_HELDOUT_P)
+        text = fill(rng, wrapper.replace("{x}", "{{x}}"), lang).format(x=text)
+    if rng.random() < P_PREFIX:
+        text = rng.choice(PREFIXES[lang]) + ("" if lang == "zh" else " ") + text
+    if rng.random() < P_SUFFIX:
+        text = add_suffix(text, rng.choice(SUFFIXES[lang]), lang)
+    return Row(text, cat.label, cat.name, body_lang, heldout)
+
+
+def add_suffix(text: str, suffix: str, lang: str) -> str:
+    if "\n" in text:
+        return text + "\n" + suffix
+    if lang == "zh":
+        return text + ("" if text[-1] in "。！？!?" else "。") + suffix
+    return text + " " + suffix
+
+
+def acceptable(row: Row) -> bool:
+    """Card-number ground truth: cards pass Luhn, public rows carry no Luhn-valid PAN."""
+    found = card_candidates(row.text)
+    if row.category == "card":
+        return bool(found) and all(luhn.is_valid(d) for d in found)
+    if row.category == "luhn_fail":
+        return bool(found) and not any(luhn.is_valid(d) for d in found)
+    if row.label == "public":
+        return not any(luhn.is_valid(d) for d in found)
+    return True
+
+
+def generate(seed: int = SEED) -> dict[str, list[Row]]:
+    """All three splits; no text appears twice anywhere (so the splits are disjoint)."""
+    rng = random.Random(seed)
+    cats = categories()
+    seen: set[str] = set()
+    splits: dict[str, list[Row]] = {}
+    for split, size in SPLIT_SIZES.items():
+        rows = []
+        counts = allocate(size, cats)
+        for cat in cats:
+            for _ in range(counts[cat.name]):
+                rows.append(unique_row(rng, cat, split, seen))
+        rng.shuffle(rows)
+        splits[split] = rows
+    return splits
+
+
+def unique_row(rng: random.Random, cat: Category, split: str, seen: set[str]) -> Row:
+    for _ in range(1000):
+        row = render(rng, cat, split)
+        key = normalise(row.text)
+        if key not in seen and acceptable(row):
+            seen.add(key)
+            return row
+    raise RuntimeError(f"category {cat.name}: cannot find a new unique prompt for {split}")
+
+
+def normalise(text: str) -> str:
+    """Disjointness is checked on case/space-folded text, not just byte-equal text."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def write(splits: dict[str, list[Row]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        body = "".join(row.to_json() + "\n" for row in rows)
+        (out / f"{split}.jsonl").write_text(body, encoding="utf-8")
+
+
+def stats_table(splits: dict[str, list[Row]]) -> str:
+    """Markdown counts per split x category x language, as pasted into README.md."""
+    names = [c.name for c in categories()]
+    label_of = {c.name: c.label for c in categories()}
+    head = "| category | label | " + " | ".join(f"{s} en/zh" for s in splits) + " |"
+    lines = [head, "|" + "---|" * (2 + len(splits))]
+    per = {s: Counter((r.category, r.lang) for r in rows) for s, rows in splits.items()}
+    for name in names:
+        cells = [f"{per[s][name, 'en']}/{per[s][name, 'zh']}" for s in splits]
+        lines.append(f"| {name} | {label_of[name]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| split | rows | confidential | public | en | zh | zh share | eval held-out |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for s, rows in splits.items():
+        lab = Counter(r.label for r in rows)
+        lang = Counter(r.lang for r in rows)
+        held = sum(r.heldout for r in rows)
+        lines.append(
+            f"| {s} | {len(rows)} | {lab['confidential']} | {lab['public']} | {lang['en']} | "
+            f"{lang['zh']} | {lang['zh'] / len(rows):.2f} | {held} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the JSONL files")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--stats", action="store_true", help="print the counts table")
+    args = parser.parse_args()
+    splits = generate(args.seed)
+    write(splits, args.out)
+    if args.stats:
+        print(stats_table(splits))
+
+
+if __name__ == "__main__":
+    main()
