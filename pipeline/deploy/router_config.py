@@ -1,0 +1,101 @@
+"""router.yaml from the recipe's deploy section, checked by the router's own loader.
+
+The file lives in the bundle's deploy/ folder and names the classifier relative to
+itself (../onnx/model.int8.onnx), which holds both in the bundle and in the image
+(/app/deploy/router.yaml beside /app/onnx/). Whatever `deploy.router` holds is merged
+on top, so any router setting can be tuned from the recipe and is still validated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pipeline.deploy.spec import DeployConfig, Pool
+from pipeline.errors import StageFailed, UserError
+
+MODEL = "../onnx/model.int8.onnx"
+TOKENIZER = "../onnx/tokenizer.json"
+
+
+def _pool(pool: Pool) -> dict:
+    return {"upstreams": [u.model_dump() for u in pool.upstreams]}
+
+
+def _sagemaker(deploy: DeployConfig) -> dict:
+    sm = deploy.sagemaker
+    out = {"endpoint_name": sm.endpoint, "region": sm.region}
+    if sm.variant:
+        out["target_variant"] = sm.variant
+    if sm.inference_component:
+        out["inference_component"] = sm.inference_component
+    return out
+
+
+def _resilience(deploy: DeployConfig) -> dict:
+    """Issue 7's sections: tiers, cache, drain (the rest keep the router's defaults)."""
+    sections: dict = {
+        "admission": {
+            "reserved": {t.name: t.reserved for t in deploy.tiers},
+            "queue_size": {t.name: t.queue for t in deploy.tiers},
+        },
+        "drain": {"grace_period_s": deploy.drain_grace_s},
+    }
+    if deploy.cache is not None:
+        sections["cache"] = {"enabled": True, "url": deploy.cache.url, "ttl_s": deploy.cache.ttl_s}
+    return sections
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """`extra` over `base`, recursing into mappings (lists and scalars are replaced)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
+    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes)."""
+    config = {
+        "listen": {"host": "0.0.0.0", "port": deploy.listen_port},
+        "classifier": {
+            "model": {
+                "path": MODEL,
+                "tokenizer": TOKENIZER,
+                "positive_label": positive_label,
+                "threshold": deploy.threshold,
+                "max_length": max_length,
+            }
+        },
+        "onprem": _pool(deploy.onprem),
+        "sagemaker": _sagemaker(deploy),
+        "policy": {"public_overflow_to_onprem": deploy.public_overflow_to_onprem},
+        **_resilience(deploy),
+    }
+    return deep_merge(config, deploy.router)
+
+
+def render(config: dict, header: str) -> str:
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + yaml.safe_dump(config, sort_keys=False)
+
+
+def validate(path: Path) -> object:
+    """Load `path` with the router's own loader; a mismatch fails the build (schema drift)."""
+    from router.config import load_config
+
+    try:
+        config = load_config(path)
+    except UserError as exc:
+        raise StageFailed("router", f"generated router.yaml is invalid: {exc}") from None
+    model = config.classifier.model
+    if model is None:
+        raise StageFailed("router", "generated router.yaml has no classifier model")
+    for needed in (model.path, model.tokenizer or model.path.parent / "tokenizer.json"):
+        if not Path(needed).is_file():
+            raise StageFailed("router", f"router.yaml names {needed}, which the bundle lacks")
+    return config
