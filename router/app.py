@@ -1,0 +1,129 @@
+"""The router's ASGI app (Starlette): routes, startup/shutdown, health and metrics.
+
+`build_app(config)` wires the request path (router/handler.py) to its parts:
+classifier (router/sensitivity/), pools (router/upstreams/), resilience seams
+(router/seams.py), metrics (router/metrics.py). The three proxied APIs share one
+handler, parameterised by `Api`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from functools import partial
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from router import ingress, respond
+from router.config import RouterConfig
+from router.context import Api
+from router.errors import RouterError, bad_request
+from router.handler import Handler
+from router.metrics import RouterMetrics
+from router.seams import Seams, build_seams
+from router.sensitivity.classifier import Classifier, build_classifier
+from router.upstreams.base import Pool
+
+
+def build_pools(config: RouterConfig, metrics: RouterMetrics, seams: Seams) -> dict[str, Pool]:
+    from router.upstreams.onprem import OnPremPool
+
+    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, seams.outlier)}
+    if config.sagemaker is not None:
+        from router.upstreams.sagemaker import SageMakerPool
+
+        pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics)
+    return pools
+
+
+def build_app(
+    config: RouterConfig,
+    *,
+    metrics: RouterMetrics | None = None,
+    classifier: Classifier | None = None,
+    seams: Seams | None = None,
+    pools: dict[str, Pool] | None = None,
+) -> Starlette:
+    """The app for `config`; tests pass their own metrics registry, classifier or pools."""
+    metrics = metrics or RouterMetrics()
+    seams = seams or build_seams(config, metrics)
+    classifier = classifier or build_classifier(config.classifier, metrics)
+    pools = pools if pools is not None else build_pools(config, metrics, seams)
+    handler = Handler(config, classifier, pools, seams, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for pool in pools.values():
+            await pool.start()
+        try:
+            yield
+        finally:
+            for pool in pools.values():
+                await pool.close()
+            if classifier.batcher is not None:
+                classifier.batcher.close()
+
+    async def proxy(request: Request, api: Api) -> Response:
+        return await handler(request, api)
+
+    async def classify(request: Request) -> Response:
+        try:
+            texts, headers = await _classify_input(request, config.limits.max_body_bytes)
+        except RouterError as err:
+            return respond.error_response(err)
+        decision = await classifier.classify(texts, headers)
+        return JSONResponse(decision.as_json())
+
+    async def livez(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        routes = {name: pool.usable() for name, pool in pools.items()}
+        ok = classifier.ready and any(routes.values()) and not seams.lifecycle.draining
+        body = {
+            "ready": ok,
+            "classifier": classifier.ready,
+            "routes": routes,
+            "draining": seams.lifecycle.draining,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        onprem = pools.get("onprem")
+        metrics.confidential_route_usable.set(1 if onprem is not None and onprem.usable() else 0)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/v1/chat/completions", partial(proxy, api=Api.chat), methods=["POST"]),
+        Route("/v1/completions", partial(proxy, api=Api.completions), methods=["POST"]),
+        Route("/invocations", partial(proxy, api=Api.invocations), methods=["POST"]),
+        Route("/v1/classify", classify, methods=["POST"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.handler = handler
+    app.state.classifier = classifier
+    app.state.pools = pools
+    app.state.seams = seams
+    app.state.metrics = metrics
+    return app
+
+
+async def _classify_input(request: Request, limit: int) -> tuple[list[str], dict[str, str]]:
+    """`{"text": ...}` or an OpenAI chat/completions body → the texts to classify."""
+    body = await ingress.read_body(request, limit)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    payload = ingress.json_object(body)
+    if isinstance(payload.get("text"), str):
+        return [payload["text"]], headers
+    if "messages" in payload:
+        return ingress.chat_texts(payload["messages"]), headers
+    if "prompt" in payload:
+        return ingress.prompt_texts(payload["prompt"]), headers
+    raise bad_request("missing field: text (or messages / prompt)")

@@ -1,0 +1,81 @@
+"""`edgepack router` and `edgepack classify`: thin commands over router.app / the classifier.
+
+Registered into pipeline/cli.py's typer app by `register(app)`; heavy imports (uvicorn,
+onnxruntime) happen inside the commands so `edgepack --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("router")(router)
+    app.command("classify")(classify)
+
+
+def router(
+    config: Annotated[Path, typer.Option(help="router.yaml")],
+    host: Annotated[str | None, typer.Option(help="override listen.host")] = None,
+    port: Annotated[int | None, typer.Option(help="override listen.port")] = None,
+) -> None:
+    """Run the sensitivity-aware router sidecar."""
+    from router.config import load_config
+    from router.server import serve
+
+    cfg = load_config(config)
+    serve(cfg, host=host, port=port)
+
+
+def classify(
+    config: Annotated[Path, typer.Option(help="router.yaml (its classifier section)")],
+    text: Annotated[str | None, typer.Argument(help="text to classify")] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="read JSON lines ({'text': ...}) on stdin")
+    ] = False,
+) -> None:
+    """Print the sensitivity decision as JSON (one line per input with --jsonl)."""
+    import asyncio
+
+    from pipeline.errors import UserError
+    from router.config import load_config
+    from router.metrics import RouterMetrics
+    from router.sensitivity.classifier import build_classifier
+
+    cfg = load_config(config)
+    if not jsonl and text is None:
+        raise UserError("classify: give TEXT or --jsonl")
+    classifier = build_classifier(cfg.classifier, RouterMetrics())
+
+    async def run() -> None:
+        if not jsonl:
+            print(json.dumps((await classifier.classify([text or ""])).as_json()))
+            return
+        for n, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            value = _text_of(line, n)
+            print(json.dumps((await classifier.classify([value])).as_json()), flush=True)
+
+    try:
+        asyncio.run(run())
+    finally:
+        if classifier.batcher is not None:
+            classifier.batcher.close()
+
+
+def _text_of(line: str, n: int) -> str:
+    from pipeline.errors import UserError
+
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        raise UserError(f"stdin: line {n}: malformed JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise UserError(f"stdin: line {n}: text: missing or not a string")
+    return obj["text"]

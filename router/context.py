@@ -1,0 +1,53 @@
+"""What one request carries down the path classify → policy → admit → pick → call → respond.
+
+Every step reads and fills this object instead of passing a growing list of arguments;
+issue 7's steps (admission tier, retry count, cache key) add their fields here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from router.sensitivity.decision import Decision
+
+
+class Api(StrEnum):
+    """The proxied APIs; one handler serves all of them, parameterised by this."""
+
+    chat = "chat"  # POST /v1/chat/completions
+    completions = "completions"  # POST /v1/completions
+    invocations = "invocations"  # POST /invocations (SageMaker-style, any content type)
+
+    @property
+    def upstream_path(self) -> str:
+        return {"chat": "/v1/chat/completions", "completions": "/v1/completions"}.get(
+            self.value, "/invocations"
+        )
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    api: Api
+    body: bytes
+    content_type: str
+    accept: str
+    headers: dict[str, str]  # lower-cased request headers (never logged)
+    payload: dict[str, Any] | None = None  # parsed JSON body (OpenAI APIs)
+    texts: list[str] = field(default_factory=list)  # what the classifier reads
+    opaque: bool = False  # body could not be read as text → fail closed
+    stream: bool = False
+    started: float = field(default_factory=time.monotonic)
+    deadline: float = 0.0  # time.monotonic() value
+    decision: Decision | None = None
+    route: str = ""  # onprem | sagemaker (issue 7 adds fallback | cache)
+    upstream: str = ""  # the upstream that answered (metrics label, logs)
+    attempts: int = 0
+    tier: str = "normal"  # issue 7: X-Priority tier
+
+    def remaining(self) -> float:
+        """Seconds left before the per-request deadline (≤ 0 means it has passed)."""
+        return self.deadline - time.monotonic()

@@ -1,0 +1,102 @@
+"""The request path, one function per step, for every proxied API:
+
+    parse (ingress) → classify (sensitivity) → policy → [cache] → admit → pick+call (pool,
+    inside retry) → respond
+
+One parameterised handler serves /v1/chat/completions, /v1/completions and /invocations.
+Issue 7's steps plug in through `router.seams.Seams` (see its docstring); the policy's route
+list is the only set of routes any step may use, and `policy.allowed` is checked again right
+before each call, so no step can send a confidential request to the cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router import ingress, policy, respond
+from router.config import RouterConfig
+from router.context import Api, RequestContext
+from router.errors import RouterError, no_route
+from router.metrics import RouterMetrics
+from router.seams import Seams
+from router.sensitivity.classifier import Classifier
+from router.upstreams.base import Pool, UpstreamFailure, UpstreamReply
+
+LOG = logging.getLogger("edgepack.router")
+
+
+@dataclass
+class Handler:
+    config: RouterConfig
+    classifier: Classifier
+    pools: dict[str, Pool]
+    seams: Seams
+    metrics: RouterMetrics
+
+    async def __call__(self, request: Request, api: Api) -> Response:
+        self.metrics.in_flight.inc()
+        ctx: RequestContext | None = None
+        try:
+            if self.seams.lifecycle.draining:
+                raise no_route("the router is shutting down", retry_after=1)
+            limits = self.config.limits
+            ctx = await ingress.parse(request, api, limits.max_body_bytes, limits.deadline_s)
+            ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
+            reply = await self.route(ctx)
+            return respond.reply_response(ctx, reply, self.metrics)
+        except RouterError as err:
+            if ctx is not None:
+                respond.finish(ctx, err.status, self.metrics)
+            return respond.error_response(err, ctx)
+        finally:
+            self.metrics.in_flight.dec()
+
+    async def route(self, ctx: RequestContext) -> UpstreamReply:
+        """Try each allowed route in order; the last failure becomes the answer."""
+        assert ctx.decision is not None
+        routes = policy.routes_for(ctx.decision, self.config.policy, "sagemaker" in self.pools)
+        if not ctx.decision.confidential:
+            cached = await self.seams.cache.lookup(ctx)
+            if cached is not None:
+                ctx.route = "cache"
+                return cached
+        failure: UpstreamFailure | None = None
+        for route in routes:
+            pool = self.pools.get(route)
+            if pool is None or not pool.usable() or not policy.allowed(ctx.decision, route):
+                continue
+            if ctx.remaining() <= 0:
+                break
+            try:
+                reply = await self.call(ctx, route, pool)
+            except UpstreamFailure as exc:
+                failure = exc
+                if not exc.retryable:
+                    break
+                continue
+            if not ctx.decision.confidential and reply.stream is None:
+                await self.seams.cache.store(ctx, reply)
+            return reply
+        raise _answer_for(failure, ctx)
+
+    async def call(self, ctx: RequestContext, route: str, pool: Pool) -> UpstreamReply:
+        async with self.seams.admission.admit(ctx, route):
+            ctx.route = route
+            reply = await self.seams.retry.call(ctx, route, lambda: pool.send(ctx))
+            ctx.upstream = reply.upstream
+            return reply
+
+
+def _answer_for(failure: UpstreamFailure | None, ctx: RequestContext) -> RouterError:
+    if ctx.remaining() <= 0:
+        return RouterError(504, "deadline_exceeded", "the request deadline passed")
+    if failure is None:
+        return no_route("no upstream may take this request now")
+    retry_after = failure.retry_after if failure.retry_after is not None else None
+    if failure.status in (429, 503) and retry_after is None:
+        retry_after = 1.0
+    return RouterError(failure.status, failure.kind, failure.message, retry_after)

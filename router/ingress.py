@@ -1,0 +1,149 @@
+"""Ingress: read and check the request body, and pull out the text the classifier reads.
+
+Limits come first (body ≤ 6 MB → else 413) so a huge body is never parsed. OpenAI bodies
+must be UTF-8 JSON objects with `messages` (chat) or `prompt` (completions); `/invocations`
+passes any content type through, and the classifier reads it as text when it is text (JSON
+string values, text/*). A body that cannot be read (binary) is marked opaque and so handled
+as confidential: what the router cannot inspect never goes to the cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+
+from router.context import Api, RequestContext
+from router.errors import RouterError, bad_request
+
+TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `limit` bytes, declared or streamed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse(request: Request, api: Api, limit: int, deadline_s: float) -> RequestContext:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    body = await read_body(request, limit)
+    ctx = RequestContext(
+        request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+        api=api,
+        body=body,
+        content_type=headers.get("content-type", ""),
+        accept=headers.get("accept", "*/*"),
+        headers=headers,
+    )
+    ctx.deadline = ctx.started + deadline_s
+    if api is Api.invocations:
+        _read_invocation(ctx)
+    else:
+        _read_openai(ctx)
+    return ctx
+
+
+def _read_openai(ctx: RequestContext) -> None:
+    if not ctx.content_type.lower().startswith("application/json"):
+        raise RouterError(415, "unsupported_media_type", "Content-Type must be application/json")
+    payload = json_object(ctx.body)
+    field = "messages" if ctx.api is Api.chat else "prompt"
+    if field not in payload:
+        raise bad_request(f"missing field: {field}")
+    ctx.payload = payload
+    ctx.stream = payload.get("stream") is True
+    if ctx.api is Api.chat:
+        ctx.texts = chat_texts(payload["messages"])
+    else:
+        ctx.texts = prompt_texts(payload["prompt"])
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("request body is not valid UTF-8") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(payload, dict):
+        raise bad_request("request body must be a JSON object")
+    return payload
+
+
+def chat_texts(messages: Any) -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages: must be a non-empty list")
+    texts: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or "role" not in message:
+            raise bad_request(f"messages.{i}: must be an object with a role")
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(_strings(content))
+        elif content is not None:
+            raise bad_request(f"messages.{i}.content: must be a string or a list of parts")
+        texts.extend(_strings(message.get("tool_calls") or []))
+    return texts
+
+
+def prompt_texts(prompt: Any) -> list[str]:
+    if isinstance(prompt, str):
+        return [prompt]
+    if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        return list(prompt)
+    if isinstance(prompt, list) and all(isinstance(p, int) for p in prompt):
+        return [" ".join(map(str, prompt))]  # token ids: digits still reach the detectors
+    raise bad_request("prompt: must be a string or a list of strings")
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a JSON value (keys included: they can carry data too)."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.extend(k for k in item if isinstance(k, str))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            out.append(str(item))
+    return out
+
+
+def _read_invocation(ctx: RequestContext) -> None:
+    ctype = ctx.content_type.lower()
+    if not ctype:
+        raise RouterError(415, "unsupported_media_type", "Content-Type is required")
+    if not ctype.startswith(TEXT_TYPES):
+        ctx.opaque = True
+        return
+    try:
+        text = ctx.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("request body is not valid UTF-8") from None
+    if ctype.startswith("application/json"):
+        try:
+            ctx.texts = _strings(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    else:
+        ctx.texts = [text]

@@ -1,0 +1,93 @@
+"""Structured JSON logs, one object per line on stderr; never prompt or completion text.
+
+Request records carry only: request id, api, route, upstream, sensitivity, reasons (labels),
+status, latency, attempts. Uvicorn's own loggers go through the same JSON formatter and its
+access log is off (the router writes its own request record).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+LOGGER = logging.getLogger("edgepack.router")
+FIELDS = "fields"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        data.update(getattr(record, FIELDS, None) or {})
+        if record.exc_info and record.exc_info[0] is not None:
+            data["error"] = record.exc_info[0].__name__  # type only: messages may quote input
+        return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def setup(level: str = "info") -> None:
+    """Send the router's and uvicorn's logs to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("edgepack.router", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def uvicorn_log_config(level: str = "info") -> dict:
+    """A dictConfig for uvicorn.run(log_config=...) that emits JSON and no access log."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "edgepack.router": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+        },
+    }
+
+
+def request_record(ctx, status: int) -> None:  # ctx: router.context.RequestContext
+    """One line per request; only labels and numbers, never the body."""
+    if not LOGGER.isEnabledFor(logging.INFO):
+        return
+    decision = ctx.decision
+    LOGGER.info(
+        "request",
+        extra={
+            FIELDS: {
+                "request_id": ctx.request_id,
+                "api": ctx.api.value,
+                "route": ctx.route or None,
+                "upstream": ctx.upstream or None,
+                "sensitivity": decision.sensitivity if decision else None,
+                "reasons": list(decision.reasons) if decision else [],
+                "status": status,
+                "latency_ms": round((time.monotonic() - ctx.started) * 1000, 3),
+                "attempts": ctx.attempts,
+                "stream": ctx.stream,
+            }
+        },
+    )
+
+
+def event(message: str, **fields) -> None:
+    """A non-request event (health changes, startup); fields must not carry request text."""
+    LOGGER.info(message, extra={FIELDS: fields})

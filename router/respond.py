@@ -1,0 +1,72 @@
+"""Respond: turn an upstream reply or a refusal into the caller's response, with
+X-Route / X-Sensitivity / X-Request-Id headers, one metrics update and one JSON log line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response, StreamingResponse
+
+from router import logs
+from router.context import RequestContext
+from router.errors import RouterError
+from router.metrics import RouterMetrics
+from router.upstreams.base import UpstreamReply
+
+
+def route_headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.route:
+        headers["x-route"] = ctx.route
+    if ctx.decision is not None:
+        headers["x-sensitivity"] = ctx.decision.sensitivity
+    return headers
+
+
+def error_body(err: RouterError) -> bytes:
+    return json.dumps({"error": {"type": err.kind, "message": err.message}}).encode()
+
+
+def error_response(err: RouterError, ctx: RequestContext | None = None) -> Response:
+    headers = route_headers(ctx) if ctx else {}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+    return Response(error_body(err), err.status, headers, media_type="application/json")
+
+
+def reply_response(ctx: RequestContext, reply: UpstreamReply, metrics: RouterMetrics) -> Response:
+    headers = {**reply.headers, **route_headers(ctx)}
+    if reply.stream is None:
+        finish(ctx, reply.status, metrics)
+        return Response(reply.body or b"", reply.status, headers, media_type=reply.content_type)
+    headers.setdefault("cache-control", "no-cache")
+    return StreamingResponse(
+        _counted(ctx, reply.stream, reply.status, metrics),
+        reply.status,
+        headers,
+        media_type=reply.content_type,
+    )
+
+
+async def _counted(
+    ctx: RequestContext, stream: AsyncIterator[bytes], status: int, metrics: RouterMetrics
+) -> AsyncIterator[bytes]:
+    """Pass chunks on as they arrive; the request is finished when the stream is."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        finish(ctx, status, metrics)
+
+
+def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
+    """Count and log the request once: metrics labels are route/sensitivity/status only."""
+    route = ctx.route or "none"
+    sensitivity = ctx.decision.sensitivity if ctx.decision else "unknown"
+    metrics.requests.labels(route, sensitivity, str(status)).inc()
+    metrics.latency.labels(route).observe(time.monotonic() - ctx.started)
+    logs.request_record(ctx, status)

@@ -1,0 +1,8 @@
+"""Sensitivity classification: the header rule, validated detectors, the ONNX model.
+
+Confidential if any of them says so, public only if none does; errors fail closed.
+Layout: `detector.py` (the Detector type), one module per detector under `detectors/`
+(pattern + validator + context words, tests beside it in tests/test_router_detectors.py),
+`registry.py` (which detectors exist), `header.py`, `model.py` (ONNX Runtime + tokenizer),
+`batching.py` (micro-batches concurrent requests into one run), `classifier.py` (combines).
+"""

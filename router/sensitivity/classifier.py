@@ -1,0 +1,103 @@
+"""Combine the header rule, the detectors and the model into one `Decision`; fail closed.
+
+Order is cheapest first, and each later step runs only if nothing earlier decided:
+header (confidential, or a trusted caller's public) → opaque body → detectors → model.
+A model that is configured but missing, failing or late makes the request confidential
+and counts `edgepack_router_classifier_failures`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from router.config import ClassifierConfig
+from router.metrics import RouterMetrics
+from router.sensitivity import registry
+from router.sensitivity.batching import MicroBatcher
+from router.sensitivity.decision import Decision
+from router.sensitivity.header import header_verdict
+
+LOG = logging.getLogger("edgepack.router")
+
+
+class Classifier:
+    def __init__(
+        self, config: ClassifierConfig, metrics: RouterMetrics, batcher: MicroBatcher | None
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.detectors = registry.select(config.detectors)
+        self.batcher = batcher
+        self.model_error: str | None = None  # set when a configured model failed to load
+
+    @property
+    def ready(self) -> bool:
+        """Ready when the configured model is loaded (rules-only configs are always ready)."""
+        if self.config.model is None or not self.config.model.enabled:
+            return True
+        return self.batcher is not None and self.model_error is None
+
+    def scan(self, texts: list[str]) -> tuple[str, ...]:
+        """Labels of every detector that fires on any text (rules only, synchronous)."""
+        return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
+
+    async def classify(
+        self, texts: list[str], headers: dict[str, str] | None = None, opaque: bool = False
+    ) -> Decision:
+        start = time.perf_counter()
+        decision = await self._decide(texts, headers or {}, opaque)
+        elapsed = time.perf_counter() - start
+        self.metrics.classify_seconds.observe(elapsed)
+        return Decision(decision.sensitivity, decision.reasons, elapsed * 1000)
+
+    async def _decide(self, texts: list[str], headers: dict[str, str], opaque: bool) -> Decision:
+        verdict = header_verdict(headers, self.config)
+        if verdict == "confidential":
+            return Decision("confidential", ("header",))
+        if verdict == "trusted_public":
+            return Decision("public", ("header",))
+        if opaque:
+            return Decision("confidential", ("opaque",))
+        labels = self.scan(texts)
+        if labels:
+            return Decision("confidential", labels)
+        model = self.config.model
+        if model is None or not model.enabled:
+            return Decision("public")
+        return await self._model_decision("\n".join(texts), model.threshold, model.timeout_ms)
+
+    async def _model_decision(self, text: str, threshold: float, timeout_ms: float) -> Decision:
+        if self.batcher is None or self.model_error is not None:
+            self.metrics.classifier_failures.inc()
+            return Decision("confidential", ("classifier_error",))
+        try:
+            score = await asyncio.wait_for(self.batcher.score(text), timeout_ms / 1000)
+        except Exception as exc:  # timeouts and runtime errors alike: fail closed
+            self.metrics.classifier_failures.inc()
+            LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
+            return Decision("confidential", ("classifier_error",))
+        if score >= threshold:
+            return Decision("confidential", ("model",))
+        return Decision("public")
+
+
+def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classifier:
+    """A classifier with its model loaded (or marked failed, which fails every request closed)."""
+    batcher = None
+    error = None
+    model = config.model
+    if model is not None and model.enabled:
+        try:
+            from router.sensitivity.model import OnnxSensitivityModel
+
+            batcher = MicroBatcher(
+                OnnxSensitivityModel.load(model), model.max_batch, model.max_wait_ms / 1000
+            )
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            LOG.error("classifier model not loaded", extra={"fields": {"error": error}})
+    classifier = Classifier(config, metrics, batcher)
+    classifier.model_error = error
+    return classifier

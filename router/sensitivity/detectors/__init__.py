@@ -1,0 +1,1 @@
+"""One module per detector; each exports `DETECTOR` (see router/sensitivity/detector.py)."""

@@ -1,0 +1,17 @@
+"""Payment card numbers: 13-19 digits (spaces/dashes allowed), a known IIN range, Luhn-valid."""
+
+import re
+
+from stdnum import luhn
+
+from router.sensitivity.detector import Detector, digits
+
+PATTERN = re.compile(r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])")
+
+
+def _valid(value: str) -> bool:
+    number = digits(value)
+    return 13 <= len(number) <= 19 and len(set(number)) > 2 and luhn.is_valid(number)
+
+
+DETECTOR = Detector("card", PATTERN, _valid)

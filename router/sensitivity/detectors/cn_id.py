@@ -1,0 +1,12 @@
+"""Chinese resident identity card numbers (居民身份证): 18 characters, a real birth date and
+region, ISO 7064 mod 11-2 check character (python-stdnum's cn.ric)."""
+
+import re
+
+from stdnum.cn import ric
+
+from router.sensitivity.detector import Detector
+
+PATTERN = re.compile(r"(?<![0-9A-Za-z])(?P<v>[1-9]\d{16}[\dXx])(?![0-9A-Za-z])")
+
+DETECTOR = Detector("cn_id", PATTERN, lambda v: ric.is_valid(v.upper()))

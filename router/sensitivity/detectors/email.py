@@ -1,0 +1,14 @@
+"""E-mail addresses next to personal context (my, his, customer, patient, 我的, 客户, ...):
+a project's support address in documentation is not personal data, a customer's is."""
+
+import re
+
+from router.sensitivity.detector import Detector
+
+PATTERN = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
+CONTEXT = re.compile(
+    r"(?i)\b(my|me|his|her|their|personal|private|home|customer|patient|employee|client|"
+    r"applicant|user's|wife|husband|reach (?:me|him|her))\b|我的|他的|她的|客户|患者|员工|私人|个人"
+)
+
+DETECTOR = Detector("email", PATTERN, context=CONTEXT, window=60)

@@ -1,0 +1,26 @@
+"""Health data: medical record numbers, and diagnoses or treatments next to a person
+(my, patient, he/she, 我, 患者 ...). "Diabetes is common" is public; "my diabetes" is not."""
+
+import re
+
+from router.sensitivity.detector import AnyOf, Detector
+
+MRN = Detector(
+    "health",
+    re.compile(
+        r"(?i)\b(?:mrn|medical record (?:number|no\.?|#))\s*[:#]?\s*(?P<v>[A-Z0-9-]{5,})"
+        r"|(?:病历号|住院号)\s*[:：]?\s*(?P<v2>[A-Z0-9-]{5,})"
+    ),
+)
+CONDITIONS = (
+    r"(?i)\b(diagnosed with|diagnosis of|tested positive for|prescribed|hiv|aids|cancer|"
+    r"chemotherapy|diabetes|depression|schizophrenia|bipolar|pregnan\w+|hepatitis|tumou?r|"
+    r"dementia|alzheimer'?s|psychiatric|rehab|overdose|std)\b"
+    r"|确诊|诊断为|患有|艾滋病|癌症|化疗|糖尿病|抑郁症|精神分裂|怀孕|肝炎|肿瘤|处方"
+)
+PERSON = re.compile(
+    r"(?i)\b(my|i|i'm|i am|i was|me|he|she|his|her|patient|mr|mrs|ms|son|daughter|wife|husband|"
+    r"mother|father|employee)\b|我|他|她|患者|病人|先生|女士|员工"
+)
+DIAGNOSIS = Detector("health", re.compile(CONDITIONS), context=PERSON, window=40)
+DETECTOR = AnyOf("health", (MRN, DIAGNOSIS))

@@ -1,0 +1,12 @@
+"""IBANs: country code, check digits, BBAN; valid only if ISO 13616 mod-97 and the country's
+format agree (python-stdnum)."""
+
+import re
+
+from stdnum import iban
+
+from router.sensitivity.detector import Detector
+
+PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
+
+DETECTOR = Detector("iban", PATTERN, iban.is_valid)

@@ -1,0 +1,34 @@
+"""Phone numbers: a candidate must be a valid number for its region (libphonenumber's rules
+via `phonenumbers`) and either be written in international form (+CC) or sit next to a
+phone word (phone, call me, mobile, 手机, 电话, ...); bare digit runs are left to others."""
+
+import re
+
+import phonenumbers
+
+from router.sensitivity.detector import AnyOf, Detector
+
+PATTERN = re.compile(r"(?<![\w+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
+CONTEXT = re.compile(
+    r"(?i)\b(phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|whatsapp|fax|contact)\b"
+    r"|手机|电话|联系方式|联系|微信|号码"
+)
+
+
+def _valid(value: str) -> bool:
+    regions = (None,) if value.startswith("+") else ("US", "CN", "GB")
+    for region in regions:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+INTERNATIONAL = Detector(
+    "phone", re.compile(r"(?<![\w+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"), _valid
+)
+IN_CONTEXT = Detector("phone", PATTERN, _valid, CONTEXT, window=30)
+DETECTOR = AnyOf("phone", (INTERNATIONAL, IN_CONTEXT))

@@ -1,0 +1,50 @@
+"""Credentials and keys: AWS access keys, private key blocks, JWTs (the header must decode to
+JSON with "alg"), GitHub / Stripe / Slack tokens, and `password=`-style assignments whose
+value is not a placeholder (<your password>, ****, xxx)."""
+
+import base64
+import binascii
+import json
+import re
+
+from router.sensitivity.detector import AnyOf, Detector
+
+
+def _jwt(value: str) -> bool:
+    head = value.split(".", 1)[0]
+    try:
+        data = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "alg" in data
+
+
+PLACEHOLDER = re.compile(r"(?i)^(<.*>|\{.*\}|\$\{?\w+\}?|\*+|x+|\.+|null|none|true|false|\?+)$")
+
+
+def _assigned(value: str) -> bool:
+    return PLACEHOLDER.match(value) is None
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+PARTS = (
+    Detector("secret", _re(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")),
+    Detector("secret", _re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    Detector("secret", _re(r"(?P<v>eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})"), _jwt),
+    Detector("secret", _re(r"(?<!\w)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})")),
+    Detector("secret", _re(r"(?<!\w)(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
+    Detector("secret", _re(r"(?<!\w)xox[abposr]-[A-Za-z0-9-]{10,}")),
+    Detector(
+        "secret",
+        _re(
+            r"(?i)(?<![\w-])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token"
+            r"|client[_-]?secret)\s*[:=]\s*[\"']?(?P<v>[^\s\"',;]{4,})"
+        ),
+        _assigned,
+    ),
+    Detector("secret", _re(r"(?:密码|口令|密钥)\s*[:：是为]\s*(?P<v>[^\s，。,;]{4,})"), _assigned),
+)
+DETECTOR = AnyOf("secret", PARTS)

@@ -1,0 +1,1 @@
+"""Upstream pools: on-prem OpenAI-protocol servers and the SageMaker runtime (pick + call)."""
