@@ -1,0 +1,179 @@
+"""Graceful drain: SIGTERM with requests in flight in a subprocess server (all complete,
+readiness flips first, new requests get 503 + Retry-After, exit 0); SIGHUP reload keeps
+the old config when the new one is bad."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from fixtures.redis import free_port
+
+from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
+
+SERVER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+    from router.drain import DrainConfig, DrainState, Reloader, serve
+
+    state = DrainState(DrainConfig(grace_period_s=10, linger_s=0.3, retry_after_s=3))
+    config = {"value": open(sys.argv[2]).read().strip()}
+
+    def load():
+        text = open(sys.argv[2]).read().strip()
+        if not text.isdigit():
+            raise ValueError(f"{sys.argv[2]}: value: not a number")
+        return text
+
+    async def slow(request):
+        await asyncio.sleep(float(request.query_params.get("s", "1")))
+        return PlainTextResponse("done " + config["value"])
+
+    async def readyz(request):
+        return JSONResponse({"ready": state.ready}, status_code=200 if state.ready else 503)
+
+    async def value(request):
+        return PlainTextResponse(config["value"])
+
+    async def in_flight(request):  # an exempt path, so it is not counted itself
+        return PlainTextResponse(str(state.in_flight))
+
+    app = Starlette(routes=[Route("/slow", slow), Route("/readyz", readyz),
+                            Route("/value", value), Route("/metrics", in_flight)])
+    reloader = Reloader(load, lambda v: config.update(value=v))
+    sys.exit(serve(app, "127.0.0.1", int(sys.argv[1]), state, reloader=reloader))
+    """
+)
+
+
+def _start(tmp_path: Path, value: str = "1"):
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    cfg = tmp_path / "value.txt"
+    cfg.write_text(value)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(cfg)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return proc, base, cfg
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"server did not start: {proc.stdout.read()!r}")
+
+
+def test_sigterm_finishes_in_flight_refuses_new_and_exits_zero(tmp_path):
+    proc, base, _ = _start(tmp_path)
+    results: list[tuple[int, str]] = []
+
+    def call(i):
+        r = httpx.get(f"{base}/slow?s=1.5", timeout=20)
+        results.append((r.status_code, r.text))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    assert _eventually(lambda: httpx.get(base + "/metrics").text == "5", timeout=20)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    ready = httpx.get(base + "/readyz", timeout=5)
+    assert ready.status_code == 503  # readiness flipped first, while requests still run
+    refused = httpx.get(base + "/slow?s=0", timeout=5)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "3"
+    for t in threads:
+        t.join(30)
+    assert results == [(200, "done 1")] * 5
+    assert proc.wait(30) == 0
+
+
+def test_sighup_reloads_and_a_bad_config_keeps_the_old(tmp_path):
+    proc, base, cfg = _start(tmp_path, "1")
+    try:
+        slow = {}
+        t = threading.Thread(
+            target=lambda: slow.update(r=httpx.get(base + "/slow?s=1", timeout=20))
+        )
+        t.start()
+        time.sleep(0.3)
+        cfg.write_text("2")
+        proc.send_signal(signal.SIGHUP)
+        assert _eventually(lambda: httpx.get(base + "/value").text == "2")
+        cfg.write_text("not-a-number")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert httpx.get(base + "/value").text == "2"  # rejected; the old one stays
+        assert httpx.get(base + "/readyz").status_code == 200
+        t.join(20)
+        assert slow["r"].status_code == 200  # the reload dropped nothing in flight
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert b"config reload rejected" in proc.stdout.read()
+
+
+def _eventually(check, timeout=5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_drain_state_waits_for_in_flight_within_grace():
+    async def main():
+        state = DrainState(DrainConfig(grace_period_s=0.2, linger_s=0))
+        with state.track():
+            state.begin_drain()
+            assert not state.ready
+            assert await state.wait_drained() is False  # grace period over, one still running
+        assert await state.wait_drained() is True
+
+    asyncio.run(main())
+
+
+def test_middleware_refuses_only_new_requests_while_draining():
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main():
+        state = DrainState(DrainConfig(retry_after_s=7))
+        app = DrainMiddleware(inner, state)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/v1/chat/completions")).status_code == 200
+            state.begin_drain()
+            r = await client.get("/v1/chat/completions")
+            assert r.status_code == 503 and r.headers["retry-after"] == "7"
+            assert (await client.get("/metrics")).status_code == 200
+
+    asyncio.run(main())
+
+
+def test_reloader_keeps_old_on_error():
+    applied = []
+
+    def bad():
+        raise ValueError("router.yaml: retry.budget_ratio: must be <= 1\nmore detail")
+
+    assert Reloader(lambda: 1, applied.append).reload() and applied == [1]
+    r = Reloader(bad, applied.append)
+    assert not r.reload() and applied == [1]
+    assert r.last_error == "router.yaml: retry.budget_ratio: must be <= 1"
