@@ -1,0 +1,170 @@
+"""Fetch one published version: download into a temp folder beside DEST, verify every
+file's sha256 against the manifest, and only then rename the folder into place.
+
+The manifest itself is checked against the version's name (its own sha256), so a
+corrupted manifest cannot vouch for corrupted files. Any failure removes the temp
+folder: DEST is either untouched or the complete, verified bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipeline.cache_key import sha256_file
+from pipeline.errors import UserError
+from pipeline.manifest import MANIFEST, verify_dist
+from pipeline.publish import layout
+from pipeline.publish.channels import read_channel
+from pipeline.publish.client import check_access, is_not_found, s3_errors
+from pipeline.publish.listing import matching_versions
+from pipeline.publish.progress import TransferProgress
+from pipeline.publish.s3url import S3Url
+
+
+@dataclass
+class FetchResult:
+    version: str
+    dest: Path
+    files: int
+    bytes: int
+    already_present: bool = False
+
+
+def resolve(
+    client: Any, base: S3Url, recipe: str, target: str, channel: str | None, version: str | None
+) -> str:
+    """The full version sha256 named by `--channel` or by a (prefix of a) `--version`."""
+    if channel is not None:
+        pointer = read_channel(client, base, recipe, target, layout.check_name("channel", channel))
+        if pointer is None:
+            key = layout.channel_key(base, recipe, target, channel)
+            raise UserError(f"{base.uri(key)}: channel {channel!r} not found", code=1)
+        return pointer["version"]
+    assert version is not None
+    matches = matching_versions(client, base, recipe, target, layout.check_version(version))
+    where = layout.target_root(base, recipe, target)
+    if not matches:
+        raise UserError(f"{where}: no published version {version!r}", code=1)
+    if len(matches) > 1:
+        raise UserError(f"{where}: version {version!r} is ambiguous; give more characters", code=1)
+    return matches.pop()
+
+
+def _get_manifest(client: Any, base: S3Url, key: str, version: str) -> tuple[dict, bytes]:
+    """The manifest and its bytes, checked against the version (its own sha256)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        body = client.get_object(Bucket=base.bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise UserError(f"{base.uri(key)}: missing (version not published)", code=1) from None
+        raise
+    if hashlib.sha256(body).hexdigest() != version:
+        raise UserError(f"{base.uri(key)}: sha256 mismatch (corrupt manifest)", code=1)
+    manifest = json.loads(body)
+    for entry in manifest["files"]:
+        path = PurePosixPath(entry["path"])
+        if path.is_absolute() or ".." in path.parts or entry["path"] == MANIFEST:
+            raise UserError(f"{base.uri(key)}: unsafe file path {entry['path']!r}", code=1)
+    return manifest, body
+
+
+def _download_all(
+    client: Any, base: S3Url, root: S3Url, files: list[dict], tmp: Path,
+    progress: TransferProgress, config: Any,
+) -> None:  # fmt: skip
+    from boto3.s3.transfer import create_transfer_manager
+    from botocore.exceptions import ClientError
+
+    progress.start(f"download {len(files)} files", sum(e["size"] for e in files))
+    with progress, create_transfer_manager(client, config) as manager:
+        futures = []
+        for e in files:
+            (tmp / e["path"]).parent.mkdir(parents=True, exist_ok=True)
+            futures.append(
+                manager.download(base.bucket, root.key(e["path"]), str(tmp / e["path"]),
+                                 subscribers=[progress.subscriber()])
+            )  # fmt: skip
+        for e, future in zip(files, futures, strict=True):
+            try:
+                future.result()
+            except ClientError as exc:
+                if is_not_found(exc):
+                    raise UserError(f"{base.uri(root.key(e['path']))}: missing", code=1) from None
+                raise
+
+
+def _verify(base: S3Url, root: S3Url, files: list[dict], tmp: Path) -> None:
+    for e in files:
+        path = tmp / e["path"]
+        if path.stat().st_size != e["size"] or sha256_file(path) != e["sha256"]:
+            key = base.uri(root.key(e["path"]))
+            raise UserError(f"{key}: sha256 mismatch with the manifest (corrupt object)", code=1)
+
+
+def _place(tmp: Path, dest: Path, force: bool) -> None:
+    """Rename the verified folder into place; with force, swap out an existing DEST."""
+    if dest.exists() and dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+    if not dest.exists():
+        os.rename(tmp, dest)
+        return
+    if not force:
+        raise UserError(f"{dest}: exists and holds another bundle (use --force to replace it)")
+    old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+    os.rename(dest, old / "bundle")
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _already_there(dest: Path, version: str) -> bool:
+    manifest = dest / MANIFEST
+    return (
+        manifest.is_file()
+        and hashlib.sha256(manifest.read_bytes()).hexdigest() == version
+        and not verify_dist(dest)
+    )
+
+
+def fetch_bundle(
+    client: Any, url: S3Url, dest: Path, *, target: str, channel: str | None = None,
+    version: str | None = None, force: bool = False, progress: TransferProgress,
+    config: Any = None,
+) -> FetchResult:  # fmt: skip
+    """Fetch `url` (= s3://bucket/prefix/<recipe>) for `target` into `dest`, verified."""
+    from pipeline.publish.upload import transfer_config
+
+    if (channel is None) == (version is None):
+        raise UserError("fetch: give exactly one of --channel or --version")
+    base, recipe = url.parent_and_name()
+    layout.check_name("recipe", recipe)
+    layout.check_name("target", target)
+    check_access(client, url)
+    with s3_errors(url):
+        full = resolve(client, base, recipe, target, channel, version)
+        root = layout.version_root(base, recipe, target, full)
+        manifest, manifest_bytes = _get_manifest(client, base, root.key(MANIFEST), full)
+        files = manifest["files"]
+        total = sum(e["size"] for e in files)
+        if _already_there(dest, full):
+            return FetchResult(full, dest, len(files), total, already_present=True)
+        if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):
+            raise UserError(f"{dest}: exists and holds another bundle (use --force to replace it)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
+        try:
+            _download_all(client, base, root, files, tmp, progress, config or transfer_config())
+            _verify(base, root, files, tmp)
+            (tmp / MANIFEST).write_bytes(manifest_bytes)
+            _place(tmp, dest, force)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return FetchResult(full, dest, len(files), total)
