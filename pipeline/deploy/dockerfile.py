@@ -18,7 +18,7 @@ from pipeline.deploy.spec import DeployConfig
 ROUTER_REQUIREMENTS = (
     "pydantic", "pyyaml", "typer", "rich", "numpy", "onnxruntime", "tokenizers", "boto3",
     "python-stdnum", "prometheus-client", "starlette", "uvicorn", "uvloop", "httptools",
-    "httpx", "redis",
+    "httpx", "redis", "aiohttp", "phonenumbers",
 )  # fmt: skip
 """What `edgepack router` imports at run time (tests check this against the real imports)."""
 
@@ -67,14 +67,33 @@ def _healthcheck(port: int) -> str:
     return f'["python", "-c", "{code}"]'
 
 
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def runtime_closure(roots: tuple[str, ...] = ROUTER_REQUIREMENTS) -> dict[str, str]:
+    """Installed distributions the roots need, transitively (markers evaluated, no extras)."""
+    from packaging.requirements import Requirement
+
+    found: dict[str, str] = {}
+    todo = [_canonical(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        dist = metadata.distribution(name)
+        found[name] = dist.version
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_canonical(req.name))
+    return found
+
+
 def requirements() -> str:
-    """requirements.txt: the router's runtime distributions, pinned to this build's."""
-    lines = [f"{name}=={metadata.version(name)}" for name in ROUTER_REQUIREMENTS]
-    return (
-        "# Router runtime dependencies, pinned to the build's environment.\n"
-        + "\n".join(lines)
-        + "\n"
-    )
+    """requirements.txt: the router's runtime closure, pinned to this build's versions."""
+    pins = "".join(f"{n}=={v}\n" for n, v in sorted(runtime_closure().items()))
+    return "# Router runtime dependencies (with their own), pinned to the build's.\n" + pins
 
 
 def dockerignore(model_files: list[str]) -> str:

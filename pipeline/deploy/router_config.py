@@ -58,8 +58,19 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
-    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes)."""
+def router_config(
+    deploy: DeployConfig,
+    *,
+    positive_label: str,
+    max_length: int,
+    sections: frozenset[str] | None = None,
+) -> dict:
+    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes).
+
+    `sections`: the top-level keys the router's schema has; resilience sections it lacks
+    (an older router) are left out rather than failing the build.
+    """
+    resilience = {k: v for k, v in _resilience(deploy).items() if sections is None or k in sections}
     config = {
         "listen": {"host": "0.0.0.0", "port": deploy.listen_port},
         "classifier": {
@@ -74,7 +85,7 @@ def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int)
         "onprem": _pool(deploy.onprem),
         "sagemaker": _sagemaker(deploy),
         "policy": {"public_overflow_to_onprem": deploy.public_overflow_to_onprem},
-        **_resilience(deploy),
+        **resilience,
     }
     return deep_merge(config, deploy.router)
 
@@ -82,6 +93,12 @@ def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int)
 def render(config: dict, header: str) -> str:
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     return comment + yaml.safe_dump(config, sort_keys=False)
+
+
+def schema_sections() -> frozenset[str]:
+    from router.config import RouterConfig
+
+    return frozenset(RouterConfig.model_fields)
 
 
 def validate(path: Path) -> object:

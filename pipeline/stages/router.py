@@ -72,7 +72,10 @@ def run(ctx: StageContext) -> dict:
     bundle = f"{recipe.name}-{ctx.target.name}"
     files = classifier_files(ctx)
     config = router_config.router_config(
-        deploy, positive_label=recipe.positive_label, max_length=recipe.training.max_length
+        deploy,
+        positive_label=recipe.positive_label,
+        max_length=recipe.training.max_length,
+        sections=router_config.schema_sections(),
     )
     config_text = router_config.render(
         config, f"Router config for {bundle}; paths are relative to this file."

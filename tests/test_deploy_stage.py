@@ -1,0 +1,270 @@
+"""The `router` stage through the real runner, on a tiny real classifier (seconds).
+
+export/quantize come from tests/fixtures/packaging.py (a random 2-layer BERT with MiniLM's
+tokenizer, exported by torch and quantized by ONNX Runtime). The emitted router.yaml is
+loaded by the router's own loader and served by `edgepack router`, which must answer
+/readyz with the bundle's classifier loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from fixtures.packaging import cached_onnx_models, upstream_stages
+from fixtures.tiny_model import write_recipe
+
+from pipeline.errors import StageFailed
+from pipeline.manifest import verify_dist
+from pipeline.recipe import load_recipe
+from pipeline.runner import run_build
+from pipeline.stages.router import STAGE as ROUTER
+from pipeline.target import load_target
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").read_text())[
+    "deploy"
+]
+DEPLOY_FILES = {
+    "router.yaml", "Dockerfile", "Dockerfile.dockerignore", "requirements.txt", "README.md",
+    "k8s/00-namespace.yaml", "k8s/10-serviceaccount.yaml", "k8s/20-configmap.yaml",
+    "k8s/30-deployment.yaml", "k8s/40-service.yaml", "k8s/50-hpa.yaml", "k8s/60-pdb.yaml",
+    "prometheus/alerts.yaml", "prometheus/scrape.yaml", "grafana/dashboard.json",
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OpenAIUpstream(BaseHTTPRequestHandler):
+    """An on-prem stand-in speaking the OpenAI protocol (health + chat completions)."""
+
+    def do_GET(self) -> None:
+        self._json(200, {"status": "ok"})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._json(200, {"id": "x", "object": "chat.completion", "model": "m", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"},
+             "finish_reason": "stop"}]})  # fmt: skip
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def local_deploy(upstream: str, port: int, **changes) -> dict:
+    deploy = json.loads(json.dumps(DEFAULT_DEPLOY))
+    deploy["listen_port"] = port
+    deploy["onprem"] = {"upstreams": [{"name": "local", "url": upstream}]}
+    deploy["fallback"] = {}
+    deploy.pop("cache")
+    deploy.update(changes)
+    return deploy
+
+
+def build(folder: Path, deploy: dict | None):
+    overrides = {"deploy": deploy} if deploy is not None else {}
+    recipe = load_recipe(write_recipe(folder, "unused", **overrides))
+    stages = [*upstream_stages(cached_onnx_models()), ROUTER]
+    return run_build(
+        recipe, load_target("cpu"), out_root=folder / "dist", cache_root=folder / "cache",
+        stages=stages,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, upstream):
+    folder = tmp_path_factory.mktemp("deploy-build")
+    port = free_port()
+    return build(folder, local_deploy(upstream, port)), port, folder
+
+
+def test_stage_writes_every_deploy_file_into_dist(built):
+    result, _, _ = built
+    deploy = result.dist / "deploy"
+    found = {p.relative_to(deploy).as_posix() for p in deploy.rglob("*") if p.is_file()}
+    assert found == DEPLOY_FILES
+    verify_dist(result.dist)  # manifest covers deploy/ like every other file
+    manifest = json.loads((result.dist / "manifest.json").read_text())
+    assert "deploy/router.yaml" in {f["path"] for f in manifest["files"]}
+    metrics = json.loads((result.dist / "metrics.json").read_text())["router"]
+    assert metrics["classifier_files"][0] == "onnx/model.int8.onnx"
+
+
+def test_router_yaml_points_at_the_bundles_classifier(built):
+    from router.config import load_config
+
+    result, port, _ = built
+    config = load_config(result.dist / "deploy" / "router.yaml")
+    model = config.classifier.model
+    assert model.path.resolve() == (result.dist / "onnx" / "model.int8.onnx").resolve()
+    assert model.path.is_file() and (result.dist / "onnx" / "tokenizer.json").is_file()
+    assert config.listen.port == port and config.sagemaker.endpoint_name == "llm-public-prod"
+    cm = yaml.safe_load((result.dist / "deploy" / "k8s" / "20-configmap.yaml").read_text())
+    assert cm["data"]["router.yaml"] == (result.dist / "deploy" / "router.yaml").read_text()
+    docker = (result.dist / "deploy" / "Dockerfile").read_text()
+    for rel in metrics_files(result):
+        assert (result.dist / rel).is_file() and rel in docker  # the image copies what exists
+
+
+def metrics_files(result) -> list[str]:
+    return json.loads((result.dist / "metrics.json").read_text())["router"]["classifier_files"]
+
+
+def test_second_build_reuses_the_stage_and_deploy_change_reruns_only_it(built, upstream):
+    _, port, folder = built
+    again = build(folder, local_deploy(upstream, port))
+    assert again.ran == []
+    changed = build(folder, local_deploy(upstream, port, replicas=3))
+    assert changed.ran == ["router"]
+    deployment = yaml.safe_load((changed.dist / "deploy/k8s/30-deployment.yaml").read_text())
+    assert deployment["spec"]["replicas"] == 3
+
+
+def test_router_settings_that_drift_from_the_router_schema_fail_the_build(tmp_path, upstream):
+    deploy = local_deploy(upstream, free_port(), router={"listen": {"hots": "0.0.0.0"}})
+    with pytest.raises(StageFailed, match=r"router.yaml is invalid: .*listen\.hots: unknown key"):
+        build(tmp_path, deploy)
+
+
+def test_recipe_without_deploy_section_builds_without_deploy_folder(tmp_path):
+    result = build(tmp_path, None)
+    assert not (result.dist / "deploy").exists()
+    assert any("no deploy: section" in note for note in result.notes)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "router exited early"
+        try:
+            answer = httpx.get(url, timeout=2)
+            if answer.status_code == 200:
+                return answer
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready after {timeout}s")
+
+
+def serve(dist: Path, port: int):
+    """`edgepack router --config dist/deploy/router.yaml`, as a user runs it."""
+    exe = shutil.which("edgepack", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    return subprocess.Popen(
+        [*cmd, "router", "--config", str(dist / "deploy" / "router.yaml")],
+        cwd=dist, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
+    result, port, _ = built
+    proc = serve(result.dist, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        assert "edgepack_router_requests_total" in metrics or "edgepack_router_in_flight" in metrics
+        prompt = {"role": "user", "content": "card 4111 1111 1111 1111"}
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "m", "messages": [prompt]},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        assert answer.headers["x-route"] == "onprem"
+        assert answer.headers["x-sensitivity"] == "confidential"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
+"""Imported only because this venv has them: uvicorn's ws/reload and aiohttp's brotli are
+import-if-present; setuptools' `_distutils_hack` loads from a .pth at interpreter start."""
+
+IMPORT_PROBE = """
+import json, os, sys, threading, time, urllib.request
+from importlib import metadata
+from router.config import load_config
+from router.server import serve
+
+config_path, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def probe():
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+    req = urllib.request.Request(base + "/v1/chat/completions", body.encode(),
+                                 {"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+    urllib.request.urlopen(base + "/metrics", timeout=2).read()
+    tops = {m.split(".")[0] for m in list(sys.modules)}
+    owners = metadata.packages_distributions()
+    dists = sorted({d for t in tops - set(sys.stdlib_module_names) for d in owners.get(t, [])})
+    with open(out, "w") as fh:
+        json.dump(dists, fh)
+    os._exit(0)
+
+threading.Thread(target=probe, daemon=True).start()
+serve(load_config(config_path))
+"""
+
+
+def test_image_requirements_cover_what_the_running_router_imports(built, tmp_path):
+    """Serve a request, then list the distributions loaded: the image must install them all."""
+    from pipeline.deploy.dockerfile import _canonical, runtime_closure
+
+    result, port, _ = built
+    out = tmp_path / "dists.json"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    config = result.dist / "deploy" / "router.yaml"
+    subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(config), str(port), str(out)],
+        cwd=result.dist, env=env, timeout=120, check=True, capture_output=True,
+    )  # fmt: skip
+    loaded = {_canonical(d) for d in json.loads(out.read_text())} - {"edgepack"}
+    assert {"onnxruntime", "starlette", "uvicorn"} <= loaded, "the probe saw the router run"
+    missing = loaded - set(runtime_closure()) - OPTIONAL_IMPORTS
+    assert not missing, f"router imports these, deploy/requirements.txt lacks them: {missing}"
+    assert not loaded & {"torch", "transformers", "peft", "optimum"}
