@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,7 +30,7 @@ TIERS: tuple[Tier, ...] = ("high", "normal", "low")  # highest priority first
 class AdmissionConfig(BaseModel):
     """Config section `admission` (priority tiers and their queues)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     default_tier: Tier = Field("normal", description="Tier of a request that names none")
     priority_header: str = Field("x-priority", description="Header carrying high|normal|low")
@@ -52,9 +52,20 @@ class AdmissionConfig(BaseModel):
         default_factory=lambda: {"high": 10.0, "normal": 5.0, "low": 2.0},
         description="Longest wait in the queue (also bounded by the request deadline)",
     )
-    default_deadline_s: float = Field(30.0, gt=0, description="Per-request deadline")
-    max_deadline_s: float = Field(120.0, gt=0, description="Cap on a caller's X-Deadline-Ms")
-    deadline_header: str = Field("x-deadline-ms", description="Caller's deadline in ms")
+    deadline_header: str = Field(
+        "x-deadline-ms", description="Caller's deadline in ms; can only shorten limits.deadline_s"
+    )
+    pool_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Concurrency limit per pool (onprem, sagemaker, fallback-public, "
+        "fallback-confidential); default: per_upstream_limit × upstreams, or SageMaker's "
+        "max_concurrency",
+    )
+    per_upstream_limit: int = Field(16, ge=1, description="Slots per on-prem upstream")
+    spill_wait_s: float = Field(
+        0.05, ge=0, description="Wait for a slot on a route before spilling to the next "
+        "allowed route (overflow, fallback); the last route queues instead",
+    )  # fmt: skip
     drain_window_s: float = Field(10.0, gt=0, description="Window of the observed drain rate")
     retry_after_min_s: int = Field(1, ge=1, description="Smallest Retry-After sent")
     retry_after_max_s: int = Field(30, ge=1, description="Largest Retry-After sent")
@@ -91,14 +102,15 @@ def resolve_tier(headers: Mapping[str, str], cfg: AdmissionConfig) -> Tier:
     return asked if asked in TIERS else cfg.default_tier  # type: ignore[return-value]
 
 
-def request_deadline(headers: Mapping[str, str], cfg: AdmissionConfig, now: float) -> float:
-    """Absolute monotonic deadline: the caller's X-Deadline-Ms (capped) or the default."""
+def request_deadline(
+    headers: Mapping[str, str], cfg: AdmissionConfig, started: float, deadline: float
+) -> float:
+    """The request's deadline: the caller's X-Deadline-Ms may shorten `deadline`, never extend."""
     raw = headers.get(cfg.deadline_header)
-    budget = cfg.default_deadline_s
     if raw:
         with contextlib.suppress(ValueError):
-            budget = min(max(float(raw) / 1000.0, 0.001), cfg.max_deadline_s)
-    return now + budget
+            return min(deadline, started + max(float(raw) / 1000.0, 0.001))
+    return deadline
 
 
 class DrainRate:
@@ -189,17 +201,19 @@ class AdmissionController:
         self._gauges()
         return Slot(self, tier)
 
-    async def acquire(self, tier: Tier, deadline: float) -> Slot:
-        """A slot, after queueing if needed; raises Shed when the queue is full or times out."""
+    async def acquire(self, tier: Tier, deadline: float, spill: bool = False) -> Slot:
+        """A slot, after queueing if needed; raises Shed when the queue is full or times out.
+        `spill`: the request will try another route next (counted as spill_*, not shed)."""
         slot = self.try_acquire(tier)
         if slot is not None:
             return slot
         queue = self._queues[tier]
+        prefix = "spill_" if spill else ""
         if self.queued(tier) >= self.cfg.queue_size[tier]:
-            raise self._shed(tier, "queue_full")
+            raise self._shed(tier, prefix + "queue_full")
         wait = min(deadline - self._clock(), self.cfg.max_queue_wait_s[tier])
         if wait <= 0:
-            raise self._shed(tier, "deadline")
+            raise self._shed(tier, prefix + "deadline")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(fut)
         self._gauges()
@@ -211,7 +225,7 @@ class AdmissionController:
         if fut.done() and not fut.cancelled():
             return Slot(self, tier)
         self._abandon(fut)
-        raise self._shed(tier, "queue_timeout")
+        raise self._shed(tier, prefix + "queue_timeout")
 
     def retry_after(self, tier: Tier) -> int:
         """Seconds until this tier's turn, from the observed drain rate."""
@@ -279,3 +293,81 @@ class AdmissionController:
         for tier in TIERS:
             m.queue_depth.labels(pool=self.pool, tier=tier).set(self.queued(tier))
         m.pool_in_use.labels(pool=self.pool).set(self.in_use)
+
+
+def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Each pool's limit: the configured one, else the default `sizes` gives for it."""
+    return {name: cfg.pool_limits.get(name, size) for name, size in sizes.items()}
+
+
+class AdmissionSeam:
+    """The handler's admit step (router.seams.Admission): a controller per pool.
+
+    A route with another allowed route after it (overflow, fallback) waits at most
+    `spill_wait_s` and then lets the handler try the next one; the last route queues up
+    to the request's deadline, and a refusal there is the caller's 429/503 + Retry-After.
+    """
+
+    def __init__(self, cfg: AdmissionConfig, limits: Mapping[str, int], metrics: object = None):
+        self.cfg = cfg
+        self.metrics = metrics
+        self.controllers = {
+            n: AdmissionController(n, lim, cfg, metrics) for n, lim in limits.items()
+        }
+
+    def reconfigure(self, cfg: AdmissionConfig, limits: Mapping[str, int]) -> None:
+        """SIGHUP: new limits and tier settings; slots held and queues waiting stay valid."""
+        self.cfg = cfg
+        for name, limit in limits.items():
+            if name in self.controllers:
+                self.controllers[name].set_limit(limit, cfg)
+            else:
+                self.controllers[name] = AdmissionController(name, limit, cfg, self.metrics)
+
+    @staticmethod
+    def pool_of(ctx: object, route: str) -> str:
+        if route == "fallback":  # each sensitivity class has its own fallback pool
+            decision = getattr(ctx, "decision", None)
+            sensitivity = getattr(decision, "sensitivity", "confidential")
+            return f"fallback-{sensitivity}"
+        return route
+
+    @contextlib.asynccontextmanager
+    async def admit(self, ctx: object, route: str) -> AsyncIterator[None]:
+        from router.errors import RouterError
+        from router.upstreams.base import UpstreamFailure
+
+        ctx.tier = resolve_tier(ctx.headers, self.cfg)
+        ctx.deadline = request_deadline(ctx.headers, self.cfg, ctx.started, ctx.deadline)
+        pool = self.pool_of(ctx, route)
+        controller = self.controllers.get(pool)
+        if controller is None:  # a pool without a limit (not configured): admit
+            yield
+            return
+        routes = tuple(getattr(ctx, "routes", ()) or (route,))
+        last = routes.index(route) == len(routes) - 1 if route in routes else True
+        wait_until = (
+            ctx.deadline if last else min(ctx.deadline, self._clock() + self.cfg.spill_wait_s)
+        )
+        try:
+            slot = await controller.acquire(ctx.tier, wait_until, spill=not last)
+        except Shed as shed:
+            kind = "rate_limited" if shed.status == 429 else "overloaded"
+            message = f"{route} is busy for tier {ctx.tier} ({shed.reason})"
+            if not last:
+                raise UpstreamFailure(shed.status, kind, message, retryable=True,
+                                      retry_after=shed.retry_after) from None  # fmt: skip
+            raise RouterError(shed.status, kind, message, retry_after=shed.retry_after) from None
+        if route == "fallback" and self.metrics is not None:
+            self.metrics.fallbacks.labels(pool.removeprefix("fallback-")).inc()
+        try:
+            yield
+        finally:
+            slot.release()
+
+    @staticmethod
+    def _clock() -> float:
+        return time.monotonic()
+
+    def snapshot(self) -> dict[str, object]:
+        return {name: c.snapshot() for name, c in sorted(self.controllers.items())}

@@ -25,6 +25,7 @@ from router.errors import RouterError, bad_request
 from router.handler import Handler
 from router.metrics import RouterMetrics
 from router.seams import Seams, build_seams
+from router.seams import status as seams_status
 from router.sensitivity.classifier import Classifier, build_classifier
 from router.upstreams.base import Pool
 
@@ -37,6 +38,11 @@ def build_pools(config: RouterConfig, metrics: RouterMetrics, seams: Seams) -> d
         from router.upstreams.sagemaker import SageMakerPool
 
         pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics)
+    from router.fallback import build_fallback
+
+    fallback = build_fallback(config, metrics, seams.outlier)
+    if fallback is not None:
+        pools["fallback"] = fallback
     return pools
 
 
@@ -66,6 +72,8 @@ def build_app(
                 await pool.close()
             if classifier.batcher is not None:
                 classifier.batcher.close()
+            if hasattr(seams.cache, "close"):
+                await seams.cache.close()
 
     async def proxy(request: Request, api: Api) -> Response:
         return await handler(request, api)
@@ -89,6 +97,7 @@ def build_app(
             "classifier": classifier.ready,
             "routes": routes,
             "draining": seams.lifecycle.draining,
+            **seams_status(seams),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class BreakerConfig(BaseModel):
     """Config section `breaker` (applies to every upstream)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     consecutive_failures: int = Field(5, ge=1, description="Failures in a row that eject")
     error_rate: float = Field(0.5, gt=0, le=1, description="Error share in the window that ejects")
@@ -181,6 +181,18 @@ class BreakerSet:
             self._breakers[key] = b
             self._mirror(b, False)
         return self._breakers[key]
+
+    # router.seams.Outlier: the pools ask before picking and report every result.
+    def allow(self, pool: str, upstream: str) -> bool:
+        """May `upstream` be picked now? (no side effects: pools ask this while picking)"""
+        return self.get(pool, upstream).available()
+
+    def record(self, pool: str, upstream: str, ok: bool) -> None:
+        b = self.get(pool, upstream)
+        if ok:
+            b.record_success()
+        else:
+            b.record_failure()
 
     def reconfigure(self, cfg: BreakerConfig) -> None:
         """Apply new thresholds (SIGHUP) while keeping every breaker's state."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,7 +38,7 @@ class _LeaderGone(Exception):
 class CacheConfig(BaseModel):
     """Config section `cache`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(False, description="Use the Redis cache at all")
     url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
@@ -201,3 +202,90 @@ class ResponseCache:
         self._off_until = self._clock() + self.cfg.off_after_error_s
         log.warning("redis %s failed (%s); cache off for %.1fs", op, type(exc).__name__,
                     self.cfg.off_after_error_s)  # fmt: skip
+
+
+class CacheSeam:
+    """The handler's cache step (router.seams.Cache) over `ResponseCache`.
+
+    The handler never calls it for confidential requests; it checks again anyway. A miss
+    that may be cached makes this request the leader of its key: identical requests that
+    arrive meanwhile wait for the leader's `store` instead of calling the upstream. If the
+    leader ends without storing (an error), they go to the upstream themselves.
+    """
+
+    def __init__(self, cfg: CacheConfig, metrics: object | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.cache = ResponseCache(cfg, metrics) if cfg.enabled else None
+        self._flights: dict[str, asyncio.Future[CachedResponse | None]] = {}
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.cache.labels(result=result).inc()
+
+    def _key(self, ctx: Any) -> str | None:
+        decision = getattr(ctx, "decision", None)
+        sensitivity = getattr(decision, "sensitivity", "confidential")
+        if self.cache is None:
+            return None
+        why = cache_decision(sensitivity, ctx.payload, ctx.headers, self.cfg)
+        if why != "use":
+            if why != "confidential":  # confidential requests leave no trace here at all
+                self._count("bypass")
+            return None
+        model = str(ctx.payload.get("model", ""))
+        return cache_key(ctx.payload, model, str(getattr(ctx.api, "value", ctx.api)),
+                         self.cfg.key_prefix)  # fmt: skip
+
+    async def lookup(self, ctx: Any) -> Any:
+        from router.upstreams.base import UpstreamReply
+
+        key = self._key(ctx)
+        ctx.cache_key = key
+        if key is None:
+            return None
+        hit = await self.cache.get(key)
+        if hit is None:
+            flight = self._flights.get(key)
+            if flight is not None:
+                remaining = max(ctx.deadline - time.monotonic(), 0.001)
+                with contextlib.suppress(TimeoutError):
+                    hit = await asyncio.wait_for(asyncio.shield(flight), remaining)
+        if hit is None:
+            self._count("miss")
+            self._lead(key)
+            return None
+        self._count("hit")
+        ctx.cache_key = None  # nothing to store
+        return UpstreamReply(hit.status, hit.content_type, body=hit.body, upstream="cache")
+
+    async def store(self, ctx: Any, reply: Any) -> None:
+        key = getattr(ctx, "cache_key", None)
+        if key is None or reply.body is None or reply.status != 200:
+            return
+        value = CachedResponse(reply.status, reply.content_type, reply.body)
+        flight = self._flights.pop(key, None)
+        if flight is not None and not flight.done():
+            flight.set_result(value)
+        await self.cache.put(key, value)
+
+    def _lead(self, key: str) -> None:
+        """Make the current request the leader for `key` until it stores or ends."""
+        if key in self._flights:
+            return
+        fut: asyncio.Future[CachedResponse | None] = asyncio.get_running_loop().create_future()
+        self._flights[key] = fut
+        task = asyncio.current_task()
+
+        def ended(_: object) -> None:
+            if self._flights.get(key) is fut:
+                del self._flights[key]
+            if not fut.done():
+                fut.set_result(None)  # followers call the upstream themselves
+
+        if task is not None:
+            task.add_done_callback(ended)
+
+    async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()

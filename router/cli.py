@@ -29,7 +29,7 @@ def router(
     from router.server import serve
 
     cfg = load_config(config)
-    serve(cfg, host=host, port=port)
+    serve(cfg, host=host, port=port, config_path=config)
 
 
 def classify(

@@ -17,6 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
 
 from pipeline.schema_io import load_model
+from router.admission import AdmissionConfig
+from router.breaker import BreakerConfig
+from router.cache import CacheConfig
+from router.drain import DrainConfig
+from router.retry import RetryConfig
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
 
@@ -124,6 +129,17 @@ class LoggingConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class FallbackConfig(Strict):
+    """Fallback pools (a smaller model), one per sensitivity class (issue 7).
+
+    Both speak the OpenAI protocol. `confidential` must be on-prem servers: confidential
+    requests never leave for the cloud, not even as a fallback.
+    """
+
+    confidential: OnPremConfig | None = Field(None, description="on-prem fallback servers")
+    public: OnPremConfig | None = Field(None, description="fallback servers for public requests")
+
+
 class RouterConfig(Strict):
     listen: ListenConfig = ListenConfig()
     classifier: ClassifierConfig = ClassifierConfig()
@@ -132,6 +148,13 @@ class RouterConfig(Strict):
     policy: PolicyConfig = PolicyConfig()
     limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Resilience (issue 7): each section's defaults are documented in its module.
+    admission: AdmissionConfig = AdmissionConfig()  # router/admission.py: tiers, queues
+    retry: RetryConfig = RetryConfig()  # router/retry.py: backoff, retry budget
+    breaker: BreakerConfig = BreakerConfig()  # router/breaker.py: outlier ejection
+    fallback: FallbackConfig = FallbackConfig()  # router/fallback.py
+    cache: CacheConfig = CacheConfig()  # router/cache.py: Redis, public + deterministic only
+    drain: DrainConfig = DrainConfig()  # router/drain.py: SIGTERM grace, SIGHUP reload
 
 
 def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:

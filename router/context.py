@@ -47,6 +47,8 @@ class RequestContext:
     upstream: str = ""  # the upstream that answered (metrics label, logs)
     attempts: int = 0
     tier: str = "normal"  # issue 7: X-Priority tier
+    routes: tuple[str, ...] = ()  # issue 7: the policy's routes that exist, in order
+    cache_key: str | None = None  # issue 7: set while this request may fill the cache
 
     def remaining(self) -> float:
         """Seconds left before the per-request deadline (≤ 0 means it has passed)."""

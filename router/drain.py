@@ -30,7 +30,7 @@ EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 class DrainConfig(BaseModel):
     """Config section `drain`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     grace_period_s: float = Field(
         25.0, ge=0, description="Longest wait for in-flight requests after SIGTERM "
@@ -53,6 +53,7 @@ class DrainState:
         self.draining = False
         self.drain_started: float | None = None
         self.in_flight = 0
+        self.on_drain: Callable[[], None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -66,6 +67,8 @@ class DrainState:
             self.draining = True
             self.drain_started = time.monotonic()
             log.info("draining: %d request(s) in flight", self.in_flight)
+            if self.on_drain is not None:
+                self.on_drain()
 
     @contextlib.contextmanager
     def track(self) -> Generator[None, None, None]:
@@ -131,9 +134,15 @@ async def _refuse(send: Any, retry_after: int) -> None:
 class Reloader:
     """SIGHUP: build a new config with `load`, hand it to `apply`; on error keep the old."""
 
-    def __init__(self, load: Callable[[], Any], apply: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Any],
+        apply: Callable[[Any], None],
+        on_result: Callable[[bool], None] | None = None,
+    ) -> None:
         self.load = load
         self.apply = apply
+        self.on_result = on_result
         self.generation = 0
         self.last_error: str | None = None
 
@@ -143,12 +152,18 @@ class Reloader:
         except Exception as exc:  # bad config: reject, keep serving with the old one
             self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("config reload rejected, keeping the old config: %s", self.last_error)
+            self._report(False)
             return False
         self.apply(new)
         self.generation += 1
         self.last_error = None
         log.info("config reloaded (generation %d)", self.generation)
+        self._report(True)
         return True
+
+    def _report(self, ok: bool) -> None:
+        if self.on_result is not None:
+            self.on_result(ok)
 
 
 def make_server(
@@ -157,7 +172,7 @@ def make_server(
     port: int,
     state: DrainState,
     reloader: Reloader | None = None,
-    log_level: str = "warning",
+    log_level: str | None = None,
     **uvicorn_kwargs: Any,
 ) -> Any:
     """A uvicorn server whose SIGTERM drains and whose SIGHUP reloads."""
@@ -207,5 +222,82 @@ def make_server(
 def serve(app: Any, host: str, port: int, state: DrainState, **kw: Any) -> int:
     """Run until drained; the exit status is 0 after a clean drain."""
     server = make_server(app, host, port, state, **kw)
+    server.run()
+    return 0
+
+
+def apply_config(app: Any, config: Any) -> None:
+    """Switch a running router app to `config` without dropping requests in flight.
+
+    Requests already in flight keep the pools and settings they started with; the
+    resilience steps keep their state (breakers, budgets, held slots) under the new
+    settings. Pools whose section changed are rebuilt and started before the swap; the
+    old ones are closed once no request can still be using them (after the deadline).
+    The listen address and the classifier are not reloaded (they need a restart).
+    """
+    from router.app import build_pools
+    from router.seams import reconfigure
+
+    handler = app.state.handler
+    old_config = handler.config
+    seams = app.state.seams
+    reconfigure(seams, config)
+    changed = [
+        name for name in ("onprem", "sagemaker", "fallback")
+        if getattr(old_config, name) != getattr(config, name)
+    ]  # fmt: skip
+    handler.config = config
+    if not changed:
+        return
+    fresh = build_pools(config, app.state.metrics, seams)
+    task = asyncio.get_running_loop().create_task(
+        _swap_pools(app.state.pools, fresh, changed, config.limits.deadline_s)
+    )
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+async def _swap_pools(pools: dict, fresh: dict, changed: list[str], linger_s: float) -> None:
+    keys = {"onprem": ["onprem"], "sagemaker": ["sagemaker"], "fallback": ["fallback"]}
+    old = []
+    for section in changed:
+        for name in keys[section]:
+            if name in fresh:
+                await fresh[name].start()
+            if name in pools:
+                old.append(pools[name])
+            if name in fresh:
+                pools[name] = fresh[name]  # the handler and /readyz share this dict
+            else:
+                pools.pop(name, None)
+    log.info("pools reloaded: %s", ", ".join(changed))
+    await asyncio.sleep(linger_s)
+    for pool in old:
+        await pool.close()
+
+
+def run_router(config: Any, config_path: Any, host: str, port: int, **uvicorn_kwargs: Any) -> int:
+    """Serve the router app: SIGTERM drains, SIGHUP reloads `config_path` (validated first)."""
+    from router.app import build_app
+    from router.config import load_config
+
+    app = build_app(config)
+    state = app.state.seams.lifecycle
+    metrics = app.state.metrics
+    if not isinstance(state, DrainState):
+        state = DrainState(config.drain)
+
+    def load() -> Any:
+        return load_config(config_path)
+
+    def counted(ok: bool) -> None:
+        metrics.config_reloads.labels("ok" if ok else "rejected").inc()
+
+    reloader = Reloader(load, lambda new: apply_config(app, new), counted)
+    state.on_drain = lambda: metrics.draining.set(1)
+    server = make_server(app, host, port, state, reloader, **uvicorn_kwargs)
     server.run()
     return 0

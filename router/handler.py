@@ -58,7 +58,10 @@ class Handler:
     async def route(self, ctx: RequestContext) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer."""
         assert ctx.decision is not None
-        routes = policy.routes_for(ctx.decision, self.config.policy, "sagemaker" in self.pools)
+        routes = policy.routes_for(
+            ctx.decision, self.config.policy, "sagemaker" in self.pools, "fallback" in self.pools
+        )
+        ctx.routes = tuple(r for r in routes if r in self.pools and self.pools[r].usable())
         if not ctx.decision.confidential:
             cached = await self.seams.cache.lookup(ctx)
             if cached is not None:

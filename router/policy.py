@@ -14,11 +14,23 @@ from router.sensitivity.decision import Decision
 
 ONPREM = "onprem"
 SAGEMAKER = "sagemaker"
+FALLBACK = "fallback"  # per-class fallback pools: confidential → on-prem fallback only
 CLOUD_ROUTES = frozenset({SAGEMAKER})
 
 
-def routes_for(decision: Decision, policy: PolicyConfig, have_sagemaker: bool) -> tuple[str, ...]:
-    """Ordered routes allowed for `decision` (the first usable one is tried first)."""
+def routes_for(
+    decision: Decision, policy: PolicyConfig, have_sagemaker: bool, have_fallback: bool = False
+) -> tuple[str, ...]:
+    """Ordered routes allowed for `decision` (the first usable one is tried first).
+    The fallback route comes last; it keeps the class (router/fallback.py)."""
+    return _primary_routes(decision, policy, have_sagemaker) + (
+        (FALLBACK,) if have_fallback else ()
+    )
+
+
+def _primary_routes(
+    decision: Decision, policy: PolicyConfig, have_sagemaker: bool
+) -> tuple[str, ...]:
     if decision.confidential:
         return (ONPREM,)
     if not have_sagemaker:

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +35,7 @@ RETRYABLE_SAGEMAKER_CODES = frozenset(
 class RetryConfig(BaseModel):
     """Config section `retry`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_attempts: int = Field(3, ge=1, description="Attempts per request, the first included")
     base_backoff_s: float = Field(0.025, gt=0, description="Backoff before the first retry")
@@ -245,3 +245,68 @@ def _next_delay(
     if not budget.try_spend():
         return None, "budget"
     return delay, ""
+
+
+class RetrySeam:
+    """The handler's retry step (router.seams.Retry): one budget per pool.
+
+    The pools raise `UpstreamFailure` before any byte reached the caller (a stream is
+    returned only once the upstream said yes), so a failure here never follows a
+    streamed byte. "No upstream available" is not retried inside the pool: the handler
+    moves on to the next allowed route instead.
+    """
+
+    def __init__(self, cfg: RetryConfig, metrics: object | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.budgets: dict[str, RetryBudget] = {}
+
+    def reconfigure(self, cfg: RetryConfig) -> None:
+        self.cfg = cfg
+        for b in self.budgets.values():
+            b.cfg = cfg
+
+    def budget(self, route: str) -> RetryBudget:
+        if route not in self.budgets:
+            self.budgets[route] = RetryBudget(self.cfg)
+        return self.budgets[route]
+
+    async def call(self, ctx: Any, route: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        m = self.metrics
+
+        async def once(n: int) -> T:
+            ctx.attempts += 1
+            try:
+                reply = await attempt()
+            except Exception:
+                if m is not None:
+                    m.upstream_attempts.labels(route, "failure").inc()
+                raise
+            if m is not None:
+                m.upstream_attempts.labels(route, "success").inc()
+            return reply
+
+        def retried(n: int, exc: BaseException) -> None:
+            if m is not None:
+                m.retries.labels(route).inc()
+
+        def exhausted() -> None:
+            if m is not None:
+                m.retry_budget_exhausted.labels(route).inc()
+
+        try:
+            return await call_with_retries(
+                once, cfg=self.cfg, budget=self.budget(route), deadline=ctx.deadline,
+                classify_fn=classify_failure, on_retry=retried, on_budget_exhausted=exhausted,
+            )  # fmt: skip
+        except RetryAborted as stop:
+            raise stop.cause from None
+
+
+def classify_failure(exc: BaseException) -> Verdict:
+    """Verdict for the pools' `UpstreamFailure` (their `retryable` flag and Retry-After)."""
+    if hasattr(exc, "retryable") and hasattr(exc, "kind"):
+        if exc.kind == "no_upstream_available":
+            return Verdict(False, None, exc.kind)
+        return Verdict(bool(exc.retryable), exc.retry_after, exc.kind)
+    return classify(exc)

@@ -99,5 +99,59 @@ class Seams:
 
 
 def build_seams(config: RouterConfig, metrics: RouterMetrics) -> Seams:
-    """The resilience steps for this config (issue 7 installs admission/retry/breaker/cache)."""
-    return Seams()
+    """The resilience steps for this config (issue 7: admission, retry, breaker, cache, drain)."""
+    from router.admission import AdmissionSeam
+    from router.breaker import BreakerSet
+    from router.cache import CacheSeam
+    from router.drain import DrainState
+    from router.retry import RetrySeam
+
+    return Seams(
+        admission=AdmissionSeam(config.admission, pool_limits_for(config), metrics),
+        retry=RetrySeam(config.retry, metrics),
+        cache=CacheSeam(config.cache, metrics),
+        outlier=BreakerSet(config.breaker, metrics),
+        lifecycle=DrainState(config.drain),
+    )
+
+
+def pool_sizes(config: RouterConfig) -> dict[str, int]:
+    """Default concurrency limit of each pool (admission.pool_limits overrides)."""
+    per = config.admission.per_upstream_limit
+    sizes = {"onprem": per * len(config.onprem.upstreams)}
+    if config.sagemaker is not None:
+        sizes["sagemaker"] = config.sagemaker.max_concurrency
+    for cls in ("confidential", "public"):
+        fb = getattr(config.fallback, cls)
+        if fb is not None:
+            sizes[f"fallback-{cls}"] = per * len(fb.upstreams)
+    return sizes
+
+
+def status(seams: Seams) -> dict[str, object]:
+    """Resilience state for /readyz: admission per pool, breakers, draining."""
+    out: dict[str, object] = {}
+    for name in ("admission", "outlier"):
+        part = getattr(seams, name)
+        if hasattr(part, "snapshot"):
+            out["breakers" if name == "outlier" else name] = part.snapshot()
+    return out
+
+
+def reconfigure(seams: Seams, config: RouterConfig) -> None:
+    """SIGHUP: new settings for every step; their state (breakers, budgets, slots) stays."""
+    if hasattr(seams.admission, "reconfigure"):
+        limits = pool_limits_for(config)
+        seams.admission.reconfigure(config.admission, limits)
+    if hasattr(seams.retry, "reconfigure"):
+        seams.retry.reconfigure(config.retry)
+    if hasattr(seams.outlier, "reconfigure"):
+        seams.outlier.reconfigure(config.breaker)
+    if hasattr(seams.lifecycle, "cfg"):
+        seams.lifecycle.cfg = config.drain
+
+
+def pool_limits_for(config: RouterConfig) -> dict[str, int]:
+    from router.admission import pool_limits
+
+    return pool_limits(config.admission, pool_sizes(config))

@@ -3,24 +3,30 @@ benchmarks/router/README.md), JSON logs and no access log (the router logs each 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from router import logs
 from router.config import RouterConfig
 
 
-def serve(config: RouterConfig, host: str | None = None, port: int | None = None) -> None:
-    import uvicorn
-
-    from router.app import build_app
+def serve(
+    config: RouterConfig,
+    host: str | None = None,
+    port: int | None = None,
+    config_path: Path | None = None,
+) -> None:
+    """Serve until SIGTERM has drained the requests in flight (router/drain.py: exit 0);
+    SIGHUP reloads `config_path`, keeping the old config if the new one is bad."""
+    from router.drain import run_router
 
     logs.setup(config.logging.level)
-    app = build_app(config)
-    uvicorn.run(
-        app,
-        host=host or config.listen.host,
-        port=port if port is not None else config.listen.port,
+    run_router(
+        config,
+        config_path,
+        host or config.listen.host,
+        port if port is not None else config.listen.port,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_config=logs.uvicorn_log_config(config.logging.level),
-        timeout_graceful_shutdown=30,
     )

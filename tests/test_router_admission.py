@@ -162,10 +162,10 @@ def test_tier_and_deadline_from_headers():
     assert resolve_tier({"x-priority": "HIGH"}, cfg) == "high"
     assert resolve_tier({"x-priority": "urgent"}, cfg) == "normal"
     assert resolve_tier({"x-caller": "batch-job", "x-priority": "high"}, cfg) == "low"
-    assert request_deadline({}, cfg, 100.0) == 130.0
-    assert request_deadline({"x-deadline-ms": "1500"}, cfg, 100.0) == 101.5
-    assert request_deadline({"x-deadline-ms": "9999999"}, cfg, 0.0) == 120.0
-    assert request_deadline({"x-deadline-ms": "soon"}, cfg, 0.0) == 30.0
+    assert request_deadline({}, cfg, 100.0, 130.0) == 130.0
+    assert request_deadline({"x-deadline-ms": "1500"}, cfg, 100.0, 130.0) == 101.5
+    assert request_deadline({"x-deadline-ms": "9999999"}, cfg, 0.0, 120.0) == 120.0
+    assert request_deadline({"x-deadline-ms": "soon"}, cfg, 0.0, 30.0) == 30.0
 
 
 def test_config_rejects_reserving_everything():
