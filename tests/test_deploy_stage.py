@@ -178,22 +178,23 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> httpx.R
     raise AssertionError(f"{url} not ready after {timeout}s")
 
 
-def serve(dist: Path, port: int):
+def serve(dist: Path, *extra: str):
     """`edgepack router --config dist/deploy/router.yaml`, as a user runs it."""
     exe = shutil.which("edgepack", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-c", "from pipeline.cli import main; main()"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     return subprocess.Popen(
-        [*cmd, "router", "--config", str(dist / "deploy" / "router.yaml")],
+        [*cmd, "router", "--config", str(dist / "deploy" / "router.yaml"), *extra],
         cwd=dist, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
 
 def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
     result, port, _ = built
-    proc = serve(result.dist, port)
+    proc = serve(result.dist)
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc).json()
+        assert ready["classifier"] is True and ready["routes"]["onprem"] is True
         assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         assert "edgepack_router_requests_total" in metrics or "edgepack_router_in_flight" in metrics
@@ -268,3 +269,26 @@ def test_image_requirements_cover_what_the_running_router_imports(built, tmp_pat
     missing = loaded - set(runtime_closure()) - OPTIONAL_IMPORTS
     assert not missing, f"router imports these, deploy/requirements.txt lacks them: {missing}"
     assert not loaded & {"torch", "transformers", "peft", "optimum"}
+
+
+@pytest.mark.slow
+def test_real_default_recipe_bundle_serves_readyz(tmp_path):
+    """The default recipe, built for real (shared build cache), served from its own deploy/."""
+    from pipeline.runner import default_cache_root
+
+    recipe = load_recipe(ROOT / "recipes" / "sensitivity-minilm.yaml")
+    result = run_build(
+        recipe, load_target("cpu"), out_root=tmp_path / "dist", cache_root=default_cache_root()
+    )
+    port = free_port()  # the recipe's port may be taken here
+    proc = serve(result.dist, "--host", "127.0.0.1", "--port", str(port))
+    try:
+        ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc, timeout=120).json()
+        # the recipe's on-prem hosts do not exist here; SageMaker (boto3 client) is the route
+        assert ready["classifier"] is True and ready["routes"]["sagemaker"] is True
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()

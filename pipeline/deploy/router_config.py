@@ -34,7 +34,7 @@ def _sagemaker(deploy: DeployConfig) -> dict:
 
 
 def _resilience(deploy: DeployConfig) -> dict:
-    """Issue 7's sections: tiers, cache, drain (the rest keep the router's defaults)."""
+    """Issue 7's sections: tiers, fallback, cache, drain (the rest keep the router's defaults)."""
     sections: dict = {
         "admission": {
             "reserved": {t.name: t.reserved for t in deploy.tiers},
@@ -42,6 +42,14 @@ def _resilience(deploy: DeployConfig) -> dict:
         },
         "drain": {"grace_period_s": deploy.drain_grace_s},
     }
+    fallback = {
+        cls: _pool(pool)
+        for cls, pool in (("confidential", deploy.fallback.confidential),
+                          ("public", deploy.fallback.public))
+        if pool is not None
+    }  # fmt: skip
+    if fallback:
+        sections["fallback"] = fallback
     if deploy.cache is not None:
         sections["cache"] = {"enabled": True, "url": deploy.cache.url, "ttl_s": deploy.cache.ttl_s}
     return sections
