@@ -71,8 +71,11 @@ class Target(Strict):
         return self
 
     def field(self, dotted: str) -> object:
+        """Value at a dotted path; None inside an absent section (cpu has no `tensorrt`)."""
         value: object = self.model_dump(mode="json")
         for part in dotted.split("."):
+            if value is None:
+                return None
             value = value[part]  # type: ignore[index]
         return value
 
