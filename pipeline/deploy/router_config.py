@@ -66,19 +66,8 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def router_config(
-    deploy: DeployConfig,
-    *,
-    positive_label: str,
-    max_length: int,
-    sections: frozenset[str] | None = None,
-) -> dict:
-    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes).
-
-    `sections`: the top-level keys the router's schema has; resilience sections it lacks
-    (an older router) are left out rather than failing the build.
-    """
-    resilience = {k: v for k, v in _resilience(deploy).items() if sections is None or k in sections}
+def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
+    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes)."""
     config = {
         "listen": {"host": "0.0.0.0", "port": deploy.listen_port},
         "classifier": {
@@ -93,7 +82,7 @@ def router_config(
         "onprem": _pool(deploy.onprem),
         "sagemaker": _sagemaker(deploy),
         "policy": {"public_overflow_to_onprem": deploy.public_overflow_to_onprem},
-        **resilience,
+        **_resilience(deploy),
     }
     return deep_merge(config, deploy.router)
 
@@ -101,12 +90,6 @@ def router_config(
 def render(config: dict, header: str) -> str:
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     return comment + yaml.safe_dump(config, sort_keys=False)
-
-
-def schema_sections() -> frozenset[str]:
-    from router.config import RouterConfig
-
-    return frozenset(RouterConfig.model_fields)
 
 
 def validate(path: Path) -> object:

@@ -75,7 +75,6 @@ def run(ctx: StageContext) -> dict:
         deploy,
         positive_label=recipe.positive_label,
         max_length=recipe.training.max_length,
-        sections=router_config.schema_sections(),
     )
     config_text = router_config.render(
         config, f"Router config for {bundle}; paths are relative to this file."
@@ -121,6 +120,7 @@ STAGE = Stage(
     modules=(
         "pipeline.deploy.spec", "pipeline.deploy.router_config", "pipeline.deploy.k8s",
         "pipeline.deploy.dockerfile", "pipeline.deploy.prometheus", "pipeline.deploy.grafana",
-        "router.config", "router.metrics", "router.admission", "router.cache", "router.drain",
+        "router.config", "router.metrics", "router.admission", "router.breaker", "router.cache",
+        "router.drain", "router.retry",
     ),
 )  # fmt: skip
