@@ -39,16 +39,14 @@ def error_response(err: RouterError, ctx: RequestContext | None = None) -> Respo
 
 
 def reply_response(ctx: RequestContext, reply: UpstreamReply, metrics: RouterMetrics) -> Response:
-    headers = {**reply.headers, **route_headers(ctx)}
+    # content-type set as a header, not media_type: Starlette would append a charset
+    headers = {**reply.headers, **route_headers(ctx), "content-type": reply.content_type}
     if reply.stream is None:
         finish(ctx, reply.status, metrics)
-        return Response(reply.body or b"", reply.status, headers, media_type=reply.content_type)
+        return Response(reply.body or b"", reply.status, headers)
     headers.setdefault("cache-control", "no-cache")
     return StreamingResponse(
-        _counted(ctx, reply.stream, reply.status, metrics),
-        reply.status,
-        headers,
-        media_type=reply.content_type,
+        _counted(ctx, reply.stream, reply.status, metrics), reply.status, headers
     )
 
 

@@ -24,7 +24,8 @@ class Detector:
 
     def found(self, text: str) -> bool:
         for match in self.pattern.finditer(text):
-            value = match.group("v") if "v" in self.pattern.groupindex else match.group(0)
+            value = match.group("v") if "v" in self.pattern.groupindex else None
+            value = value or match.group(0)
             if not self.validate(value):
                 continue
             if self.context is None or self._in_context(text, match.start(), match.end()):

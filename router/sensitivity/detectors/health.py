@@ -9,8 +9,9 @@ MRN = Detector(
     "health",
     re.compile(
         r"(?i)\b(?:mrn|medical record (?:number|no\.?|#))\s*[:#]?\s*(?P<v>[A-Z0-9-]{5,})"
-        r"|(?:病历号|住院号)\s*[:：]?\s*(?P<v2>[A-Z0-9-]{5,})"
+        r"|(?:病历号|住院号)\s*[:：]?\s*[A-Z0-9-]{5,}"
     ),
+    lambda value: any(ch.isdigit() for ch in value),  # "MRN stands for ..." is not a number
 )
 CONDITIONS = (
     r"(?i)\b(diagnosed with|diagnosis of|tested positive for|prescribed|hiv|aids|cancer|"

@@ -8,7 +8,7 @@ import phonenumbers
 
 from router.sensitivity.detector import AnyOf, Detector
 
-PATTERN = re.compile(r"(?<![\w+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
+PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
 CONTEXT = re.compile(
     r"(?i)\b(phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|whatsapp|fax|contact)\b"
     r"|手机|电话|联系方式|联系|微信|号码"
@@ -28,7 +28,7 @@ def _valid(value: str) -> bool:
 
 
 INTERNATIONAL = Detector(
-    "phone", re.compile(r"(?<![\w+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"), _valid
+    "phone", re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"), _valid
 )
 IN_CONTEXT = Detector("phone", PATTERN, _valid, CONTEXT, window=30)
 DETECTOR = AnyOf("phone", (INTERNATIONAL, IN_CONTEXT))

@@ -19,7 +19,7 @@ def _jwt(value: str) -> bool:
     return isinstance(data, dict) and "alg" in data
 
 
-PLACEHOLDER = re.compile(r"(?i)^(<.*>|\{.*\}|\$\{?\w+\}?|\*+|x+|\.+|null|none|true|false|\?+)$")
+PLACEHOLDER = re.compile(r"(?i)^([<{$%].*|\*+|x+|\.+|null|none|true|false|\?+)$")
 
 
 def _assigned(value: str) -> bool:
@@ -34,9 +34,9 @@ PARTS = (
     Detector("secret", _re(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")),
     Detector("secret", _re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
     Detector("secret", _re(r"(?P<v>eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})"), _jwt),
-    Detector("secret", _re(r"(?<!\w)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})")),
-    Detector("secret", _re(r"(?<!\w)(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    Detector("secret", _re(r"(?<!\w)xox[abposr]-[A-Za-z0-9-]{10,}")),
+    Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})")),
+    Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
+    Detector("secret", _re(r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}")),
     Detector(
         "secret",
         _re(

@@ -1,0 +1,102 @@
+"""Each detector with positive and hard-negative examples, English and Chinese.
+
+Hard negatives look like the real thing but fail the validator (checksum, number rules) or
+lack the context the detector needs; they must not fire.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from router.sensitivity import registry
+
+DETECTORS = registry.all_detectors()
+
+POSITIVE = {
+    "card": ["Charge my card 4111 1111 1111 1111 please", "Mastercard 5500-0000-0000-0004",
+             "卡号4012888888881881，有效期12/27"],
+    "iban": ["Pay to DE89 3704 0044 0532 0130 00 today", "IBAN GB82WEST12345698765432",
+             "收款账户FR1420041010050500013M02606"],
+    "ssn": ["SSN 123-45-6789 on file", "her social security number is 219-09-9998"],
+    "cn_id": ["身份证号11010519491231002X", "ID card: 11010519491231002x"],
+    "phone": ["call me at (650) 253-0000 tomorrow", "reach the office on +44 20 7031 3000",
+              "我的手机是13800138000", "联系电话：+86 138 0013 8000"],
+    "email": ["my email is jane.doe@gmail.com", "customer contact: bob_smith@outlook.com",
+              "客户邮箱 zhang.wei@163.com"],
+    "bank_account": ["account number 12345678 at Chase", "routing number 021000021",
+                     "我的银行卡账号是 6222 0212 3456 7890"],
+    "passport": ["passport number X12345678", "护照号码E12345678"],
+    "health": ["MRN: 00123456", "I was diagnosed with diabetes last year",
+               "患者张伟确诊糖尿病", "my mother is in chemotherapy"],
+    "secret": [
+        "aws key AKIAIOSFODNN7EXAMPLE",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow...",
+        "token eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "ghp_" + "a1B2" * 9,
+        "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+        "xoxb-123456789012-abcdefghijkl",
+        "db.password=hunter2x",
+        "数据库密码：Abc12345",
+    ],
+    "marker": ["CONFIDENTIAL: Q3 plan", "Attorney-Client Privileged communication",
+               "本文件为内部机密", "仅限内部使用，请勿外传"],
+}  # fmt: skip
+
+NEGATIVE = {
+    "card": ["card 4111 1111 1111 1112 fails Luhn", "订单号 1234 5678 1234 5678", "call 1234 5678"],
+    "iban": ["DE89 3704 0044 0532 0130 01 has a bad check", "model GB82XYZ is a router SKU"],
+    "ssn": ["000-12-3456 is not a real SSN", "666-12-3456", "078-05-1120 (advertised)",
+            "part 123-45-67890"],
+    "cn_id": ["编号110105194912310021", "110105194913310025 date is invalid"],
+    "phone": ["the years 2019-2023 were busy", "version 10.2.3.4 released",
+              "订单编号 13800138000 已发货", "ISO date 2024-05-06 12:30"],
+    "email": ["Report bugs to bugs@python.org", "The address format is name@example.com",
+              "请发送至 support@company.com 获取帮助"],
+    "bank_account": ["routing number 123456789 is not valid", "order 12345678 shipped",
+                     "the account has 3 users"],
+    "passport": ["passport photos cost $15", "SKU AB123456 in stock", "护照办理需要几天？"],
+    "health": ["Diabetes is a common disease worldwide.", "Explain how chemotherapy works.",
+               "糖尿病是一种常见疾病。", "MRN stands for medical record number"],
+    "secret": ["How do I reset my password?", "password=<your password>", "api_key=${API_KEY}",
+               "eyJhbGciOiJIUzI1NiIs is cut short", "AKIA1234 is too short", "忘记密码怎么办？"],
+    "marker": ["We value confidentiality.", "I have confidence in this plan",
+               "What does internal combustion mean?", "机器学习是什么？"],
+}  # fmt: skip
+
+PUBLIC = [
+    "What is the capital of France?",
+    "Write a haiku about autumn leaves.",
+    "Explain how a hash table works in 3 sentences.",
+    "Translate 'good morning' into Spanish.",
+    "什么是机器学习？",
+    "请用三句话介绍长城的历史。",
+    "How do credit cards work in general?",
+    "List the HTTP status codes 429 and 503 and what they mean.",
+]
+
+
+def test_every_detector_has_examples() -> None:
+    assert set(POSITIVE) == set(DETECTORS) == set(NEGATIVE)
+
+
+@pytest.mark.parametrize(("label", "text"), [(k, t) for k, v in POSITIVE.items() for t in v])
+def test_positive(label: str, text: str) -> None:
+    assert DETECTORS[label].found(text), f"{label} missed: {text!r}"
+
+
+@pytest.mark.parametrize(("label", "text"), [(k, t) for k, v in NEGATIVE.items() for t in v])
+def test_hard_negative(label: str, text: str) -> None:
+    assert not DETECTORS[label].found(text), f"{label} fired on: {text!r}"
+
+
+@pytest.mark.parametrize("text", PUBLIC)
+def test_plain_prompts_fire_nothing(text: str) -> None:
+    fired = [label for label, d in DETECTORS.items() if d.found(text)]
+    assert fired == []
+
+
+def test_select_rejects_unknown_labels() -> None:
+    with pytest.raises(ValueError, match="unknown detector"):
+        registry.select(["card", "nope"])
+    assert [d.label for d in registry.select(["iban", "card"])] == ["iban", "card"]
