@@ -21,7 +21,8 @@ class TransferProgress:
     """One bar over all bytes of a transfer; s3transfer subscribers feed it from threads."""
 
     def __init__(self, console: Console, quiet: bool = False) -> None:
-        self.quiet = quiet
+        # A bar only on a terminal: in a log file its final frame is noise beside the summary.
+        self.quiet = quiet or not console.is_terminal
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._console = console
