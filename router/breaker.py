@@ -214,6 +214,5 @@ class BreakerSet:
         pool, _, upstream = b.name.partition("/")
         is_open = b.state is State.OPEN
         m.breaker_open.labels(pool=pool, upstream=upstream).set(1 if is_open else 0)
-        m.upstream_healthy.labels(pool=pool, upstream=upstream).set(0 if is_open else 1)
         if ejected and hasattr(m, "breaker_ejections"):
             m.breaker_ejections.labels(pool=pool, upstream=upstream).inc()

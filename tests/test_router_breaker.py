@@ -102,7 +102,6 @@ def test_breaker_set_mirrors_state_into_metrics():
     text = generate_latest(m.registry).decode()
     assert 'edgepack_router_breaker_open{pool="onprem",upstream="gpu-1"} 1.0' in text
     assert 'edgepack_router_breaker_open{pool="onprem",upstream="gpu-2"} 0.0' in text
-    assert 'edgepack_router_upstream_healthy{pool="onprem",upstream="gpu-1"} 0.0' in text
     assert 'edgepack_router_breaker_ejections_total{pool="onprem",upstream="gpu-1"} 1.0' in text
     snap = breakers.snapshot()
     assert snap["onprem/gpu-1"]["state"] == "open" and snap["onprem/gpu-2"]["state"] == "closed"

@@ -1,0 +1,89 @@
+"""Chaos: an on-prem upstream killed mid-run, SageMaker throttling half its calls, a slow
+upstream. No request is lost or hangs, retries stay inside the budget (counted at the
+upstreams), and no confidential request reaches the SageMaker test server."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import httpx
+from fixtures.router_env import RouterEnv, chat
+
+N = 150
+CONCURRENCY = 12
+SECRET = "the quarterly merger memo"  # only ever sent with the confidential header
+BUDGET = {"budget_ratio": 0.2, "budget_min_retries": 3, "budget_window_s": 60}
+
+
+async def _drive(env: RouterEnv, kill_at: int) -> list[tuple[str, int]]:
+    rng = random.Random(5)
+    out: list[tuple[str, int]] = []
+    sem = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(base_url=env.router.url, timeout=30) as client:
+
+        async def one(i: int) -> None:
+            confidential = rng.random() < 0.5
+            if i == kill_at:  # kill gpu-0 while requests are in flight
+                await asyncio.to_thread(env.servers[0].stop)
+            async with sem:
+                if confidential:
+                    body = chat(f"{SECRET} #{i}")
+                    headers = {"X-Data-Classification": "confidential", "X-Deadline-Ms": "8000"}
+                else:
+                    body, headers = chat(f"weather question #{i}"), {"X-Deadline-Ms": "8000"}
+                r = await client.post("/v1/chat/completions", json=body, headers=headers)
+                out.append(("confidential" if confidential else "public", r.status_code))
+                if r.status_code == 200:
+                    assert r.headers["x-route"] in ("onprem", "sagemaker", "fallback")
+
+        await asyncio.gather(*(one(i) for i in range(N)))
+    return out
+
+
+def test_no_request_lost_retries_in_budget_nothing_confidential_in_the_cloud(tmp_path):
+    overrides = {
+        "retry": {
+            "max_attempts": 3,
+            "base_backoff_s": 0.01,
+            "max_backoff_s": 0.05,
+            "max_retry_after_s": 1.0,
+            **BUDGET,
+        },
+        "breaker": {"consecutive_failures": 2, "base_ejection_s": 1.0},
+    }
+    with RouterEnv.start(tmp_path, n_onprem=3, overrides=overrides, latency_s=0.02) as env:
+        env.onprem[2].latency_s = 0.4  # the slow upstream
+        env.sagemaker.throttle_rate = 0.5
+        results = asyncio.run(_drive(env, kill_at=N // 3))
+        m = env.metrics
+        retries = {p: m.retries.labels(p)._value.get() for p in ("onprem", "sagemaker")}
+        attempts = {
+            p: sum(m.upstream_attempts.labels(p, o)._value.get() for o in ("success", "failure"))
+            for p in ("onprem", "sagemaker")
+        }
+        sm_calls = env.sagemaker.requests
+        sm_bodies = list(env.sagemaker.bodies)
+        onprem_calls = sum(f.requests for f in env.onprem)
+        breaker = env.app_state.seams.outlier.snapshot()
+        gpu0_healthy = m.upstream_healthy.labels("onprem", "gpu-0")._value.get()
+
+    assert len(results) == N  # nothing lost
+    statuses = Counter(s for _, s in results)
+    assert set(statuses) <= {200, 429, 503}, statuses
+    assert statuses[200] >= 0.9 * N, statuses
+    # no confidential request at the SageMaker test server
+    assert not any(SECRET.encode() in b for b in sm_bodies)
+    # retries within budget, counted at the upstreams: the router's count of attempts is
+    # what the test servers saw (the killed one refused some connections: ≥ on-prem) ...
+    assert attempts["sagemaker"] == sm_calls
+    assert attempts["onprem"] >= onprem_calls
+    # ... and retries stayed within 20% of the first attempts (plus the floor) per pool
+    for pool in ("onprem", "sagemaker"):
+        firsts = attempts[pool] - retries[pool]
+        assert retries[pool] <= BUDGET["budget_ratio"] * firsts + BUDGET["budget_min_retries"]
+    assert retries["sagemaker"] > 0  # throttling did trigger retries
+    # the killed upstream was taken out (health check or breaker), the others were not
+    assert gpu0_healthy == 0 or breaker["onprem/gpu-0"]["state"] != "closed"
+    assert breaker["onprem/gpu-1"]["state"] == "closed"
