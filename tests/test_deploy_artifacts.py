@@ -210,7 +210,7 @@ def test_promtool_checks_alert_rules(tmp_path, deploy):
     path.write_text(prometheus.render(prometheus.alert_rules(deploy), "x"))
     proc = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 8 rules found" in proc.stdout
+    assert "SUCCESS: 9 rules found" in proc.stdout
 
 
 ALERT_SERIES = {
@@ -224,6 +224,7 @@ ALERT_SERIES = {
     'edgepack_router_confidential_route_usable{namespace="ns",pod="p1"}': "0x40",
     'edgepack_router_classifier_failures_total{namespace="ns"}': "0+1x40",
     'edgepack_router_retry_budget_exhausted_total{namespace="ns",pool="onprem"}': "0+60x40",
+    'edgepack_router_config_reloads_total{namespace="ns",result="rejected"}': "0x20 1x20",
     'up{job="edgepack-router",namespace="ns",pod="p1"}': "0x40",
 }
 EXPECTED = {
@@ -234,6 +235,7 @@ EXPECTED = {
     "EdgepackRouterNoConfidentialRoute": {"namespace": "ns", "pod": "p1"},
     "EdgepackRouterClassifierFailClosed": {"namespace": "ns"},
     "EdgepackRouterRetryBudgetExhausted": {"namespace": "ns", "pool": "onprem"},
+    "EdgepackRouterConfigReloadRejected": {"namespace": "ns"},
     "EdgepackRouterDown": {"job": "edgepack-router", "namespace": "ns", "pod": "p1"},
 }
 
@@ -299,7 +301,7 @@ def test_scrape_config_passes_promtool(tmp_path, deploy):
         [PROMTOOL, "check", "config", str(tmp_path / "scrape.yaml")], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 8 rules found" in proc.stdout
+    assert "SUCCESS: 9 rules found" in proc.stdout
 
 
 # --- Grafana -----------------------------------------------------------------------------

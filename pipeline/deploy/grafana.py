@@ -80,6 +80,17 @@ PANELS: list[Panel] = [
             f"histogram_quantile({q}, sum by (le) "
             f"(rate(edgepack_router_classify_seconds_bucket{NS}[{RATE}])))") for q in (0.5, 0.99)],
           "s"),
+    Panel("Queue depth by tier", "timeseries",
+          [("{{pool}} {{tier}}", f"sum by (pool, tier) (edgepack_router_queue_depth{NS})")]),
+    Panel("Upstream calls per request (retry amplification)", "timeseries",
+          [("calls / request",
+            f"sum(rate(edgepack_router_upstream_attempts_total{NS}[{RATE}]))\n/\n"
+            f"clamp_min(sum(rate(edgepack_router_requests_total{NS}[{RATE}])), 1e-9)")]),
+    Panel("Breaker ejections", "timeseries",
+          [("{{pool}}/{{upstream}}", f"sum by (pool, upstream) "
+            f"(increase(edgepack_router_breaker_ejections_total{NS}[{RATE}]))")]),
+    Panel("Pods draining", "timeseries",
+          [("draining", f"sum(edgepack_router_draining{NS})")]),
     Panel("Fallbacks by sensitivity", "timeseries",
           [("{{sensitivity}}",
             f"sum by (sensitivity) (rate(edgepack_router_fallbacks_total{NS}[{RATE}]))")],

@@ -73,6 +73,11 @@ def alert_rules(deploy: DeployConfig) -> dict:
               "Retry budget of pool {{ $labels.pool }} is spent",
               "Failures exceed what the retry budget may retry: the pool is failing, not "
               "flaky."),
+        _rule("EdgepackRouterConfigReloadRejected",
+              f"sum by ({BY}) (increase(edgepack_router_config_reloads_total"
+              f'{{result="rejected"}}[15m])) > 0', "0m", "warning",
+              "A router config reload (SIGHUP) was rejected",
+              "The new router.yaml failed validation; the old config stays in force."),
         _rule("EdgepackRouterDown", f'up{{job="{JOB}"}} == 0', "5m", "critical",
               "Router {{ $labels.pod }} cannot be scraped",
               "The sidecar's /metrics does not answer; its app has no route."),
