@@ -163,3 +163,62 @@ def test_redis_killed_mid_test_means_no_cache_not_an_error(redis_server):
         await cache.close()
 
     asyncio.run(main())
+
+
+def _env(tmp_path, srv, **cache):
+    from fixtures.router_env import RouterEnv
+
+    overrides = {"cache": {"enabled": True, "url": srv.url, "ttl_s": 30, **cache}}
+    return RouterEnv.start(tmp_path, overrides=overrides)
+
+
+@needs_redis
+def test_router_serves_repeats_from_cache_and_never_caches_confidential(redis_server, tmp_path):
+    from fixtures.router_env import chat
+
+    with _env(tmp_path, redis_server) as env:
+        body = chat("what is the boiling point of water", temperature=0)
+        first = env.client.post("/v1/chat/completions", json=body)
+        second = env.client.post("/v1/chat/completions", json=body)
+        assert first.status_code == second.status_code == 200
+        assert first.headers["x-route"] == "sagemaker" and second.headers["x-route"] == "cache"
+        assert second.content == first.content and env.sagemaker.requests == 1
+        hot = env.client.post("/v1/chat/completions", json=chat("a poem", temperature=0.9))
+        assert hot.headers["x-route"] != "cache"
+        assert redis_server.client().dbsize() == 1  # only the deterministic public answer
+        secret = chat("the merger memo", temperature=0)
+        headers = {"X-Data-Classification": "confidential"}
+        for _ in range(2):
+            r = env.client.post("/v1/chat/completions", json=secret, headers=headers)
+            assert r.status_code == 200 and r.headers["x-route"] == "onprem"
+        assert sum(f.requests for f in env.onprem) == 2  # both reached on-prem
+        assert redis_server.client().dbsize() == 1  # confidential: never stored
+        rc = redis_server.client()
+        assert not any(b"merger" in rc.get(k) for k in rc.scan_iter())
+
+
+@needs_redis
+def test_router_single_flight_and_redis_killed_mid_test(redis_server, tmp_path):
+    import httpx
+    from fixtures.router_env import chat
+
+    with _env(tmp_path, redis_server) as env:
+        env.sagemaker.latency_s = 0.3
+        body = chat("explain tides", temperature=0)
+
+        async def burst():
+            async with httpx.AsyncClient(base_url=env.router.url, timeout=30) as client:
+                return await asyncio.gather(
+                    *(client.post("/v1/chat/completions", json=body) for _ in range(10))
+                )
+
+        answers = asyncio.run(burst())
+        assert [a.status_code for a in answers] == [200] * 10
+        assert env.sagemaker.requests == 1  # the burst of identical misses called once
+        assert len({a.content for a in answers}) == 1
+        redis_server.kill()
+        r = env.client.post("/v1/chat/completions", json=chat("new question", temperature=0))
+        assert r.status_code == 200 and r.headers["x-route"] == "sagemaker"
+        r = env.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-route"] == "sagemaker"  # no cache now
+        assert env.metrics.cache.labels(result="error")._value.get() >= 1
