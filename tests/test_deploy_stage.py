@@ -292,3 +292,40 @@ def test_real_default_recipe_bundle_serves_readyz(tmp_path):
             proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_image_layout_from_the_dockerfile_loads_the_config_and_model(built, tmp_path):
+    """No Docker engine here: replay the Dockerfile's COPYs from the bundle into a fake root,
+    then load the config the image's CMD (and the pod's ConfigMap mount) names."""
+    from router.config import load_config
+
+    result, _, _ = built
+    deploy_dir = result.dist / "deploy"
+    lines = (deploy_dir / "Dockerfile").read_text().splitlines()
+    ignore = (deploy_dir / "Dockerfile.dockerignore").read_text().splitlines()
+    root = tmp_path / "image"
+    workdir = "/"
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == ["WORKDIR"]:
+            workdir = parts[1]
+        if parts[:1] != ["COPY"] or any(p.startswith("--from") for p in parts):
+            continue
+        *sources, dest = parts[1:]
+        for src in sources:
+            assert f"!{src}" in ignore, f"{src} is left out of the build context"
+            if not dest.startswith("/"):
+                dest = f"{workdir}/{dest}"
+            target = root / dest.lstrip("/")
+            target = target / Path(src).name if dest.endswith("/") else target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.dist / src, target)
+    cmd = json.loads(next(x for x in lines if x.startswith("CMD "))[4:])
+    assert cmd[0] == "--config"
+    deployment = yaml.safe_load((deploy_dir / "k8s" / "30-deployment.yaml").read_text())
+    sidecar = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["args"] == cmd, "pod and image name the same config path"
+    config = load_config(root / cmd[1].lstrip("/"))
+    assert config.classifier.model.path.is_file()
+    assert (config.classifier.model.path.parent / "tokenizer.json").is_file()
+    assert (config.classifier.model.path.parent / "config.json").is_file()
