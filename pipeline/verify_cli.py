@@ -26,8 +26,7 @@ def verify(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> f
     if problems:
         for line in problems:
             out.print(line)
-        out.print(f"[red]FAILED[/] {dist}: {len(problems)} problem(s)")
-        raise typer.Exit(1)
+        raise UserError(f"{dist}: FAILED, {len(problems)} problem(s) listed above", code=1)
     count = len(read_manifest(dist)["files"])
     out.print(f"[green]OK[/] {dist}: {count} files match manifest.json")
 

@@ -70,12 +70,8 @@ def build_script(spec: EngineSpec, onnx_rel: str) -> str:
 def write_build_kit(dest: Path, spec: EngineSpec, *, onnx_rel: str, extra: dict) -> dict:
     """Write the kit into `dest`; returns the metadata written to metadata.json."""
     dest.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "engine": spec.to_dict(),
-        "files": {"onnx": onnx_rel, "plan": PLAN, "timing_cache": TIMING_CACHE},
-        **extra,
-    }
-    meta["files"].update(extra.get("files", {}))
+    files = {"onnx": onnx_rel, "plan": PLAN, "timing_cache": TIMING_CACHE}
+    meta = {"engine": spec.to_dict(), **extra, "files": {**files, **extra.get("files", {})}}
     (dest / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     script = dest / "build_engine.sh"
     script.write_text(build_script(spec, onnx_rel))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections.abc import Sequence
 
 from pipeline.packaging.variants import Variant
@@ -32,6 +33,7 @@ def _bar_svg(title: str, unit: str, variants: Sequence[Variant], values: list[fl
         fig.savefig(buffer, format="svg", metadata={"Date": None})
         plt.close(fig)
     svg = buffer.getvalue()
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)  # RDF boilerplate
     return svg[svg.index("<svg") :]
 
 
