@@ -44,7 +44,7 @@ def stage_key_material(
 ) -> dict:
     """Everything the stage's output depends on, as a JSON-ready dict."""
     modules = (f"pipeline.stages.{stage.name}", "pipeline.stage", *stage.modules)
-    return {
+    material = {
         "schema": KEY_SCHEMA,
         "stage": stage.name,
         "code": {m: _module_source_hash(m) for m in modules},
@@ -54,6 +54,12 @@ def stage_key_material(
         "upstream": {n: upstream_keys[n] for n in stage.needs},
         "packages": {p: package_version(p) for p in stage.packages},
     }
+    if "model" in stage.recipe_fields:
+        # The recipe names the model; the weights behind the name may change.
+        from pipeline.model_source import resolve_model
+
+        material["model_fingerprint"] = resolve_model(recipe).fingerprint
+    return material
 
 
 def stage_key(material: dict) -> str:
