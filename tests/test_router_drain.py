@@ -177,3 +177,83 @@ def test_reloader_keeps_old_on_error():
     r = Reloader(bad, applied.append)
     assert not r.reload() and applied == [1]
     assert r.last_error == "router.yaml: retry.budget_ratio: must be <= 1"
+
+
+def _router_yaml(path: Path, upstream_url: str, limit: int = 8, extra: str = "") -> None:
+    path.write_text(
+        textwrap.dedent(f"""
+        onprem:
+          upstreams: [{{name: gpu-0, url: "{upstream_url}"}}]
+          health: {{interval_s: 0.5, timeout_s: 0.5}}
+        admission:
+          pool_limits: {{onprem: {limit}}}
+        drain: {{grace_period_s: 15, linger_s: 0.2, retry_after_s: 4}}
+        logging: {{level: info}}
+        """)
+        + extra
+    )
+
+
+def _start_router(cfg: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    code = "from pipeline.cli import main; main()"
+    argv = [sys.executable, "-c", code, "router", "--config", str(cfg), "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    if not _eventually(lambda: _ready(base), timeout=60):
+        proc.kill()
+        raise AssertionError(f"router did not start: {proc.stdout.read()!r}")
+    return proc, base
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(base + "/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_router_process_drains_on_sigterm_and_reloads_on_sighup(tmp_path):
+    from router.testing.openai_server import FakeOpenAI
+    from router.testing.serve import ServerThread
+
+    fake = FakeOpenAI(name="gpu-0", latency_s=1.5)
+    with ServerThread(fake) as upstream:
+        cfg = tmp_path / "router.yaml"
+        _router_yaml(cfg, upstream.url)
+        proc, base = _start_router(cfg)
+        try:
+            _router_yaml(cfg, upstream.url, limit=10)  # SIGHUP: a valid change applies
+            proc.send_signal(signal.SIGHUP)
+            limit = lambda: httpx.get(base + "/readyz").json()["admission"]["onprem"]["limit"]  # noqa: E731
+            assert _eventually(lambda: limit() == 10)
+            cfg.write_text(cfg.read_text() + "retry: {budget_ratio: 7}\n")  # invalid
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert limit() == 10 and _ready(base)  # rejected; the old config stays
+
+            body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+            results: list[int] = []
+
+            def call() -> None:
+                r = httpx.post(base + "/v1/chat/completions", json=body, timeout=30)
+                results.append(r.status_code)
+
+            threads = [threading.Thread(target=call) for _ in range(4)]
+            for t in threads:
+                t.start()
+            assert _eventually(lambda: fake.in_flight == 4, timeout=20)
+            proc.send_signal(signal.SIGTERM)
+            assert _eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 2)
+            refused = httpx.post(base + "/v1/chat/completions", json=body, timeout=5)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "4"
+            for t in threads:
+                t.join(30)
+            assert results == [200] * 4  # every request in flight completed
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    logs = proc.stdout.read().decode()
+    assert "config reload rejected" in logs and "budget_ratio" in logs
