@@ -78,12 +78,13 @@ def test_corrupt_object_leaves_an_existing_dest_untouched(s3_server, bucket, tmp
     dest = tmp_path / "out"
     (dest / "keep").mkdir(parents=True)
     (dest / "keep" / "old.txt").write_text("previous bundle")
+    (dest / "manifest.json").write_text("{}")
     s3_server.client().put_object(Bucket=bucket, Key=f"{root}/MODEL_CARD.md", Body=b"tampered")
     with pytest.raises(UserError, match=f"{root}/MODEL_CARD.md: sha256 mismatch"):
         fetch_bundle(s3_server.client(), parse_s3_url(f"s3://{bucket}/p/demo-recipe"), dest,
                      target="cpu", version=root.rsplit("/", 1)[1], force=True,
                      progress=QUIET)  # fmt: skip
-    assert [p.name for p in dest.rglob("*")] == ["keep", "old.txt"]
+    assert sorted(p.name for p in dest.rglob("*")) == ["keep", "manifest.json", "old.txt"]
     assert leftovers(tmp_path) == []
 
 

@@ -135,6 +135,9 @@ def test_fetch_keeps_another_bundle_unless_forced(aws_env, bucket: str, tmp_path
     with pytest.raises(UserError, match="--force"):
         fetch_bundle(client, recipe_url, dest, target="cpu", version=r2.version, progress=QUIET)
     assert same_tree(tmp_path / "v1", dest)
+    with pytest.raises(UserError, match="not a bundle"):
+        fetch_bundle(client, recipe_url, tmp_path / "v1" / "onnx", target="cpu",
+                     version=r2.version, force=True, progress=QUIET)  # fmt: skip
     fetch_bundle(client, recipe_url, dest, target="cpu", version=r2.version, force=True,
                  progress=QUIET)  # fmt: skip
     assert same_tree(tmp_path / "v2", dest)

@@ -124,6 +124,8 @@ def list_published(
     with s3_errors(parsed):
         versions = list_versions(client, parsed)
     out = Console()
+    if not out.is_terminal:  # logs and pipes: no 80-column squeeze of key and date columns
+        out = Console(width=200)
     if not versions:
         out.print(f"no published versions under {parsed}")
         return

@@ -125,6 +125,18 @@ def _place(tmp: Path, dest: Path, force: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_dest(dest: Path, force: bool) -> None:
+    """DEST must be new, empty, or (with --force) a bundle: never the working folder."""
+    if not dest.exists() or (dest.is_dir() and not any(dest.iterdir())):
+        return
+    if not force:
+        raise UserError(f"{dest}: exists and holds another bundle (use --force to replace it)")
+    if Path.cwd().resolve().is_relative_to(dest.resolve()):
+        raise UserError(f"{dest}: is the current folder or above it; refusing to replace it")
+    if not (dest / MANIFEST).is_file():
+        raise UserError(f"{dest}: not a bundle (no {MANIFEST}); refusing to replace it")
+
+
 def _already_there(dest: Path, version: str) -> bool:
     manifest = dest / MANIFEST
     return (
@@ -156,8 +168,7 @@ def fetch_bundle(
         total = sum(e["size"] for e in files)
         if _already_there(dest, full):
             return FetchResult(full, dest, len(files), total, already_present=True)
-        if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):
-            raise UserError(f"{dest}: exists and holds another bundle (use --force to replace it)")
+        _check_dest(dest, force)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
         try:

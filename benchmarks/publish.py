@@ -1,0 +1,175 @@
+"""Publish/fetch throughput against a local SeaweedFS S3 server, edgepack vs plain boto3.
+
+Variants, interleaved round-robin on the same server and the same ≥200 MB bundle:
+  edgepack publish   publish_bundle(): verify_dist re-hash, head checks, one transfer manager
+                     for all files (16 MiB parts, 8 in flight), manifest last
+  boto3 upload loop  client.upload_file(path, bucket, key) per file, boto3 defaults
+  edgepack fetch     fetch_bundle(): all files through one transfer manager, sha256 verify,
+                     rename into place
+  boto3 download loop  client.download_file per file, boto3 defaults, no verification
+  no-op re-publish   publish_bundle() of the already-published bundle (in process), and the
+                     whole `edgepack publish … --quiet` command (interpreter start included)
+
+    .venv/bin/python benchmarks/publish.py --rounds 3 --mb 210
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from fixtures.s3 import SeaweedS3  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from pipeline.manifest import build_manifest, write_manifest  # noqa: E402
+from pipeline.publish.client import make_client  # noqa: E402
+from pipeline.publish.download import fetch_bundle  # noqa: E402
+from pipeline.publish.progress import TransferProgress  # noqa: E402
+from pipeline.publish.s3url import parse_s3_url  # noqa: E402
+from pipeline.publish.upload import publish_bundle  # noqa: E402
+
+QUIET = TransferProgress(Console(stderr=True), quiet=True)
+MB = 1_000_000
+
+
+def make_big_bundle(root: Path, total_mb: int) -> tuple[Path, int]:
+    """A bundle shaped like a real one: three model files and ~20 small ones."""
+    big = {"onnx/model.onnx": 0.55, "onnx/model.int8.onnx": 0.3, "onnx/model.qdq.onnx": 0.15}
+    sizes = {rel: int(total_mb * MB * share) for rel, share in big.items()}
+    sizes |= {f"triton/files/f{i:02d}.json": 20_000 + 997 * i for i in range(20)}
+    for rel, size in sizes.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            for start in range(0, size, 1 << 24):
+                fh.write(os.urandom(min(1 << 24, size - start)))
+    manifest = build_manifest(root, recipe={"name": "bench", "sha256": "0" * 64}, target="cpu",
+                              stages={}, metrics={})  # fmt: skip
+    write_manifest(root, manifest)
+    return root, sum(sizes.values())
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def empty_bucket(client, bucket: str) -> None:
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])]  # fmt: skip
+    for start in range(0, len(keys), 1000):
+        chunk = [{"Key": k} for k in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
+
+
+VARIANTS = ("edgepack_up", "boto3_up", "edgepack_down", "boto3_down", "noop", "noop_cli")
+
+
+def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path) -> list[float]:
+    """One pass over every variant (A B C … in the same order each round)."""
+    ours, plain = make_client(), server.client(retries=3)
+    files = [p for p in sorted(dist.rglob("*")) if p.is_file()]
+    url = parse_s3_url(f"s3://{bucket}/ep")
+    dest = workdir / f"out{r}"
+    empty_bucket(plain, bucket)
+
+    def plain_up() -> None:
+        for p in files:
+            plain.upload_file(str(p), bucket, f"plain/{p.relative_to(dist).as_posix()}")
+
+    def plain_down() -> None:
+        for p in files:
+            target = dest / "b" / p.relative_to(dist)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            plain.download_file(bucket, f"plain/{p.relative_to(dist).as_posix()}", str(target))
+
+    def ours_down() -> None:
+        fetch_bundle(ours, url.child("bench"), dest / "e", target="cpu", version=_version(dist),
+                     progress=QUIET)  # fmt: skip
+
+    cli = [str(ROOT / ".venv/bin/edgepack"), "publish", str(dist), "--to", str(url), "--quiet"]
+    out = [
+        timed(lambda: publish_bundle(ours, dist, url, progress=QUIET)),
+        timed(plain_up),
+        timed(ours_down),
+        timed(plain_down),
+        timed(lambda: publish_bundle(ours, dist, url, progress=QUIET)),
+        timed(lambda: subprocess.run(cli, check=True, capture_output=True)),
+    ]
+    shutil.rmtree(dest)
+    return out
+
+
+def run(rounds: int, total_mb: int, workdir: Path) -> dict:
+    with SeaweedS3(workdir / "s3") as server:
+        os.environ.update({k: v for k, v in server.env().items() if k.startswith("AWS_")})
+        bucket = server.new_bucket()
+        dist, nbytes = make_big_bundle(workdir / "dist" / "bench-cpu", total_mb)
+        times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+        for r in range(rounds + 1):  # round 0 warms up and is dropped
+            values = one_round(r, server, bucket, dist, workdir)
+            print(f"round {r}: " + " ".join(f"{k}={v:.2f}s" for k, v in zip(VARIANTS, values,
+                  strict=True)), file=sys.stderr)  # fmt: skip
+            if r:
+                for key, value in zip(VARIANTS, values, strict=True):
+                    times[key].append(value)
+        nfiles = sum(1 for p in dist.rglob("*") if p.is_file())
+        return summarize(times, nbytes, nfiles, rounds)
+
+
+def _version(dist: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((dist / "manifest.json").read_bytes()).hexdigest()
+
+
+def summarize(times: dict[str, list[float]], nbytes: int, nfiles: int, rounds: int) -> dict:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "bundle_mb": round(nbytes / MB, 1),
+        "files": nfiles,
+        "rounds": rounds,
+        "median_s": {k: round(v, 3) for k, v in med.items()},
+        "all_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "MBps": {
+            k: round(nbytes / MB / med[k], 1)
+            for k in ("edgepack_up", "boto3_up", "edgepack_down", "boto3_down")
+        },
+        "speedup_up": round(med["boto3_up"] / med["edgepack_up"], 2),
+        "speedup_down": round(med["boto3_down"] / med["edgepack_down"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mb", type=int, default=210, help="bundle size in MB (>= 200)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    with tempfile.TemporaryDirectory(prefix="edgepack-bench-publish-") as tmp:
+        result = run(args.rounds, args.mb, Path(tmp))
+    result["loadavg_before"] = load_before
+    result["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    result["cpus"] = os.cpu_count()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
