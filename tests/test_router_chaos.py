@@ -87,3 +87,59 @@ def test_no_request_lost_retries_in_budget_nothing_confidential_in_the_cloud(tmp
     # the killed upstream was taken out (health check or breaker), the others were not
     assert gpu0_healthy == 0 or breaker["onprem/gpu-0"]["state"] != "closed"
     assert breaker["onprem/gpu-1"]["state"] == "closed"
+
+
+def test_fallback_keeps_the_sensitivity_class(tmp_path):
+    from router.testing.openai_server import FakeOpenAI
+    from router.testing.serve import ServerThread
+
+    small_conf, small_pub = FakeOpenAI(name="small-conf"), FakeOpenAI(name="small-pub")
+    with ServerThread(small_conf) as conf_srv, ServerThread(small_pub) as pub_srv:
+        overrides = {
+            "fallback": {
+                "confidential": {"upstreams": [{"name": "small-conf", "url": conf_srv.url}]},
+                "public": {"upstreams": [{"name": "small-pub", "url": pub_srv.url}]},
+            },
+            "admission": {"pool_limits": {"onprem": 1}, "spill_wait_s": 0.05},
+            "retry": {"max_attempts": 1},
+        }
+        with RouterEnv.start(tmp_path, n_onprem=1, overrides=overrides) as env:
+            secret = {"X-Data-Classification": "confidential"}
+            ok = env.client.post("/v1/chat/completions", json=chat(SECRET), headers=secret)
+            assert ok.headers["x-route"] == "onprem"
+
+            # saturated: the one on-prem slot is held by a slow request → fallback, on-prem
+            env.onprem[0].latency_s = 1.0
+
+            async def two():
+                async with httpx.AsyncClient(base_url=env.router.url, timeout=30) as client:
+                    slow = asyncio.create_task(
+                        client.post("/v1/chat/completions", json=chat(SECRET), headers=secret)
+                    )
+                    await asyncio.sleep(0.3)
+                    fast = await client.post(
+                        "/v1/chat/completions", json=chat(SECRET), headers=secret
+                    )
+                    return await slow, fast
+
+            slow, fast = asyncio.run(two())
+            assert slow.headers["x-route"] == "onprem"
+            assert fast.status_code == 200 and fast.headers["x-route"] == "fallback"
+            assert b"small-conf" in fast.content and small_conf.requests == 1
+
+            # broken: SageMaker throttles everything, on-prem answers 503 → public fallback
+            env.onprem[0].latency_s = 0.0
+            env.onprem[0].fail_rate = 1.0
+            env.sagemaker.throttle_rate = 1.0
+            pub = env.client.post("/v1/chat/completions", json=chat("weather today"))
+            assert pub.status_code == 200 and pub.headers["x-route"] == "fallback"
+            assert b"small-pub" in pub.content
+            conf = env.client.post("/v1/chat/completions", json=chat(SECRET), headers=secret)
+            assert conf.status_code == 200 and conf.headers["x-route"] == "fallback"
+            assert b"small-conf" in conf.content
+            assert small_pub.requests == 1 and small_conf.requests == 2
+            assert not any(SECRET.encode() in b for b in small_pub.bodies)
+            assert not any(SECRET.encode() in b for b in env.sagemaker.bodies)
+            fallbacks = env.metrics.fallbacks
+            assert fallbacks.labels("confidential")._value.get() == 2
+            assert fallbacks.labels("public")._value.get() == 1
