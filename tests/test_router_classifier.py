@@ -1,0 +1,141 @@
+"""The sensitivity classifier: header rule, detectors before the model, the ONNX model with
+micro-batching (a tiny random BERT exported like the build's onnx/ folder), fail closed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.router_model import make_classifier_dir
+from prometheus_client import generate_latest
+
+from router.config import ClassifierConfig, ModelConfig
+from router.metrics import RouterMetrics
+from router.sensitivity.batching import MicroBatcher
+from router.sensitivity.classifier import Classifier, build_classifier
+from router.sensitivity.model import OnnxSensitivityModel
+
+LEANING = {"confidential": 0.5, "public": 0.99999}  # P(confidential) ≈ 0.9975 for any text
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """One tiny classifier whose head leans confidential (bias 6); thresholds pick the side."""
+    return make_classifier_dir(tmp_path_factory.mktemp("cls") / "onnx", bias=6.0)
+
+
+def _classifier(
+    folder: Path, lean: str = "confidential", **model
+) -> tuple[Classifier, RouterMetrics]:
+    metrics = RouterMetrics()
+    cfg = ClassifierConfig(
+        trusted_callers=["batch-job"],
+        model=ModelConfig(path=folder / "model.int8.onnx", threshold=LEANING[lean], **model),
+    )
+    return build_classifier(cfg, metrics), metrics
+
+
+def _failures(metrics: RouterMetrics) -> float:
+    for line in generate_latest(metrics.registry).decode().splitlines():
+        if line.startswith("edgepack_router_classifier_failures_total "):
+            return float(line.split()[1])
+    raise AssertionError("metric missing")
+
+
+def test_model_decides_when_rules_do_not(model_dir):
+    async def run():
+        conf, _ = _classifier(model_dir)
+        pub, _ = _classifier(model_dir, "public")
+        assert conf.ready and pub.ready
+        d1 = await conf.classify(["Write a haiku about autumn."])
+        d2 = await pub.classify(["Write a haiku about autumn."])
+        return d1, d2
+
+    d1, d2 = asyncio.run(run())
+    assert (d1.sensitivity, d1.reasons) == ("confidential", ("model",))
+    assert (d2.sensitivity, d2.reasons) == ("public", ())
+    assert d1.classifier_ms > 0
+
+
+def test_model_is_skipped_when_header_or_detector_decided(model_dir):
+    async def run():
+        clf, _ = _classifier(model_dir, "public")
+        card = await clf.classify(["card 4111 1111 1111 1111"])
+        header = await clf.classify(["hello"], {"x-data-classification": "confidential"})
+        trusted = await clf.classify(
+            ["card 4111 1111 1111 1111"],
+            {"x-data-classification": "public", "x-caller": "batch-job"},
+        )
+        untrusted = await clf.classify(["hello"], {"x-data-classification": "public"})
+        return clf.batcher.batches, card, header, trusted, untrusted
+
+    batches, card, header, trusted, untrusted = asyncio.run(run())
+    assert card.reasons == ("card",) and header.reasons == ("header",)
+    assert (trusted.sensitivity, trusted.reasons) == ("public", ("header",))
+    assert untrusted.sensitivity == "public"
+    assert batches == 1  # only the untrusted "public" header needed the model
+
+
+def test_micro_batching_shares_runs_and_pads_to_the_longest(model_dir):
+    model = OnnxSensitivityModel.load(ModelConfig(path=model_dir / "model.int8.onnx"))
+    texts = [f"request number {i} " + "word " * (i % 7) for i in range(24)]
+    alone = [model.scores([t])[0] for t in texts]
+
+    async def run():
+        batcher = MicroBatcher(model, max_batch=32, max_wait=0.02)
+        scores = await asyncio.gather(*(batcher.score(t) for t in texts))
+        batcher.close()
+        return batcher.batches, scores
+
+    batches, scores = asyncio.run(run())
+    assert batches < len(texts) / 4
+    assert scores == pytest.approx(alone, abs=2e-3)  # padding to the batch's longest is masked
+    lengths = {len(e.ids) for e in model.tokenizer.encode_batch(texts[:2])}
+    assert len(lengths) == 1 and max(lengths) < 128  # padded to longest, not a fixed length
+
+
+def test_missing_model_fails_closed_and_is_not_ready(tmp_path):
+    async def run():
+        clf, metrics = _classifier(tmp_path / "nowhere")
+        decision = await clf.classify(["Write a haiku about autumn."])
+        return clf, metrics, decision
+
+    clf, metrics, decision = asyncio.run(run())
+    assert not clf.ready and "not found" in clf.model_error
+    assert (decision.sensitivity, decision.reasons) == ("confidential", ("classifier_error",))
+    assert _failures(metrics) == 1
+
+
+class _Slow:
+    def scores(self, texts: list[str]) -> list[float]:
+        time.sleep(0.5)
+        return [0.0] * len(texts)
+
+
+class _Broken:
+    def scores(self, texts: list[str]) -> list[float]:
+        raise RuntimeError("ORT exploded")
+
+
+@pytest.mark.parametrize("model", [_Slow(), _Broken()], ids=["timeout", "error"])
+def test_model_timeout_or_error_fails_closed(model):
+    metrics = RouterMetrics()
+    cfg = ClassifierConfig(model=ModelConfig(path=Path("unused.onnx"), timeout_ms=50))
+
+    async def run():
+        clf = Classifier(cfg, metrics, MicroBatcher(model, max_wait=0.0))
+        decision = await clf.classify(["Write a haiku about autumn."])
+        clf.batcher.close()
+        return decision
+
+    decision = asyncio.run(run())
+    assert (decision.sensitivity, decision.reasons) == ("confidential", ("classifier_error",))
+    assert _failures(metrics) == 1
+
+
+def test_opaque_body_is_confidential_without_the_model():
+    clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
+    decision = asyncio.run(clf.classify([], {}, opaque=True))
+    assert (decision.sensitivity, decision.reasons) == ("confidential", ("opaque",))
