@@ -132,3 +132,12 @@ def test_router_command_serves_until_terminated(tmp_path):
     assert proc.returncode == 0
     for line in err.strip().splitlines():
         json.loads(line)  # every log line is a JSON object, never text
+
+
+def test_demo_routes_both_prompts():
+    result = subprocess.run([sys.executable, "-m", "router.demo", "--check", "--port", "0"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "200 X-Route: onprem X-Sensitivity: confidential" in result.stdout
+    assert "200 X-Route: sagemaker X-Sensitivity: public" in result.stdout
+    assert result.stdout.count("curl -si") == 2

@@ -1,0 +1,96 @@
+"""`make router`: the sidecar on 127.0.0.1 with local stand-ins for its upstreams.
+
+Starts an OpenAI-protocol server (the on-prem GPU pool), a SageMaker runtime server (the
+cloud; the real boto3 client talks to it) and the router, then prints two curl commands:
+a confidential prompt (→ X-Route: onprem) and a public one (→ X-Route: sagemaker).
+The classifier is the default recipe's build (dist/sensitivity-minilm-cpu/onnx/) when it
+exists, else the rules alone. `--check` sends both requests itself and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DIST_MODEL = Path("dist/sensitivity-minilm-cpu/onnx/model.int8.onnx")
+CONFIDENTIAL = "Refund card 4111 1111 1111 1111 for customer Jane Doe"
+PUBLIC = "Write a haiku about autumn leaves"
+
+
+def _config(onprem_url: str, sagemaker_url: str, port: int) -> dict:
+    data: dict = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "onprem": {"upstreams": [{"name": "gpu-local", "url": onprem_url}]},
+        "sagemaker": {"endpoint_name": "demo-endpoint", "region": "us-east-1",
+                      "endpoint_url": sagemaker_url, "max_concurrency": 16},
+        "logging": {"level": "warning"},
+    }  # fmt: skip
+    if DIST_MODEL.is_file():
+        data["classifier"] = {"model": {"path": str(DIST_MODEL.resolve())}}
+    return data
+
+
+def _curl(url: str, text: str) -> str:
+    body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": text}]})
+    return f"curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080, help="router port (0: any free one)")
+    parser.add_argument("--check", action="store_true", help="send both requests and exit")
+    args = parser.parse_args(argv)
+    for key, value in {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}.items():
+        os.environ.setdefault(key, value)  # the SageMaker stand-in ignores signatures
+
+    from pipeline.schema_io import load_model
+    from router.app import build_app
+    from router.config import RouterConfig
+    from router.testing.openai_server import FakeOpenAI
+    from router.testing.sagemaker_server import FakeSageMaker
+    from router.testing.serve import ServerThread
+
+    onprem = ServerThread(FakeOpenAI(name="onprem-gpu", record=False)).start()
+    sagemaker = ServerThread(FakeSageMaker(endpoints=("demo-endpoint",), record=False)).start()
+    config = load_model(RouterConfig, Path("<demo>"), data=_config(onprem.url, sagemaker.url, 0))
+    router = ServerThread(build_app(config), port=args.port).start()
+    classifier = (
+        "ONNX model " + str(DIST_MODEL) if DIST_MODEL.is_file() else "rules only (no build)"
+    )
+    print(f"router   {router.url}   classifier: {classifier}")
+    print(
+        f"on-prem  {onprem.url}   (OpenAI protocol)\nsagemaker {sagemaker.url}   (InvokeEndpoint)"
+    )
+    print("\nconfidential → X-Route: onprem\n  " + _curl(router.url, CONFIDENTIAL))
+    print("public → X-Route: sagemaker\n  " + _curl(router.url, PUBLIC), flush=True)
+    try:
+        if args.check:
+            return _check(router.url)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for server in (router, onprem, sagemaker):
+            server.stop()
+
+
+def _check(url: str) -> int:
+    import httpx
+
+    ok = True
+    for text, route in ((CONFIDENTIAL, "onprem"), (PUBLIC, "sagemaker")):
+        body = {"model": "demo", "messages": [{"role": "user", "content": text}]}
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
+        got = r.headers.get("x-route")
+        print(f"{r.status_code} X-Route: {got} X-Sensitivity: {r.headers.get('x-sensitivity')}")
+        ok &= r.status_code == 200 and got == route
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
