@@ -1,0 +1,114 @@
+"""Calibration: ONNX Runtime's own calibrators fed from the recipe's calib split.
+
+We never hand-write a calibrator. We drive `onnxruntime.quantization.create_calibrator`
+in chunks (its histogram calibrators keep every intermediate output of a chunk in memory,
+so 256 samples at once would cost gigabytes) and save the ranges with ORT's calibration
+cache format. `quantize_static(calibration_cache_path=...)` then reuses the ranges for
+every retry of the accuracy gate, so calibration runs once per stage run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization import CalibrationMethod
+
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+def calibrate_method(name: str) -> CalibrationMethod:
+    """The ORT enum for a recipe's `quantize.calibration` value."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return getattr(CalibrationMethod, METHODS[name])
+
+
+def pick_samples(texts: Sequence[str], samples: int) -> list[str]:
+    """`samples` texts spread evenly over the split (all of them if it is smaller)."""
+    if samples >= len(texts):
+        return list(texts)
+    step = len(texts) / samples
+    return [texts[int(i * step)] for i in range(samples)]
+
+
+def make_reader(feeds: Sequence[dict]):
+    """A `CalibrationDataReader` over prepared feeds, one unpadded example per call.
+
+    Batch 1 without padding calibrates on the activations real requests produce; padded
+    positions would pull ranges toward what padding tokens happen to compute.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class SplitReader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._feeds = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self._feeds, None)
+
+        def __len__(self) -> int:
+            return len(feeds)
+
+    return SplitReader()
+
+
+def same_length_chunks(
+    tokenizer, texts: Sequence[str], max_length: int, input_names: Sequence[str], chunk: int
+) -> list[list[dict]]:
+    """Feeds grouped by token count: ORT's histogram collector stacks a chunk's outputs,
+    so every example in one chunk must have the same shape.
+    """
+    from pipeline.quant.onnx_eval import encode
+
+    by_length: dict[int, list[dict]] = {}
+    for text in texts:
+        feeds = encode(tokenizer, [text], max_length, input_names)
+        by_length.setdefault(feeds["input_ids"].shape[1], []).append(feeds)
+    return [
+        group[i : i + chunk]
+        for _, group in sorted(by_length.items())
+        for i in range(0, len(group), chunk)
+    ]
+
+
+def calibrate(
+    model: Path,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    method: str,
+    percentile: float,
+    op_types: Sequence[str],
+    cache_path: Path,
+    chunk: int = 32,
+) -> Path:
+    """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache."""
+    import onnx
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
+    options = {"symmetric": True}
+    if method == "percentile":
+        options["percentile"] = percentile
+    with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
+        calibrator = create_calibrator(
+            model,
+            list(op_types),
+            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=calibrate_method(method),
+            extra_options=options,
+        )
+        for feeds in same_length_chunks(tokenizer, texts, max_length, input_names, chunk):
+            with contextlib.redirect_stdout(io.StringIO()):  # ORT prints per chunk
+                calibrator.collect_data(make_reader(feeds))
+        with contextlib.redirect_stdout(io.StringIO()):
+            ranges = calibrator.compute_data()
+        del calibrator
+    save_tensors_data(ranges, cache_path)
+    return cache_path

@@ -1,0 +1,157 @@
+"""The CPU model: the fastest INT8 variant for ONNX Runtime (onnx/model.int8.onnx).
+
+Which variant wins depends on the CPU (VNNI/AMX or not, thread count), so the stage
+builds a few candidates, times them against FP32 on this machine (interleaved, medians)
+and keeps the fastest that passes the accuracy gate. Candidates:
+- `fused-dynamic*`: onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm,
+  BiasGelu, EmbedLayerNorm) then `quantize_dynamic` of the weights (MatMul, Attention,
+  and the embedding tables, which are half of MiniLM's bytes), with per-channel or 7-bit
+  (`reduce_range`, for CPUs without VNNI whose u8*s8 pairs can saturate) variants;
+- `static-qoperator`: `quantize_static` QOperator (QLinearMatMul) from the calibration;
+- `static-qdq`: the TensorRT Q/DQ model as ORT runs it.
+Every candidate is saved as ORT's optimized graph, so loading it does not re-fuse.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DYNAMIC_OPS = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
+STATIC_OPS = ("MatMul", "Gemm")
+TIMING_SHAPES = ((1, 128), (8, 128))
+"""(batch, sequence) the stage times: the router's single request and a small batch."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    build: Callable[[Path, Sequence[str]], Path]
+    """(destination, node names to keep in float) → the saved model."""
+    nodes: Callable[[], list[str]]
+    """The nodes this candidate quantizes (the units of sensitivity exclusion)."""
+
+
+def bert_fusion(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
+    """onnxruntime.transformers' BERT fusion; heads/hidden size 0 = read from the graph."""
+    from onnxruntime.transformers import optimizer
+
+    model = optimizer.optimize_model(
+        str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+    )
+    model.save_model_to_file(str(dst))
+    return dst
+
+
+def save_optimized(src: Path, dst: Path) -> Path:
+    """Let ORT apply its extended (CPU) fusions once and save the result."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+    return dst
+
+
+def quantized_nodes(model_path: Path, op_types: Sequence[str]) -> list[str]:
+    """Names of the nodes a quantizer would touch (weights-bearing nodes only)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type in op_types and (n.op_type != "Gather" or n.input[0] in inits)
+    ]
+
+
+def dynamic_candidate(
+    name: str, fused: Path, work: Path, per_channel: bool, reduce_range: bool
+) -> Candidate:
+    def build(dst: Path, exclude: Sequence[str]) -> Path:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        raw = work / f"{dst.stem}.raw.onnx"
+        quantize_dynamic(
+            str(fused),
+            str(raw),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            op_types_to_quantize=list(DYNAMIC_OPS),
+            nodes_to_exclude=list(exclude),
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        return save_optimized(raw, dst)
+
+    return Candidate(name, build, lambda: quantized_nodes(fused, DYNAMIC_OPS))
+
+
+def static_qoperator_candidate(prepared: Path, calib_cache: Path, method, work: Path) -> Candidate:
+    def build(dst: Path, exclude: Sequence[str]) -> Path:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        raw = work / f"{dst.stem}.raw.onnx"
+        quantize_static(
+            str(prepared),
+            str(raw),
+            calibration_data_reader=None,
+            calibration_cache_path=str(calib_cache),
+            quant_format=QuantFormat.QOperator,
+            op_types_to_quantize=list(STATIC_OPS),
+            per_channel=False,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
+            calibrate_method=method,
+        )
+        return save_optimized(raw, dst)
+
+    return Candidate("static-qoperator", build, lambda: quantized_nodes(prepared, STATIC_OPS))
+
+
+def fixed_candidate(name: str, model: Path) -> Candidate:
+    """A model built elsewhere (the TensorRT Q/DQ model); exclusion does not apply."""
+
+    def build(dst: Path, exclude: Sequence[str]) -> Path:
+        return save_optimized(model, dst) if not exclude else shutil.copyfile(model, dst)
+
+    return Candidate(name, build, lambda: [])
+
+
+def time_models(
+    models: dict[str, Path], baseline: Path, threads: int, budget_s: float = 4.0
+) -> dict[str, dict]:
+    """Median ms per (batch, seq) shape and ratio to FP32 ORT, all variants interleaved."""
+    from pipeline.quant.onnx_eval import ort_session
+    from pipeline.quant.timing import interleaved_medians, synthetic_feeds
+
+    sessions = {"fp32": ort_session(baseline, threads, spinning=False)}
+    sessions |= {n: ort_session(p, threads, spinning=False) for n, p in models.items()}
+    figures: dict[str, dict] = {name: {} for name in sessions}
+    for batch, seq in TIMING_SHAPES:
+        runners = {}
+        for name, sess in sessions.items():
+            feeds = synthetic_feeds([i.name for i in sess.get_inputs()], batch, seq)
+            runners[name] = lambda s=sess, f=feeds: s.run(None, f)
+        medians = interleaved_medians(runners, rounds=50, warmup=1, budget_s=budget_s)
+        for name, seconds in medians.items():
+            figures[name][f"b{batch}_s{seq}"] = {
+                "ms": round(seconds * 1000, 3),
+                "ratio": round(seconds / medians["fp32"], 3),
+            }
+    return figures
+
+
+def speed_score(figure: dict) -> float:
+    """Geometric mean of the ratios to FP32 over the timed shapes (lower is faster)."""
+    import math
+
+    ratios = [v["ratio"] for v in figure.values()]
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))

@@ -1,0 +1,110 @@
+"""The accuracy gate: an INT8 model may cost at most the recipe's budget of its metric.
+
+A model over budget is not given up at once: we measure which units (blocks or nodes)
+hurt most by quantizing with one unit left in float at a time and comparing outputs with
+FP32 on calibration samples, then keep the 1, 2, ... most sensitive units in float until
+the model passes (at most half of them: beyond that it is no longer an INT8 model).
+Every attempt goes into a table; if none passes, the stage fails with that table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import StageFailed
+
+
+@dataclass
+class Attempt:
+    model: str
+    excluded: list[str]
+    metric: float
+    """Points, 0-100."""
+    drop: float
+    passed: bool
+
+    def row(self) -> dict:
+        return {
+            "model": self.model,
+            "excluded": self.excluded,
+            "metric": round(self.metric, 3),
+            "drop": round(self.drop, 3),
+            "passed": self.passed,
+        }
+
+
+@dataclass
+class GateResult:
+    path: Path
+    metrics: dict
+    attempts: list[Attempt] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)
+
+
+def attempts_table(attempts: Sequence[Attempt], metric: str, budget: float) -> str:
+    """A plain-text table of what was tried, for the failure message and the log."""
+    lines = [f"{'model':<20} {'kept in float':<40} {metric:>9} {'drop':>7}  (budget {budget})"]
+    for a in attempts:
+        kept = ", ".join(a.excluded) or "-"
+        kept = kept if len(kept) <= 40 else kept[:37] + "..."
+        verdict = "pass" if a.passed else "FAIL"
+        lines.append(f"{a.model:<20} {kept:<40} {a.metric:>9.2f} {a.drop:>7.2f}  {verdict}")
+    return "\n".join(lines)
+
+
+def run_gate(
+    name: str,
+    build: Callable[[Path, Sequence[str]], Path],
+    units: dict[str, list[str]],
+    evaluate: Callable[[Path], dict],
+    output_error: Callable[[Path], float],
+    fp32_points: float,
+    metric: str,
+    budget: float,
+    work: Path,
+    progress: Callable[[str], None] = lambda _m: None,
+    attempts: list[Attempt] | None = None,
+) -> GateResult:
+    """Build `name` (with nothing, then with the most sensitive units kept in float) until its
+    metric is within `budget` points of FP32; raise StageFailed with the table otherwise.
+
+    `attempts` collects every attempt, also when this raises.
+    """
+    attempts = attempts if attempts is not None else []
+
+    def attempt(excluded: list[str], tag: str) -> GateResult | None:
+        nodes = [n for u in excluded for n in units[u]]
+        path = build(work / f"{name}-{tag}.onnx", nodes)
+        scores = evaluate(path)
+        points = 100.0 * scores[metric]
+        drop = fp32_points - points
+        attempts.append(Attempt(name, excluded, points, drop, drop <= budget))
+        return GateResult(path, scores, attempts) if drop <= budget else None
+
+    progress(f"{name}: evaluating")
+    if result := attempt([], "full"):
+        return result
+    if len(units) < 2:
+        raise StageFailed("quantize", _failure(name, attempts, metric, budget))
+    progress(f"{name}: over budget, measuring sensitivity of {len(units)} units")
+    sensitivity = {
+        unit: output_error(build(work / f"{name}-sens-{i}.onnx", nodes))
+        for i, (unit, nodes) in enumerate(units.items())
+    }
+    ranked = sorted(sensitivity, key=sensitivity.__getitem__)  # lowest error = most sensitive
+    for k in range(1, len(units) // 2 + 1):
+        progress(f"{name}: retry with {k} unit(s) in float")
+        if result := attempt(ranked[:k], f"excl{k}"):
+            result.sensitivity = sensitivity
+            return result
+    raise StageFailed("quantize", _failure(name, attempts, metric, budget))
+
+
+def _failure(name: str, attempts: Sequence[Attempt], metric: str, budget: float) -> str:
+    return (
+        f"INT8 accuracy gate failed for {name}: {metric} drop over the recipe's "
+        f"eval.int8_budget of {budget} points in every attempt\n"
+        + attempts_table([a for a in attempts if a.model == name], metric, budget)
+    )

@@ -1,0 +1,103 @@
+"""Tokenize a split and score an ONNX classifier with ONNX Runtime.
+
+Shared by the quantize gate, the package report and the router's classifier checks, so
+every INT8-vs-FP32 figure in a build comes from the same tokenization and the same
+`pipeline.scoring` metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.scoring import classification_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnxruntime as ort
+
+    from pipeline.data import Example
+
+
+def ort_session(
+    model: Path | str, threads: int | None = None, spinning: bool = True
+) -> ort.InferenceSession:
+    """A CPU session; `spinning=False` for interleaved timing (see BENCHMARKING.md)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def load_tokenizer(onnx_dir: Path | str):
+    """The tokenizer saved beside the exported model (never from a hub)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(onnx_dir), local_files_only=True)
+
+
+def encode(
+    tokenizer, texts: Sequence[str], max_length: int, input_names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """int64 feeds for exactly the inputs the model declares, padded to the longest text."""
+    import numpy as np
+
+    batch = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="np"
+    )
+    feeds = {}
+    for name in input_names:
+        if name in batch:
+            feeds[name] = batch[name].astype(np.int64)
+        elif name == "token_type_ids":
+            feeds[name] = np.zeros_like(batch["input_ids"], dtype=np.int64)
+        else:
+            raise ValueError(f"model input {name!r} is not produced by the tokenizer")
+    return feeds
+
+
+def predict_logits(
+    session: ort.InferenceSession,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Logits in input order; texts are batched by length so padding stays small."""
+    import numpy as np
+
+    names = [i.name for i in session.get_inputs()]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[np.ndarray | None] = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        feeds = encode(tokenizer, [texts[i] for i in idx], max_length, names)
+        logits = session.run(None, feeds)[0]
+        for row, i in zip(logits, idx, strict=True):
+            out[i] = row
+    return np.stack(out)
+
+
+def evaluate(
+    model: Path | str,
+    tokenizer,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    positive_label: str,
+    max_length: int,
+    threads: int | None = None,
+) -> dict:
+    """`pipeline.scoring` metrics (0-1 scale) of an ONNX classifier on `examples`."""
+    session = ort_session(model, threads=threads)
+    logits = predict_logits(session, tokenizer, [e.text for e in examples], max_length)
+    index = {label: i for i, label in enumerate(labels)}
+    y_true = [index[e.label] for e in examples]
+    y_pred = [int(i) for i in logits.argmax(axis=1)]
+    return classification_metrics(y_true, y_pred, positive=index[positive_label])

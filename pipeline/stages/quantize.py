@@ -1,0 +1,254 @@
+"""quantize: calibrate on the recipe's calib split, write the TensorRT Q/DQ model and the
+fastest CPU INT8 model, lint the first for the target's TensorRT, gate both on accuracy.
+
+Outputs `onnx/model.qdq.onnx` and `onnx/model.int8.onnx`; scratch work stays in `_work/`
+and is deleted, so nothing over budget can reach the cache or `dist/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipeline.errors import StageFailed, UserError
+from pipeline.stage import Stage, StageContext
+
+SENSITIVITY_SAMPLES = 64
+
+
+def run(ctx: StageContext) -> dict:
+    from pipeline.data import load_split
+    from pipeline.quant import onnx_eval
+
+    export_dir = ctx.inputs["export"] / "onnx"
+    fp32 = export_dir / "model.onnx"
+    if not fp32.is_file():
+        raise UserError(f"{fp32}: the export stage left no model.onnx")
+    recipe, metric = ctx.recipe, ctx.recipe.eval.metric
+    work = ctx.out / "_work"
+    work.mkdir()
+    try:
+        tokenizer = onnx_eval.load_tokenizer(export_dir)
+        eval_set = load_split(recipe, "eval")
+        calib_texts = [e.text for e in load_split(recipe, "calib")]
+
+        def evaluate(path: Path) -> dict:
+            return onnx_eval.evaluate(
+                path, tokenizer, eval_set, recipe.labels, recipe.positive_label,
+                recipe.training.max_length,
+            )  # fmt: skip
+
+        ctx.progress("evaluating FP32")
+        fp32_scores = evaluate(fp32)
+        judge = _Judge(ctx, fp32, tokenizer, calib_texts, evaluate, 100.0 * fp32_scores[metric])
+        qdq = _build_qdq(ctx, fp32, work, tokenizer, calib_texts, judge)
+        cpu = _build_cpu_int8(ctx, fp32, work, qdq, judge)
+        out = ctx.out / "onnx"
+        out.mkdir()
+        shutil.copyfile(qdq["result"].path, out / "model.qdq.onnx")
+        shutil.copyfile(cpu["result"].path, out / "model.int8.onnx")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sizes = {
+        "fp32": fp32.stat().st_size,
+        "qdq": (out / "model.qdq.onnx").stat().st_size,
+        "int8": (out / "model.int8.onnx").stat().st_size,
+    }
+    ctx.note(
+        f"int8: {cpu['chosen']} ({cpu['speed']:.2f}x FP32 time, "
+        f"{sizes['int8'] / sizes['fp32']:.2f}x size); qdq lint clean for {ctx.target.name}"
+    )
+    return {
+        "metric": metric,
+        "budget": recipe.eval.int8_budget,
+        "fp32": fp32_scores,
+        "int8": cpu["result"].metrics,
+        "qdq": qdq["result"].metrics,
+        "chosen": cpu["chosen"],
+        "candidates": cpu["table"],
+        "timing": cpu["timing"],
+        "gate": [a.row() for a in judge.attempts],
+        "sizes": sizes,
+        "calibration": qdq["calibration"],
+        "qdq_nodes": qdq["nodes"],
+        "lint": {"target": ctx.target.name, "violations": 0},
+    }
+
+
+class _Judge:
+    """Evaluation and FP32-output comparison shared by every gate run of the stage."""
+
+    def __init__(self, ctx, fp32, tokenizer, calib_texts, evaluate, fp32_points) -> None:
+        from pipeline.quant.calibration import pick_samples
+
+        self.ctx, self.evaluate, self.fp32_points = ctx, evaluate, fp32_points
+        self.tokenizer, self.attempts = tokenizer, []
+        self.texts = pick_samples(calib_texts, SENSITIVITY_SAMPLES)
+        self.reference = self._probs(fp32)
+
+    def _probs(self, path: Path):
+        import numpy as np
+
+        from pipeline.quant import onnx_eval
+
+        session = onnx_eval.ort_session(path)
+        logits = onnx_eval.predict_logits(
+            session, self.tokenizer, self.texts, self.ctx.recipe.training.max_length
+        )
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def output_error(self, path: Path) -> float:
+        """Mean absolute difference of class probabilities vs FP32 on calib samples."""
+        return float(abs(self._probs(path) - self.reference).mean())
+
+    def gate(self, name, build, units, work):
+        from pipeline.quant.gate import run_gate
+
+        return run_gate(
+            name, build, units, self.evaluate, self.output_error, self.fp32_points,
+            self.ctx.recipe.eval.metric, self.ctx.recipe.eval.int8_budget, work,
+            progress=self.ctx.progress, attempts=self.attempts,
+        )  # fmt: skip
+
+
+def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts, judge) -> dict:
+    """Calibrate once, quantize to Q/DQ, gate, then lint for the target's TensorRT."""
+    from pipeline.quant import calibration, lint, qdq
+
+    q = ctx.recipe.quantize
+    expand_ln = bool(
+        ctx.target.tensorrt
+        and "LayerNormalization" in lint.unsupported_ops(ctx.target.tensorrt.line)
+    )
+    ctx.progress("pre-processing (shape inference)")
+    pre = qdq.preprocess(fp32, work / "pre.onnx")
+    prepared = work / "prepared.onnx"
+    nodes = qdq.prepare_for_tensorrt(pre, prepared, expand_layernorm=expand_ln)
+    samples = calibration.pick_samples(calib_texts, q.samples)
+    ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
+    cache = calibration.calibrate(
+        prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
+        q.percentile, qdq.OP_TYPES, work / "calibration.json",
+    )  # fmt: skip
+    method = calibration.calibrate_method(q.calibration)
+
+    def build(dst: Path, exclude) -> Path:
+        if set(nodes) <= set(exclude):
+            return Path(shutil.copyfile(prepared, dst))
+        return qdq.quantize_qdq(prepared, dst, cache, method, nodes, exclude)
+
+    result = judge.gate("qdq", build, qdq.group_blocks(nodes), work)
+    violations = lint.lint_file(result.path, ctx.target)
+    if violations:
+        listed = "; ".join(str(v) for v in violations[:20])
+        raise StageFailed(
+            "quantize",
+            f"model.qdq.onnx fails the TensorRT lint for {ctx.target.name} "
+            f"({len(violations)} violations): {listed}",
+        )
+    return {
+        "result": result,
+        "prepared": prepared,
+        "cache": cache,
+        "method": method,
+        "nodes": len(nodes),
+        "calibration": {
+            "method": q.calibration,
+            "samples": len(samples),
+            "percentile": q.percentile if q.calibration == "percentile" else None,
+            "layernorm_expanded": expand_ln,
+        },
+    }
+
+
+def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge) -> dict:
+    """Build the candidates, time them interleaved, keep the fastest that passes the gate."""
+    from pipeline.quant import cpu_int8
+    from pipeline.quant.gate import run_gate
+    from pipeline.quant.timing import default_threads, loadavg
+
+    ctx.progress("fusing the BERT graph")
+    fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
+    candidates = [
+        cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
+        cpu_int8.dynamic_candidate("fused-dynamic-pc", fused, work, True, False),
+        cpu_int8.dynamic_candidate("fused-dynamic-rr", fused, work, False, True),
+        cpu_int8.static_qoperator_candidate(qdq["prepared"], qdq["cache"], qdq["method"], work),
+        cpu_int8.fixed_candidate("static-qdq", qdq["result"].path),
+    ]
+    built = {}
+    for cand in candidates:
+        ctx.progress(f"building {cand.name}")
+        built[cand.name] = cand.build(work / f"{cand.name}.onnx", [])
+    ctx.progress(f"timing {len(built)} candidates against FP32 (interleaved)")
+    threads = default_threads()
+    load_before = loadavg()
+    timing = cpu_int8.time_models(built, fp32, threads)
+    speed = {name: cpu_int8.speed_score(timing[name]) for name in built}
+    table = {}
+    for name, path in built.items():
+        ctx.progress(f"evaluating {name}")
+        scores = judge.evaluate(path)
+        drop = judge.fp32_points - 100.0 * scores[ctx.recipe.eval.metric]
+        table[name] = {
+            "metrics": scores,
+            "drop": round(drop, 3),
+            "passed": drop <= ctx.recipe.eval.int8_budget,
+            "speed": round(speed[name], 3),
+            "size_bytes": path.stat().st_size,
+        }
+    ranked = sorted(built, key=speed.__getitem__)
+    passing = [n for n in ranked if table[n]["passed"]]
+    from pipeline.quant.gate import Attempt, GateResult
+
+    for name in ranked:
+        row = table[name]
+        points = 100.0 * row["metrics"][ctx.recipe.eval.metric]
+        judge.attempts.append(Attempt(name, [], points, row["drop"], row["passed"]))
+    if passing:
+        chosen = passing[0]
+        result = GateResult(built[chosen], table[chosen]["metrics"])
+    else:  # the fastest candidate, with its most sensitive nodes kept in float
+        chosen = ranked[0]
+        cand = next(c for c in candidates if c.name == chosen)
+        units = {n: [n] for n in cand.nodes()}
+        result = run_gate(
+            chosen, cand.build, units, judge.evaluate, judge.output_error, judge.fp32_points,
+            ctx.recipe.eval.metric, ctx.recipe.eval.int8_budget, work,
+            progress=ctx.progress, attempts=judge.attempts,
+        )  # fmt: skip
+    return {
+        "result": result,
+        "chosen": chosen,
+        "speed": speed[chosen],
+        "table": table,
+        "timing": {
+            "threads": threads,
+            "loadavg": [load_before, loadavg()],
+            "shapes": [f"b{b}_s{s}" for b, s in cpu_int8.TIMING_SHAPES],
+            "median": timing,
+        },
+    }
+
+
+STAGE = Stage(
+    name="quantize",
+    run=run,
+    needs=("export",),
+    recipe_fields=("quantize", "eval", "labels", "positive_label", "training.max_length"),
+    target_fields=("onnx_max_opset", "tensorrt.line"),
+    data_splits=("calib", "eval"),
+    packages=("onnx", "onnxruntime"),
+    modules=(
+        "pipeline.quant.calibration",
+        "pipeline.quant.cpu_int8",
+        "pipeline.quant.gate",
+        "pipeline.quant.lint",
+        "pipeline.quant.onnx_eval",
+        "pipeline.quant.qdq",
+        "pipeline.quant.rewrite",
+        "pipeline.quant.timing",
+        "pipeline.scoring",
+    ),
+)
