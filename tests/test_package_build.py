@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.packaging import cached_onnx_models, upstream_stages
-from fixtures.tiny_model import write_recipe
+from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.manifest import verify_dist
 from pipeline.packaging.tarball import safe_extract
@@ -40,7 +39,7 @@ def builds(tmp_path_factory) -> dict:
     """target → (dist, notes, result) for cpu, jetson and a100."""
     onnx = cached_onnx_models()
     root = tmp_path_factory.mktemp("builds")
-    recipe = load_recipe(write_recipe(root, str(onnx)))
+    recipe = load_recipe(write_recipe(root, onnx))
     found = {}
     for name in ("cpu", "jetson", "a100"):
         notes = Notes()
