@@ -41,10 +41,25 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def metrics_summary(metrics: dict) -> dict:
+    """Per variant (fp32/int8/qdq): accuracy-type metrics, CPU latency and size, read from
+    the package stage's metrics; {} when there is no package stage."""
+    variants = metrics.get("package", {}).get("variants", [])
+    return {
+        v["name"]: {
+            **v.get("metrics", {}),
+            "latency_ms": v.get("latency_ms"),
+            "size_bytes": v.get("size_bytes"),
+        }
+        for v in variants
+    }
+
+
 def build_manifest(
     root: Path, *, recipe: dict, target: str, stages: dict[str, str], metrics: dict
 ) -> dict:
     return {
+        "summary": metrics_summary(metrics),
         "schema_version": SCHEMA_VERSION,
         "recipe": recipe,
         "target": target,

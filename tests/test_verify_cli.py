@@ -53,3 +53,32 @@ def test_missing_manifest_and_bad_path_are_one_line_errors(tmp_path):
         result.returncode == 2
         and result.stderr.strip() == f"error: {tmp_path / 'nope'}: not a folder"
     )
+
+
+def test_manifest_summary_lists_variants_from_package_metrics(tmp_path):
+    metrics = {
+        "package": {
+            "variants": [
+                {
+                    "name": "fp32",
+                    "metrics": {"accuracy": 0.9},
+                    "latency_ms": 10.0,
+                    "size_bytes": 100,
+                },
+                {
+                    "name": "int8",
+                    "metrics": {"accuracy": 0.89},
+                    "latency_ms": 6.0,
+                    "size_bytes": 30,
+                },
+            ]
+        }
+    }
+    manifest = build_manifest(
+        tmp_path, recipe={"name": "r", "sha256": "0"}, target="cpu", stages={}, metrics=metrics
+    )
+    assert manifest["summary"] == {
+        "fp32": {"accuracy": 0.9, "latency_ms": 10.0, "size_bytes": 100},
+        "int8": {"accuracy": 0.89, "latency_ms": 6.0, "size_bytes": 30},
+    }
+    assert build_manifest(tmp_path, recipe={}, target="cpu", stages={}, metrics={})["summary"] == {}
