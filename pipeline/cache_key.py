@@ -8,10 +8,12 @@ import json
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.recipe import Recipe
-from pipeline.stage import Stage
-from pipeline.target import Target
+if TYPE_CHECKING:  # annotations only: keeps pydantic off the import path of sha256_file
+    from pipeline.recipe import Recipe
+    from pipeline.stage import Stage
+    from pipeline.target import Target
 
 KEY_SCHEMA = 1
 
