@@ -151,3 +151,26 @@ def test_build_blockers_for_targets_and_hosts():
 def test_spec_round_trips_through_json():
     s = spec("10.3", dla_core=0)
     assert EngineSpec.from_dict(s.to_dict()) == s
+
+
+def test_engine_spec_refuses_an_opset_the_device_cannot_parse():
+    from fixtures.packaging import cached_onnx_models
+
+    from pipeline.engine.target_spec import engine_spec
+    from pipeline.errors import UserError
+    from pipeline.target import load_target
+
+    qdq = cached_onnx_models() / "model.qdq.onnx"
+    xavier = load_target("jetson-xavier")
+    spec = engine_spec(xavier, qdq)  # opset 17 == Xavier's maximum
+    assert (spec.trt_line, spec.compute_capability, spec.dla_core) == ("8.5", "7.2", None)
+    assert spec.inputs == ("input_ids", "attention_mask", "token_type_ids")
+    old = xavier.model_copy(update={"onnx_max_opset": 13})
+    with pytest.raises(
+        UserError, match=r"opset 17 is above target jetson-xavier's onnx_max_opset 13"
+    ):
+        engine_spec(old, qdq)
+    orin_dla = load_target("jetson").model_copy(
+        update={"tensorrt": load_target("jetson").tensorrt.model_copy(update={"use_dla": True})}
+    )
+    assert engine_spec(orin_dla, qdq).dla_core == 0

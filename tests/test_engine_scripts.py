@@ -205,3 +205,23 @@ def test_tensorrt_11_kit_has_no_precision_flags(tmp_path):
     words = shlex.split(result.stdout)
     assert not {"--int8", "--fp16", "--stronglyTyped"} & set(words)
     assert words[-1] == "--skipInference"
+
+
+def test_tensorrt_8_5_kit_for_xavier_uses_int8_fp16_and_build_only(tmp_path):
+    spec = make_spec(line="8.5", cc="7.2")
+    folder = tmp_path / "kit"
+    write_build_kit(folder, spec, onnx_rel="model.qdq.onnx", extra={})
+    bin_dir = fake_device(tmp_path / "bin", "8.5", "7.2")
+    result = run(["bash", str(folder / "build_engine.sh"), "--dry-run"], bin_dir, tmp_path)
+    assert result.returncode == 0, result.stderr
+    words = shlex.split(result.stdout)
+    assert words[-1] == "--buildOnly"
+    assert {"--int8", "--fp16", "--buildOnly", "--memPoolSize=workspace:1024"} <= set(words)
+    assert "--skipInference" not in words and "--stronglyTyped" not in words
+
+
+def test_na_from_nvidia_smi_is_not_taken_for_a_compute_capability(kit, tmp_path):
+    folder, _spec = kit
+    bin_dir = fake_device(tmp_path / "bin", "10.3", "[N/A]")
+    result = run(["bash", str(folder / "build_engine.sh"), "--dry-run"], bin_dir, tmp_path)
+    assert result.returncode == 4 and "compute capability 'none' found" in result.stderr

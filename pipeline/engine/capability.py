@@ -72,8 +72,9 @@ def gpu_compute_capability() -> str | None:
             )
         except (OSError, subprocess.TimeoutExpired):
             out = None
-        if out is not None and out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip().splitlines()[0].strip()
+        first = out.stdout.strip().splitlines()[0].strip() if out and out.stdout.strip() else ""
+        if out is not None and out.returncode == 0 and re.fullmatch(r"\d+\.\d+", first):
+            return first  # Jetson's nvidia-smi may print [N/A]: fall through to the device tree
     try:
         compatible = DEVICE_TREE_COMPATIBLE.read_bytes().decode(errors="replace")
     except OSError:

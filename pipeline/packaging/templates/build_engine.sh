@@ -50,6 +50,7 @@ fi
 
 # Compute capability: nvidia-smi on discrete GPUs, the device tree on Jetson.
 found_cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' ' || true)"
+[[ "$found_cc" =~ ^[0-9]+\.[0-9]+$ ]] || found_cc=""  # e.g. [N/A] on Jetson's nvidia-smi
 if [ -z "$found_cc" ] && [ -r /proc/device-tree/compatible ]; then
   case "$(tr '\0' ' ' < /proc/device-tree/compatible)" in
     *tegra234*) found_cc="8.7" ;;

@@ -29,6 +29,7 @@ def tokenize(text: str, max_length: int) -> dict[str, np.ndarray]:
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_file(str(tokenizer_json))
+        tok.no_padding()
         tok.enable_truncation(max_length)
         enc = tok.encode(text)
         ids, mask, types = enc.ids, enc.attention_mask, enc.type_ids
