@@ -52,6 +52,7 @@ def test_engine_matches_onnxruntime(tmp_path, strongly_typed):
     want = session.run(None, feeds)[0]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=5e-2)
-    assert (got.argmax(-1) == want.argmax(-1)).all()
+    clear = np.abs(want[:, 0] - want[:, 1]) > 0.1  # random weights: skip near-ties
+    assert (got.argmax(-1) == want.argmax(-1))[clear].all()
     again = build_engine(spec, onnx / "model.qdq.onnx", tmp_path / "again.plan", timing_cache=cache)
     assert again["build_seconds"] >= 0  # second build reads the timing cache it wrote
