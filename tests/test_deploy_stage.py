@@ -22,8 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from fixtures.packaging import cached_onnx_models, upstream_stages
-from fixtures.tiny_model import write_recipe
+from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.errors import StageFailed
 from pipeline.manifest import verify_dist
@@ -94,8 +93,11 @@ def local_deploy(upstream: str, port: int, **changes) -> dict:
 
 
 def build(folder: Path, deploy: dict | None):
-    overrides = {"deploy": deploy} if deploy is not None else {}
-    recipe = load_recipe(write_recipe(folder, "unused", **overrides))
+    path = write_recipe(folder, folder / "unused-model")
+    if deploy is not None:
+        raw = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**raw, "deploy": deploy}, sort_keys=False))
+    recipe = load_recipe(path)
     stages = [*upstream_stages(cached_onnx_models()), ROUTER]
     return run_build(
         recipe, load_target("cpu"), out_root=folder / "dist", cache_root=folder / "cache",
