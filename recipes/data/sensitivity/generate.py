@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stdnum import luhn
-from templates import CONFIDENTIAL, CROSS_WRAPPERS, PREFIXES, PUBLIC, SUFFIXES, WRAPPERS
+from templates import (
+    CONFIDENTIAL,
+    CONTEXTS,
+    CROSS_WRAPPERS,
+    PREFIXES,
+    PUBLIC,
+    SUFFIXES,
+    WRAPPERS,
+)
 from values import FILLERS, card_candidates
 
 SEED = 20261128
@@ -30,7 +38,12 @@ SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
 CONFIDENTIAL_SHARE = 0.45
 HELDOUT_EVERY = 5  # template i with i % 5 == 4 appears in eval only
 EVAL_HELDOUT_P = 0.35  # share of eval rows drawn from held-out templates, where a category has any
-P_WRAP, P_CROSS, P_PREFIX, P_SUFFIX = 0.45, 0.07, 0.18, 0.2
+P_WRAP, P_CROSS, P_PREFIX, P_SUFFIX, P_CONTEXT = 0.45, 0.07, 0.18, 0.2, 0.1
+P_COMBO = 0.08  # a public question first, then the row's own body ("Also, ...")
+JOINERS = {
+    "en": [" Also, ", "\n\nSecond thing: ", " And ", "\nPS: "],
+    "zh": ["另外，", "\n还有：", "顺便问一下，"],
+}
 HERE = Path(__file__).resolve().parent
 
 
@@ -105,14 +118,31 @@ def render(rng: random.Random, cat: Category, split: str) -> Row:
     pool = cat.templates[body_lang]
     heldout = split == "eval" and has_heldout(pool) and rng.random() < EVAL_HELDOUT_P
     text = fill(rng, pick(rng, pool, heldout), body_lang)
+    if rng.random() < P_COMBO:
+        other = rng.choice([c for c in categories() if c.label == "public"])
+        first = fill(rng, pick(rng, other.templates[body_lang], False), body_lang)
+        text = join(first, rng.choice(JOINERS[body_lang]), text, body_lang)
     if wrappers is not WRAPPERS[lang] or rng.random() < P_WRAP:
         wrapper = pick(rng, wrappers, split == "eval" and rng.random() < EVAL_HELDOUT_P)
         text = fill(rng, wrapper.replace("{x}", "{{x}}"), lang).format(x=text)
-    if rng.random() < P_PREFIX:
+    if rng.random() < P_CONTEXT:
+        text = rng.choice(CONTEXTS[lang]) + ("" if lang == "zh" else " ") + text
+    elif rng.random() < P_PREFIX:
         text = rng.choice(PREFIXES[lang]) + ("" if lang == "zh" else " ") + text
     if rng.random() < P_SUFFIX:
         text = add_suffix(text, rng.choice(SUFFIXES[lang]), lang)
     return Row(text, cat.label, cat.name, body_lang, heldout)
+
+
+def join(first: str, joiner: str, second: str, lang: str) -> str:
+    """Two requests in one prompt, punctuated the way a person would type them."""
+    if lang == "zh":
+        return first + ("" if first[-1] in "。！？!?" else "。") + joiner + second
+    if first[-1] not in ".?!":
+        first += "."
+    if joiner.strip() in ("Also,", "And") and second[:2].istitle():
+        second = second[0].lower() + second[1:]
+    return first + joiner + second
 
 
 def add_suffix(text: str, suffix: str, lang: str) -> str:

@@ -84,6 +84,9 @@ CONFIDENTIAL = {
         "My daughter lost her card {card}; how do I tell the bank it was stolen?",
         "Customer {name} called: card {card}, wants a refund of {price}. Write the ticket note.",
         "Save my billing info for next time: {name}, {card}, {exp}.",
+        "Last month's statement for card {card} shows a charge from {company} I don't recognise. Draft the complaint.",
+        "Can you split this bill? Paid {price} with my Mastercard {card}, {name} owes me half.",
+        "Update the subscription to card ending... actually here's the full number: {card}, exp {exp}",
     ], [
         "我的信用卡号是{card}，有效期{exp}，帮我填一下这个付款表单",
         "帮我写封邮件给酒店，押金用这张卡付：{card}，安全码{cvv}",
@@ -95,6 +98,8 @@ CONFIDENTIAL = {
         "客户{name}来电，信用卡{card}，要求退款{price}，帮我写工单备注",
         "我妈的卡{card}丢了，怎么挂失？",
         "付款信息：{card}，{exp}，{cvv}，下次直接用这个",
+        "上个月账单里卡号{card}有一笔{company}的扣款我不认识，帮我写投诉",
+        "帮我把这张卡{card}（{name}的）绑定到会员账户里",
     ]),
     "iban": (8, 0.3, [
         "My IBAN is {iban}, please put it in the invoice footer.",
@@ -252,6 +257,11 @@ CONFIDENTIAL = {
         "settings.py has DATABASES password '{pw}' for host db-prod. Convert it to env vars.",
         "Our router admin password is {pw}, write the onboarding note for the new IT intern.",
         "Why does my Helm chart fail?\nenv:\n  - name: REDIS_URL\n    value: {conn}",
+        "OPENAI_API_KEY={openai}\nWhy do I get 'insufficient_quota' with this key?",
+        "My Google Maps key {gcpkey} is getting rate limited, how do I restrict it?",
+        "The app can't upload blobs, connection string: {azconn}",
+        "Here are the prod creds for the handover doc: user admin / {pw}",
+        "ssh deploy@10.0.4.21 with password {pw} keeps failing, what could be wrong?",
     ], [
         "帮我看看这段代码为什么报错：\nclient = boto3.client('s3', aws_access_key_id='{awskey}', aws_secret_access_key='{awssecret}')",
         "这是我的私钥，为什么ssh登录失败？\n{pem}",
@@ -265,6 +275,9 @@ CONFIDENTIAL = {
         "Slack机器人令牌{xoxb}失效了怎么办？",
         "AWS密钥：{awskey} / {awssecret}，帮我写个上传S3的脚本",
         "公司WiFi密码是{pw}，帮我写一份新员工入职须知",
+        "OPENAI_API_KEY={openai}，为什么提示额度不足？",
+        "Azure连接字符串{azconn}上传失败，怎么排查？",
+        "生产环境账号admin，密码{pw}，帮我写进交接文档",
     ]),
     "internal": (12, 0.35, [
         "INTERNAL ONLY: {quarter} revenue came in at {money}, down {pct}. Draft talking points for the board before the earnings call.",
@@ -281,6 +294,10 @@ CONFIDENTIAL = {
         "Privileged & confidential legal memo re: {company} settlement of {money}. Make it shorter.",
         "Internal pricing sheet, do not share with customers: our floor price for {product} is {price}.",
         "Before the public announcement, summarise why we are exiting the {city} market and writing off {money}.",
+        "Draft a short update for the sales leads: the price increase of {pct} takes effect in {month}, customers don't know yet.",
+        "Board deck notes, strictly confidential: we missed {quarter} guidance by {money} and plan to restate. Tighten the wording.",
+        "Summarise the acquisition memo for {company}: offer {money}, walk-away price {money2}, announce after the close.",
+        "Internal only - the reorg moves {n} people from {city} to {city2}. Write the FAQ for managers.",
     ], [
         "内部机密：公司{quarter}营收{money}，同比下降{pct}，帮我写董事会汇报要点",
         "我们计划以{money}收购{company}，尚未公告，请勿外传。帮我起草内部通知",
@@ -292,6 +309,8 @@ CONFIDENTIAL = {
         "这是我们给{company}的投标报价{money}，请帮我润色投标函，注意保密",
         "绝密：与{company}的并购谈判价格{money}，下周尽调，帮我写会议纪要",
         "内部资料，请勿外传：{product}的底价是{price}",
+        "董事会材料（严格保密）：{quarter}业绩未达预期，差额{money}，帮我润色措辞",
+        "内部通知草稿：{city}分公司将于{month}撤销，员工暂不知情，帮我改得委婉一些",
     ]),
     "hr": (10, 0.35, [
         "Write {name}'s performance review: rating {rating}, missed every deadline in {quarter}, salary {salary}.",
@@ -306,6 +325,10 @@ CONFIDENTIAL = {
         "My report {name} disclosed she is pregnant and wants reduced hours; how do I note this in her file?",
         "Exit interview notes for {name}: leaving because of her manager {name2}. Summarise for HR.",
         "Bonus list: {name} {salary}, {name2} {salary2}. Format it as a table for the CFO.",
+        "Write a calm reply to {name}, who asked why {name2} earns {salary} while she earns {salary2}.",
+        "Our payroll export: {empid} {name} {salary}; {empid2} {name2} {salary2}. Sum the total.",
+        "{name}'s background check came back with a 2019 DUI. Draft the note to the hiring manager.",
+        "Draft talking points for telling {name} she did not get the promotion; her last two ratings were {rating} and {rating2}.",
     ], [
         "帮我写{name}的绩效评语：评分{rating}，{quarter}多次延误交付，{salary}",
         "{name}（工号{empid}）{salary}，帮我写调薪说明，只涨{pct}",
@@ -315,6 +338,8 @@ CONFIDENTIAL = {
         "员工{name}的绩效改进计划，当前评分{rating}，帮我起草",
         "{name}的年终奖和{salary}，帮我做成表格发给财务",
         "离职面谈记录：{name}因和主管{name2}冲突离职，帮我总结",
+        "{name}的背景调查显示有劳动仲裁记录，帮我写给招聘经理的说明",
+        "工资表：{empid} {name} {salary}；{empid2} {name2} {salary2}，帮我算合计",
     ]),
 }
 
@@ -375,6 +400,8 @@ PUBLIC = {
         "Our warehouse scanner reads {luhnfail} for pallet {n}. What format is that?",
         "Consignment {luhnfail} was delivered to the wrong depot, write an apology to the customer.",
         "Booking reference {luhnfail} for the concert - can I transfer it to a friend?",
+        "Amazon order {luhnfail} says delivered but nothing arrived. What should I do?",
+        "Membership number {luhnfail} on the gym flyer - is that a promo code?",
     ], [
         "快递单号{luhnfail}，帮我写邮件催一下物流",
         "订单号{luhnfail}收到的货坏了，帮我写退货申请",
@@ -382,6 +409,7 @@ PUBLIC = {
         "日志里 batch_id={luhnfail} 报错，怎么排查？",
         "工单编号{luhnfail}，帮我写一段给客户的回复",
         "运单{luhnfail}卡在海关了，怎么办？",
+        "淘宝订单{luhnfail}显示已签收但我没收到，怎么办？",
     ]),
     "iban_about": (5, 0.35, [
         "How is the IBAN check digit calculated?",
@@ -450,6 +478,9 @@ PUBLIC = {
         "In Kubernetes, how do I mount password: <your-password-here> from a Secret instead of a ConfigMap?",
         "Write a unit test that mocks requests.get with headers={{'Authorization': 'Bearer <TOKEN>'}}",
         "Replace the hard-coded key with a vault lookup: API_KEY = 'REPLACE_ME'",
+        "How do I pass OPENAI_API_KEY=<your key> to a Docker container without baking it into the image?",
+        "Explain the Azure connection string format: DefaultEndpointsProtocol=https;AccountName=<name>;AccountKey=<key>",
+        "Is it OK to commit a Google Maps key like AIza... to a public repo if it's restricted? Give me the pros and cons.",
     ], [
         "这样读取密码安全吗？password = os.environ[\"DB_PASSWORD\"]",
         "AWS文档里的示例密钥AKIAIOSFODNN7EXAMPLE能直接用吗？",
@@ -457,6 +488,8 @@ PUBLIC = {
         "为什么 stripe.api_key = 'sk_test_xxx' 在生产环境不行？",
         "怎么从环境变量读取数据库密码：os.getenv('DB_PASSWORD')",
         "DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/DB 这个模板怎么填？",
+        "OPENAI_API_KEY=<你的密钥> 这种写法怎么在Docker里传进去？",
+        "Azure连接字符串里的AccountKey=<key>应该放在哪里？",
     ]),
     "medicine_general": (8, 0.35, [
         "What are the early symptoms of {diagnosis}?",
@@ -507,12 +540,16 @@ PUBLIC = {
         "Turn this public press release into a tweet: {company} launches {product}, available now for {price}.",
         "Explain to a beginner what {company}'s {money} share buyback, announced on Monday, means.",
         "Our company blog post: {company} is hiring {n} engineers in {city}. Make it catchier.",
+        "{company} said in its public filing that {quarter} revenue was {money}. Write three bullet points for our newsletter.",
+        "The press release says {company} will cut {pct} of jobs. Summarise the public reaction for a class discussion.",
     ], [
         "{company}昨天公开发布了{quarter}财报，营收{money}，帮我写一段新闻摘要",
         "{company}宣布在{city}开设新办公室，帮我写一条微博",
         "根据已公开的年报，{company}营收增长{pct}，请分析原因",
         "{company}正式发布{product}，售价{price}，帮我写宣传文案",
         "新闻稿：{company}已完成对{company2}的收购，帮我改写成英文",
+        "{company}在公开财报中披露{quarter}营收{money}，帮我写三条要点",
+        "据公开报道，{company}将裁员{pct}，帮我写一段评论",
     ]),
     "confidential_ordinary": (6, 0.35, [
         "What does 'confidential' mean when a novel's narrator talks about a confidential informant?",
@@ -547,6 +584,8 @@ PUBLIC = {
         "What is a performance improvement plan and how long does it usually last?",
         "Remind {name} that the team lunch is at noon on Friday.",
         "Write a thank-you note to {name} for organising the conference.",
+        "What's a fair salary for a junior designer in {city} according to public surveys?",
+        "Write a generic rejection email to candidates who didn't get the promotion.",
     ], [
         "绩效评估怎么写比较专业？",
         "怎么跟老板谈加薪？",
@@ -555,6 +594,8 @@ PUBLIC = {
         "写一个员工警告信模板，姓名用[员工姓名]代替",
         "帮我给{name}写一封感谢信，感谢他组织了这次活动",
         "提醒{name}周五中午团队聚餐",
+        "{city}初级设计师的市场薪资大概多少？",
+        "写一封通用的晋升未通过通知邮件模板",
     ]),
     "business_general": (6, 0.35, [
         "How do I write a product roadmap for a SaaS startup?",
@@ -679,4 +720,25 @@ PUBLIC = {
         "彩虹是怎么形成的？",
         "祝贺{name}升职的朋友圈文案",
     ]),
+}
+
+# Longer, label-neutral background that some prompts open with (length variety: several sentences).
+CONTEXTS = {
+    "en": [
+        "I'm cleaning up our team's shared notes before the quarter ends. Some of it is messy and I want it readable for people who join later.",
+        "Long story short, I've been going back and forth with this for an hour. I'd rather have a second pair of eyes on it before I hit send.",
+        "My English isn't perfect and this goes to people I don't know well. I want it to be clear and not sound rude.",
+        "We moved to a new ticketing tool last week and a lot of old notes got pasted in as-is. I'm going through them one by one.",
+        "This came up in today's stand-up. Nobody had time to look at it, so I volunteered, but I'm not an expert.",
+        "I'm writing this on my phone between meetings, sorry for typos. The deadline is end of day.",
+        "Background: I run a small team of five, we don't have a dedicated admin, and I end up doing a lot of paperwork myself.",
+    ],
+    "zh": [
+        "季度末了，我在整理团队的共享文档，有些内容比较乱，想整理得清楚一点，方便新同事看。",
+        "这件事我已经纠结了一个小时了，发出去之前想请你帮忙看一下。",
+        "我们上周换了新的工单系统，很多旧记录是直接粘贴进来的，我正在逐条处理。",
+        "今天早会上提到了这个问题，大家都没时间看，我就主动接下来了，但我不太懂。",
+        "我在会议间隙用手机打的字，可能有错别字，今天下班前要交。",
+        "背景：我带一个五个人的小团队，没有专门的行政，很多文书工作都是我自己做。",
+    ],
 }

@@ -997,3 +997,25 @@ FILLERS.update(
     bizmail=biz_mail,
     bizphone=biz_phone,
 )
+
+
+def openai_key(rng: Rng, lang: str) -> str:
+    return rng.choice(["sk-proj-", "sk-"]) + alnum(
+        rng, 48, string.ascii_letters + string.digits + "_-"
+    )
+
+
+def gcp_key(rng: Rng, lang: str) -> str:
+    return "AIza" + alnum(rng, 35, string.ascii_letters + string.digits + "_-")
+
+
+def azure_conn(rng: Rng, lang: str) -> str:
+    account = rng.choice(["prodstore", "billingdata", "hrdocs", "mlartifacts"]) + digits(rng, 2)
+    key = alnum(rng, 86, string.ascii_letters + string.digits + "+/") + "=="
+    return (
+        f"DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key};"
+        "EndpointSuffix=core.windows.net"
+    )
+
+
+FILLERS.update(openai=openai_key, gcpkey=gcp_key, azconn=azure_conn)
