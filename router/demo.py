@@ -4,7 +4,9 @@ Starts an OpenAI-protocol server (the on-prem GPU pool), a SageMaker runtime ser
 cloud; the real boto3 client talks to it) and the router, then prints two curl commands:
 a confidential prompt (→ X-Route: onprem) and a public one (→ X-Route: sagemaker).
 The classifier is the default recipe's build (dist/sensitivity-minilm-cpu/onnx/) when it
-exists, else the rules alone. `--check` sends both requests itself and exits.
+exists, else the rules alone. `--config` runs a build's emitted deploy/router.yaml instead
+(its classifier, tiers, limits), with only the upstreams swapped for the local stand-ins.
+`--check` sends both requests itself and exits.
 """
 
 from __future__ import annotations
@@ -34,6 +36,27 @@ def _config(onprem_url: str, sagemaker_url: str, port: int) -> dict:
     return data
 
 
+def _emitted(path: Path, onprem_url: str, sagemaker_url: str) -> dict:
+    """A build's deploy/router.yaml with its upstreams pointed at the local stand-ins."""
+    from pipeline.schema_io import read_yaml
+
+    data = read_yaml(path)
+    data["listen"] = {"host": "127.0.0.1", "port": 0}
+    data["onprem"] = {**data["onprem"], "upstreams": [{"name": "gpu-local", "url": onprem_url}]}
+    data["sagemaker"] = {**data.get("sagemaker", {}), "endpoint_url": sagemaker_url}
+    data.pop("fallback", None)  # no stand-in for the smaller models
+    data["cache"] = {**data.get("cache", {}), "enabled": False}  # no Redis in the demo
+    return data
+
+
+def _endpoint(path: Path | None) -> str:
+    if path is None:
+        return "demo-endpoint"
+    from pipeline.schema_io import read_yaml
+
+    return read_yaml(path).get("sagemaker", {}).get("endpoint_name", "demo-endpoint")
+
+
 def _curl(url: str, text: str) -> str:
     body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": text}]})
     return f"curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'"
@@ -43,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080, help="router port (0: any free one)")
     parser.add_argument("--check", action="store_true", help="send both requests and exit")
+    parser.add_argument("--config", type=Path, help="a build's deploy/router.yaml to run")
     args = parser.parse_args(argv)
     for key, value in {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}.items():
         os.environ.setdefault(key, value)  # the SageMaker stand-in ignores signatures
@@ -55,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     from router.testing.serve import ServerThread
 
     onprem = ServerThread(FakeOpenAI(name="onprem-gpu", record=False)).start()
-    sagemaker = ServerThread(FakeSageMaker(endpoints=("demo-endpoint",), record=False)).start()
-    config = load_model(RouterConfig, Path("<demo>"), data=_config(onprem.url, sagemaker.url, 0))
+    endpoint = _endpoint(args.config)
+    sagemaker = ServerThread(FakeSageMaker(endpoints=(endpoint,), record=False)).start()
+    if args.config is not None:
+        data, where = _emitted(args.config, onprem.url, sagemaker.url), args.config
+    else:
+        data, where = _config(onprem.url, sagemaker.url, 0), Path("<demo>")
+    config = load_model(RouterConfig, where, data=data)
     router = ServerThread(build_app(config), port=args.port).start()
-    classifier = (
-        "ONNX model " + str(DIST_MODEL) if DIST_MODEL.is_file() else "rules only (no build)"
-    )
+    model = config.classifier.model
+    classifier = f"ONNX model {model.path}" if model is not None else "rules only (no build)"
+    if args.config is not None:
+        print(f"config   {args.config}  (upstreams swapped for the local stand-ins)")
     print(f"router   {router.url}   classifier: {classifier}")
     print(
         f"on-prem  {onprem.url}   (OpenAI protocol)\nsagemaker {sagemaker.url}   (InvokeEndpoint)"
@@ -93,4 +123,10 @@ def _check(url: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as exc:  # e.g. --config names a missing or invalid file
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.code)

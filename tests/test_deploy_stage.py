@@ -87,6 +87,7 @@ def local_deploy(upstream: str, port: int, **changes) -> dict:
     deploy["listen_port"] = port
     deploy["onprem"] = {"upstreams": [{"name": "local", "url": upstream}]}
     deploy["fallback"] = {}
+    deploy["threshold"] = 0.99  # the tiny model is random: only detectors make confidential
     deploy.pop("cache")
     deploy.update(changes)
     return deploy
@@ -294,6 +295,9 @@ def test_real_default_recipe_bundle_serves_readyz(tmp_path):
             proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
+    demo = run_demo(result.dist)  # `make router` with the real classifier
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "200 X-Route: sagemaker X-Sensitivity: public" in demo.stdout
 
 
 def test_image_layout_from_the_dockerfile_loads_the_config_and_model(built, tmp_path):
@@ -331,3 +335,23 @@ def test_image_layout_from_the_dockerfile_loads_the_config_and_model(built, tmp_
     assert config.classifier.model.path.is_file()
     assert (config.classifier.model.path.parent / "tokenizer.json").is_file()
     assert (config.classifier.model.path.parent / "config.json").is_file()
+
+
+def run_demo(dist: Path) -> subprocess.CompletedProcess:
+    """`make router`'s command on a bundle: demo stand-ins + the emitted config, --check."""
+    config = dist / "deploy" / "router.yaml"
+    return subprocess.run(
+        [sys.executable, "-m", "router.demo", "--config", str(config), "--port", "0", "--check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_make_router_demo_runs_the_emitted_config(built):
+    result, _, _ = built
+    proc = run_demo(result.dist)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"config   {result.dist / 'deploy' / 'router.yaml'}" in proc.stdout
+    assert "model.int8.onnx" in proc.stdout, "the bundle's classifier, not rules only"
+    assert proc.stdout.count("curl -si http://127.0.0.1:") == 2
+    assert "200 X-Route: onprem X-Sensitivity: confidential" in proc.stdout
+    assert "200 X-Route: sagemaker X-Sensitivity: public" in proc.stdout
