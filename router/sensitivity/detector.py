@@ -21,20 +21,27 @@ class Detector:
     validate: Callable[[str], bool] = _always  # gets the candidate text (group "v" or whole)
     context: re.Pattern[str] | None = None  # must match within `window` chars of the candidate
     window: int = 60
+    hint: re.Pattern[str] | None = None  # cheap pre-check: no hint in the text, no scan
 
     def found(self, text: str) -> bool:
+        if self.hint is not None and self.hint.search(text) is None:
+            return False
         for match in self.pattern.finditer(text):
-            value = match.group("v") if "v" in self.pattern.groupindex else None
-            value = value or match.group(0)
-            if not self.validate(value):
+            # context first: a short regex on a window is cheaper than most validators
+            if self.context is not None and not self._in_context(text, match.start(), match.end()):
                 continue
-            if self.context is None or self._in_context(text, match.start(), match.end()):
+            value = match.group("v") if "v" in self.pattern.groupindex else None
+            if self.validate(value or match.group(0)):
                 return True
         return False
 
     def _in_context(self, text: str, start: int, end: int) -> bool:
         near = text[max(0, start - self.window) : end + self.window]
         return self.context is not None and self.context.search(near) is not None
+
+
+DIGITS = re.compile(r"\d\d\d")  # hint for the number detectors: three digits in a row
+DIGITS_SPACED = re.compile(r"\d[ -]?\d[ -]?\d")
 
 
 def digits(value: str) -> str:

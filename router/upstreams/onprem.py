@@ -18,6 +18,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -40,6 +41,8 @@ class Member:
     healthy: bool = True
     fails: int = 0  # consecutive failed checks
     oks: int = 0  # consecutive passed checks
+    in_flight_gauge: Any = None  # prometheus children, resolved once (labels() is not free)
+    healthy_gauge: Any = None
 
     @property
     def name(self) -> str:
@@ -197,8 +200,11 @@ class OnPremPool:
         )
 
     def _gauges(self, m: Member) -> None:
-        self.metrics.upstream_in_flight.labels(self.name, m.name).set(m.outstanding)
-        self.metrics.upstream_healthy.labels(self.name, m.name).set(1 if m.healthy else 0)
+        if m.in_flight_gauge is None:
+            m.in_flight_gauge = self.metrics.upstream_in_flight.labels(self.name, m.name)
+            m.healthy_gauge = self.metrics.upstream_healthy.labels(self.name, m.name)
+        m.in_flight_gauge.set(m.outstanding)
+        m.healthy_gauge.set(1 if m.healthy else 0)
 
     async def _check_forever(self) -> None:
         while True:

@@ -6,7 +6,7 @@ import re
 
 from stdnum.us import rtn
 
-from router.sensitivity.detector import AnyOf, Detector, digits
+from router.sensitivity.detector import DIGITS, DIGITS_SPACED, AnyOf, Detector, digits
 
 ACCOUNT = Detector(
     "bank_account",
@@ -17,6 +17,7 @@ ACCOUNT = Detector(
         r"|账号|账户|帐号|帐户|银行卡|卡号|开户行|银行"
     ),
     window=25,
+    hint=DIGITS_SPACED,
 )
 ROUTING = Detector(
     "bank_account",
@@ -24,5 +25,6 @@ ROUTING = Detector(
     rtn.is_valid,
     re.compile(r"(?i)\b(routing|aba|rtn)\b|路由号"),
     window=25,
+    hint=DIGITS,
 )
 DETECTOR = AnyOf("bank_account", (ROUTING, ACCOUNT))

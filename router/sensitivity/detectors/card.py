@@ -4,7 +4,7 @@ import re
 
 from stdnum import luhn
 
-from router.sensitivity.detector import Detector, digits
+from router.sensitivity.detector import DIGITS_SPACED, Detector, digits
 
 PATTERN = re.compile(r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])")
 
@@ -14,4 +14,4 @@ def _valid(value: str) -> bool:
     return 13 <= len(number) <= 19 and len(set(number)) > 1 and luhn.is_valid(number)
 
 
-DETECTOR = Detector("card", PATTERN, _valid)
+DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED)

@@ -5,8 +5,8 @@ import re
 
 from stdnum.cn import ric
 
-from router.sensitivity.detector import Detector
+from router.sensitivity.detector import DIGITS, Detector
 
 PATTERN = re.compile(r"(?<![0-9A-Za-z])(?P<v>[1-9]\d{16}[\dXx])(?![0-9A-Za-z])")
 
-DETECTOR = Detector("cn_id", PATTERN, lambda v: ric.is_valid(v.upper()))
+DETECTOR = Detector("cn_id", PATTERN, lambda v: ric.is_valid(v.upper()), hint=DIGITS)

@@ -5,8 +5,8 @@ import re
 
 from stdnum import iban
 
-from router.sensitivity.detector import Detector
+from router.sensitivity.detector import DIGITS, Detector
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
 
-DETECTOR = Detector("iban", PATTERN, iban.is_valid)
+DETECTOR = Detector("iban", PATTERN, iban.is_valid, hint=DIGITS)

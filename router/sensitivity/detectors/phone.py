@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from router.sensitivity.detector import AnyOf, Detector
+from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
 CONTEXT = re.compile(
@@ -28,7 +28,10 @@ def _valid(value: str) -> bool:
 
 
 INTERNATIONAL = Detector(
-    "phone", re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"), _valid
+    "phone",
+    re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"),
+    _valid,
+    hint=re.compile(r"\+\d"),
 )
-IN_CONTEXT = Detector("phone", PATTERN, _valid, CONTEXT, window=30)
+IN_CONTEXT = Detector("phone", PATTERN, _valid, CONTEXT, window=30, hint=DIGITS_SPACED)
 DETECTOR = AnyOf("phone", (INTERNATIONAL, IN_CONTEXT))

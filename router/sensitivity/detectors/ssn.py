@@ -5,8 +5,8 @@ import re
 
 from stdnum.us import ssn
 
-from router.sensitivity.detector import Detector
+from router.sensitivity.detector import DIGITS, Detector
 
 PATTERN = re.compile(r"(?<![\d-])(?P<v>\d{3}[- ]\d{2}[- ]\d{4})(?![\d-])")
 
-DETECTOR = Detector("ssn", PATTERN, lambda v: ssn.is_valid(v.replace(" ", "-")))
+DETECTOR = Detector("ssn", PATTERN, lambda v: ssn.is_valid(v.replace(" ", "-")), hint=DIGITS)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Benchmark-only tools: nginx (the reverse-proxy floor), wrk (the load generator) from
+# Debian, and the LiteLLM proxy in its own venv (benchmarks/router/.venv, gitignored) so
+# it never touches the project's .venv. Idempotent; run as root (apt-get).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # the Debian package starts a system nginx on :80; the benchmark runs its own
+  (systemctl stop nginx || service nginx stop) 2>/dev/null || true
+fi
+if [ "${SKIP_LITELLM:-0}" != 1 ] && [ ! -x "$here/.venv/bin/litellm" ]; then
+  python3 -m venv "$here/.venv"
+  "$here/.venv/bin/pip" install -q --upgrade pip
+  "$here/.venv/bin/pip" install -q "litellm[proxy]==${LITELLM_VERSION:-1.108.7}"
+fi
+echo "nginx: $(/usr/sbin/nginx -v 2>&1)"; echo "wrk: $(wrk -v 2>&1 | head -1)"
+[ -x "$here/.venv/bin/litellm" ] && echo "litellm: $("$here/.venv/bin/pip" show litellm | grep ^Version)"
