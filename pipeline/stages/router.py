@@ -17,6 +17,9 @@ from pipeline.deploy.dockerfile import ROUTER_REQUIREMENTS
 from pipeline.errors import StageFailed
 from pipeline.stage import Stage, StageContext
 
+TOKENIZER_SUFFIXES = {".json", ".txt", ".model"}
+"""Tokenizer and label files beside the model (tokenizer.json, vocab.txt, config.json, …)."""
+
 README = """\
 # Router sidecar for {bundle}
 
@@ -25,6 +28,11 @@ README = """\
 - `Dockerfile`: `docker build -f deploy/Dockerfile --build-context edgepack-src=<edgepack
   checkout> -t {image} .` from the bundle root (not built by the pipeline: no Docker there).
 - `prometheus/alerts.yaml` + `prometheus/scrape.yaml`; `grafana/dashboard.json`.
+
+Shutdown: the app container stops first, then the router waits `pre_stop_s`, turns unready
+and drains in-flight requests for up to `drain_grace_s`; terminationGracePeriodSeconds
+covers all three. Requests longer than the drain grace are cut: raise `drain_grace_s` for
+long generations.
 """
 
 
@@ -34,7 +42,9 @@ def classifier_files(ctx: StageContext) -> list[str]:
     if not model.is_file():
         raise StageFailed("router", "the quantize stage produced no onnx/model.int8.onnx")
     tokenizer_dir = ctx.inputs["export"] / "onnx"
-    extras = sorted(p.name for p in tokenizer_dir.iterdir() if p.suffix not in {".onnx", ".data"})
+    extras = sorted(
+        p.name for p in tokenizer_dir.iterdir() if p.is_file() and p.suffix in TOKENIZER_SUFFIXES
+    )
     if "tokenizer.json" not in extras:
         raise StageFailed("router", "the export stage produced no onnx/tokenizer.json")
     return ["onnx/model.int8.onnx", *(f"onnx/{name}" for name in extras)]
