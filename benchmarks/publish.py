@@ -8,7 +8,10 @@ Variants, interleaved round-robin on the same server and the same ≥200 MB bund
                      rename into place
   boto3 download loop  client.download_file per file, boto3 defaults, no verification
   no-op re-publish   publish_bundle() of the already-published bundle (in process), and the
-                     whole `edgepack publish … --quiet` command (interpreter start included)
+                     whole `edgepack publish … --quiet` command (interpreter start included);
+                     `edgepack --help` alone (cli_help) is the start-up share of that
+  verify_only        verify_dist() alone: the sha256 re-hash that edgepack publish does first
+                     (and fetch does after downloading), which the boto3 loops skip
 
     .venv/bin/python benchmarks/publish.py --rounds 3 --mb 210
 """
@@ -33,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fixtures.s3 import SeaweedS3  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from pipeline.manifest import build_manifest, write_manifest  # noqa: E402
+from pipeline.manifest import build_manifest, verify_dist, write_manifest  # noqa: E402
 from pipeline.publish.client import make_client  # noqa: E402
 from pipeline.publish.download import fetch_bundle  # noqa: E402
 from pipeline.publish.progress import TransferProgress  # noqa: E402
@@ -75,7 +78,15 @@ def empty_bucket(client, bucket: str) -> None:
         client.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
 
 
-VARIANTS = ("edgepack_up", "boto3_up", "edgepack_down", "boto3_down", "noop", "noop_cli")
+VARIANTS = (
+    "edgepack_up",
+    "boto3_up",
+    "edgepack_down",
+    "boto3_down",
+    "noop",
+    "noop_cli",
+    "cli_help",
+)
 
 
 def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path) -> list[float]:
@@ -108,6 +119,8 @@ def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path)
         timed(plain_down),
         timed(lambda: publish_bundle(ours, dist, url, progress=QUIET)),
         timed(lambda: subprocess.run(cli, check=True, capture_output=True)),
+        timed(lambda: subprocess.run([cli[0], "--help"], check=True, capture_output=True)),
+        timed(lambda: verify_dist(dist)),
     ]
     shutil.rmtree(dest)
     return out

@@ -153,3 +153,15 @@ def test_publish_refuses_a_bundle_changed_since_its_manifest(
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "changed: MODEL_CARD.md" in res.stderr
     assert s3_server.client().list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_same_size_edit_is_caught_before_upload(aws_env, bucket: str, tmp_path: Path) -> None:
+    dist = make_bundle(tmp_path / "b", sizes={"big.bin": 2_000_000, "small.txt": 10})
+    (dist / "small.txt").write_bytes(b"0123456789")  # same size, other bytes
+    url = parse_s3_url(f"s3://{bucket}/p")
+    client = make_client()
+    with pytest.raises(UserError, match=r"changed: small\.txt"):
+        publish_bundle(client, dist, url, progress=QUIET)
+    assert list_versions(client, url) == []
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not any(k.endswith("small.txt") or k.endswith("manifest.json") for k in keys)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.cache_key import sha256_file
 from pipeline.errors import UserError
-from pipeline.manifest import MANIFEST, read_manifest, verify_dist
+from pipeline.manifest import MANIFEST, list_files, read_manifest
 from pipeline.publish import layout
 from pipeline.publish.client import check_access, head, is_precondition_failed, list_keys, s3_errors
 from pipeline.publish.progress import TransferProgress
@@ -55,24 +56,30 @@ def transfer_config(max_bandwidth: int | None = None) -> Any:
     )
 
 
-def bundle_identity(dist: Path) -> tuple[dict, str, str, str]:
-    """(manifest, recipe, target, version): version is the sha256 of manifest.json's bytes."""
+@dataclass(frozen=True)
+class Bundle:
+    manifest: dict
+    body: bytes
+    """manifest.json's bytes, read once: what is hashed is what is committed."""
+    recipe: str
+    target: str
+    version: str
+    """sha256 of `body`: the version's name in every key."""
+
+
+def read_bundle(dist: Path) -> Bundle:
     manifest = read_manifest(dist)
-    version = hashlib.sha256((dist / MANIFEST).read_bytes()).hexdigest()
-    recipe = (
-        manifest.get("recipe", {}).get("name") if isinstance(manifest.get("recipe"), dict) else None
-    )
+    body = (dist / MANIFEST).read_bytes()
+    recipe = manifest["recipe"].get("name") if isinstance(manifest.get("recipe"), dict) else None
     target = manifest.get("target")
     if not isinstance(recipe, str):
         raise UserError(f"{dist / MANIFEST}: recipe.name: missing")
     if not isinstance(target, str):
         raise UserError(f"{dist / MANIFEST}: target: missing")
-    return (
-        manifest,
-        layout.check_name("recipe", recipe),
-        layout.check_name("target", target),
-        version,
-    )
+    return Bundle(
+        manifest, body, layout.check_name("recipe", recipe), layout.check_name("target", target),
+        hashlib.sha256(body).hexdigest(),
+    )  # fmt: skip
 
 
 def _present(client: Any, bucket: str, key: str, entry: dict, listing: dict[str, dict]) -> bool:
@@ -100,22 +107,47 @@ def _upload_files(
     client: Any, dist: Path, url: S3Url, root: S3Url, files: list[dict],
     progress: TransferProgress, config: Any,
 ) -> None:  # fmt: skip
+    """Hash each file, then hand it to one transfer manager for the whole bundle.
+
+    A file is submitted only once its sha256 matches the manifest, so no unverified byte
+    is ever uploaded; hashing the next file overlaps the upload of the previous ones.
+    A mismatch cancels the transfers in flight and nothing is committed.
+    """
     from boto3.s3.transfer import create_transfer_manager
 
     progress.start(f"upload {len(files)} files", sum(e["size"] for e in files))
     with progress, create_transfer_manager(client, config) as manager:
-        futures = [
-            manager.upload(
-                str(dist / e["path"]),
-                url.bucket,
-                root.key(e["path"]),
-                extra_args={"Metadata": {SHA_META: e["sha256"]}},
-                subscribers=[progress.subscriber()],
-            )
-            for e in files
-        ]
+        futures = []
+        for e in sorted(files, key=lambda e: -e["size"]):
+            if sha256_file(dist / e["path"]) != e["sha256"]:
+                raise _changed(dist, [f"changed: {e['path']}"])
+            futures.append(
+                manager.upload(
+                    str(dist / e["path"]), url.bucket, root.key(e["path"]),
+                    extra_args={"Metadata": {SHA_META: e["sha256"]}},
+                    subscribers=[progress.subscriber()],
+                )
+            )  # fmt: skip
         for future in futures:
             future.result()
+
+
+def _changed(dist: Path, problems: list[str]) -> UserError:
+    more = f"; … {len(problems) - 3} more" if len(problems) > 3 else ""
+    return UserError(f"{dist}: files differ from {MANIFEST} ({'; '.join(problems[:3])}{more}); "
+                     "rebuild it")  # fmt: skip
+
+
+def _check_file_set(dist: Path, files: list[dict]) -> None:
+    """Same paths and sizes as the manifest (cheap); contents are hashed as they upload."""
+    expected = {e["path"]: e["size"] for e in files}
+    actual = {p.relative_to(dist).as_posix(): p for p in list_files(dist)}
+    problems = [f"missing: {p}" for p in sorted(expected.keys() - actual.keys())]
+    problems += [f"extra: {p}" for p in sorted(actual.keys() - expected.keys())]
+    problems += [f"changed: {p}" for p in sorted(expected.keys() & actual.keys())
+                 if actual[p].stat().st_size != expected[p]]  # fmt: skip
+    if problems:
+        raise _changed(dist, problems)
 
 
 def _check_complete(client: Any, url: S3Url, root: S3Url, files: list[dict]) -> None:
@@ -153,7 +185,8 @@ def publish_bundle(
     """Upload the bundle at `dist` under `url`; move `channel` to it when given."""
     from pipeline.publish.channels import write_channel
 
-    manifest, recipe, target, version = bundle_identity(dist)
+    bundle = read_bundle(dist)
+    recipe, target, version = bundle.recipe, bundle.target, bundle.version
     if channel is not None:
         layout.check_name("channel", channel)
     root = layout.version_root(url, recipe, target, version)
@@ -163,11 +196,10 @@ def publish_bundle(
     with s3_errors(url):
         if head(client, url.bucket, manifest_key) is not None:
             result.already_published = True
-            result.skipped = [e["path"] for e in manifest["files"]]
+            result.skipped = [e["path"] for e in bundle.manifest["files"]]
         else:
-            _publish_files(client, dist, url, root, manifest, result, progress, config)
-            body = (dist / MANIFEST).read_bytes()
-            result.committed_by_other = not _commit(client, url, manifest_key, body, version)
+            _publish_files(client, dist, url, root, bundle.manifest, result, progress, config)
+            result.committed_by_other = not _commit(client, url, manifest_key, bundle.body, version)
         if channel is not None:
             result.channel = channel
             result.previous = write_channel(client, url, recipe, target, channel, version)
@@ -178,13 +210,8 @@ def _publish_files(
     client: Any, dist: Path, url: S3Url, root: S3Url, manifest: dict,
     result: PublishResult, progress: TransferProgress, config: Any,
 ) -> None:  # fmt: skip
-    problems = verify_dist(dist)
-    if problems:
-        shown = "; ".join(problems[:3]) + (
-            f"; … {len(problems) - 3} more" if len(problems) > 3 else ""
-        )
-        raise UserError(f"{dist}: files differ from {MANIFEST} ({shown}); rebuild it")
     files = manifest["files"]
+    _check_file_set(dist, files)
     todo, done = _split_present(client, url, root, files)
     result.skipped = [e["path"] for e in done]
     if todo:
