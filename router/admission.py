@@ -360,10 +360,13 @@ class AdmissionSeam:
             raise RouterError(shed.status, kind, message, retry_after=shed.retry_after) from None
         if route == "fallback" and self.metrics is not None:
             self.metrics.fallbacks.labels(pool.removeprefix("fallback-")).inc()
+        ctx.admission_slot = slot  # a streamed answer takes it over (hold_for_stream)
         try:
             yield
         finally:
-            slot.release()
+            if ctx.admission_slot is slot:
+                ctx.admission_slot = None
+                slot.release()
 
     @staticmethod
     def _clock() -> float:
@@ -371,3 +374,13 @@ class AdmissionSeam:
 
     def snapshot(self) -> dict[str, object]:
         return {name: c.snapshot() for name, c in sorted(self.controllers.items())}
+
+
+async def hold_for_stream(stream: AsyncIterator[bytes], slot: Slot) -> AsyncIterator[bytes]:
+    """Pass a stream on and keep its admission slot until the stream ends or is closed:
+    a streaming answer occupies the upstream as long as it runs."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        slot.release()

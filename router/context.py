@@ -49,6 +49,7 @@ class RequestContext:
     tier: str = "normal"  # issue 7: X-Priority tier
     routes: tuple[str, ...] = ()  # issue 7: the policy's routes that exist, in order
     cache_key: str | None = None  # issue 7: set while this request may fill the cache
+    admission_slot: Any = None  # issue 7: held until the answer (or its stream) is done
 
     def remaining(self) -> float:
         """Seconds left before the per-request deadline (≤ 0 means it has passed)."""

@@ -295,12 +295,19 @@ class RetrySeam:
                 m.retry_budget_exhausted.labels(route).inc()
 
         try:
-            return await call_with_retries(
+            reply = await call_with_retries(
                 once, cfg=self.cfg, budget=self.budget(route), deadline=ctx.deadline,
                 classify_fn=classify_failure, on_retry=retried, on_budget_exhausted=exhausted,
             )  # fmt: skip
         except RetryAborted as stop:
             raise stop.cause from None
+        slot = getattr(ctx, "admission_slot", None)
+        if getattr(reply, "stream", None) is not None and slot is not None:
+            from router.admission import hold_for_stream
+
+            ctx.admission_slot = None  # the stream releases it when it ends
+            reply.stream = hold_for_stream(reply.stream, slot)
+        return reply
 
 
 def classify_failure(exc: BaseException) -> Verdict:

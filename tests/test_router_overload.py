@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 
 import httpx
@@ -85,3 +86,33 @@ def test_high_priority_survives_twice_the_capacity(tmp_path):
     assert low_shed > 0
     low_rate = low[200] / sum(low.values())
     assert low_rate < high[200] / sum(high.values())  # ... before high
+
+
+def test_a_streamed_answer_holds_its_slot_until_the_stream_ends(tmp_path):
+    import threading
+
+    with RouterEnv.start(tmp_path, sagemaker=False, stream_chunks=5, chunk_delay_s=0.3) as env:
+        seen: list[int] = []
+        body = chat("tell me a story", stream=True)
+        headers = {**CONFIDENTIAL, "X-Priority": "high"}
+
+        def in_use() -> int:
+            return httpx.get(env.router.url + "/readyz").json()["admission"]["onprem"]["in_use"]
+
+        def stream() -> None:
+            with (
+                httpx.Client(base_url=env.router.url, timeout=30) as client,
+                client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as r,
+            ):
+                for _ in r.iter_bytes():
+                    seen.append(1)
+
+        t = threading.Thread(target=stream)
+        t.start()
+        before = in_use()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:  # the stream has begun ...
+            time.sleep(0.02)
+        during = in_use()  # ... and holds its slot while it runs (5 chunks × 0.3 s)
+        t.join(30)
+        assert seen and (before, during, in_use()) == (0, 1, 0)
