@@ -1,5 +1,6 @@
 """Fetch one published version: download into a temp folder beside DEST, verify every
-file's sha256 against the manifest, and only then rename the folder into place.
+file's sha256 against the manifest (each as soon as it lands, while the rest download),
+and only then rename the folder into place.
 
 The manifest itself is checked against the version's name (its own sha256), so a
 corrupted manifest cannot vouch for corrupted files. Any failure removes the temp
@@ -100,14 +101,14 @@ def _download_all(
                 if is_not_found(exc):
                     raise UserError(f"{base.uri(root.key(e['path']))}: missing", code=1) from None
                 raise
+            _verify(base, root, e, tmp)  # while the later files are still downloading
 
 
-def _verify(base: S3Url, root: S3Url, files: list[dict], tmp: Path) -> None:
-    for e in files:
-        path = tmp / e["path"]
-        if path.stat().st_size != e["size"] or sha256_file(path) != e["sha256"]:
-            key = base.uri(root.key(e["path"]))
-            raise UserError(f"{key}: sha256 mismatch with the manifest (corrupt object)", code=1)
+def _verify(base: S3Url, root: S3Url, entry: dict, tmp: Path) -> None:
+    path = tmp / entry["path"]
+    if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+        key = base.uri(root.key(entry["path"]))
+        raise UserError(f"{key}: sha256 mismatch with the manifest (corrupt object)", code=1)
 
 
 def _place(tmp: Path, dest: Path, force: bool) -> None:
@@ -173,7 +174,6 @@ def fetch_bundle(
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
         try:
             _download_all(client, base, root, files, tmp, progress, config or transfer_config())
-            _verify(base, root, files, tmp)
             (tmp / MANIFEST).write_bytes(manifest_bytes)
             _place(tmp, dest, force)
         finally:
