@@ -112,10 +112,8 @@ def deployment(deploy: DeployConfig, recipe: str, config_text: str) -> dict:
                 "spec": {
                     "serviceAccountName": deploy.name,
                     "terminationGracePeriodSeconds": deploy.termination_grace_s,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    # runAsNonRoot is set on the router only: the app image is yours.
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "initContainers": [router_container(deploy)],
                     "containers": [app_container(deploy)],
                     "volumes": [
