@@ -125,7 +125,12 @@ def quantize_qdq(
             "WeightSymmetric": True,
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
             "DedicatedQDQPair": False,
-            "QuantizeBias": False,  # TensorRT has no INT32 DequantizeLinear; biases stay float
+            "QuantizeBias": False,
+            # residual Adds get Q/DQ on their inputs (TensorRT fuses those into the GEMM
+            # epilogue); their sum feeds LayerNorm in float
+            "OpTypesToExcludeOutputQuantization": [
+                "Add"
+            ],  # TensorRT has no INT32 DequantizeLinear; biases stay float
         },
     )
     return dst

@@ -1,0 +1,126 @@
+"""The TensorRT Q/DQ model on a tiny random BERT: symmetric INT8, zero point 0, per-channel
+weights along the output axis, LayerNorm/Softmax/GELU left in float, opset within the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from pipeline.quant import calibration, lint, qdq
+from pipeline.quant.onnx_eval import load_tokenizer, ort_session
+from pipeline.target import load_target
+from tests.fixtures.quant import shared_export
+from tests.fixtures.tiny_model import CONFIDENTIAL, PUBLIC
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    return shared_export(tmp_path_factory)
+
+
+def build_qdq(onnx_dir: Path, work: Path, method: str, expand: bool) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    pre = qdq.preprocess(onnx_dir / "model.onnx", work / "pre.onnx")
+    nodes = qdq.prepare_for_tensorrt(pre, work / "prepared.onnx", expand_layernorm=expand)
+    cache = calibration.calibrate(
+        work / "prepared.onnx", load_tokenizer(onnx_dir), PUBLIC + CONFIDENTIAL, 32, method,
+        99.99, qdq.OP_TYPES, work / "calib.json", chunk=4,
+    )  # fmt: skip
+    method_enum = calibration.calibrate_method(method)
+    return qdq.quantize_qdq(work / "prepared.onnx", work / "q.onnx", cache, method_enum, nodes)
+
+
+@pytest.fixture(scope="module")
+def qdq_model(exported, tmp_path_factory) -> onnx.ModelProto:
+    path = build_qdq(exported, tmp_path_factory.mktemp("qdq"), "minmax", expand=False)
+    return onnx.load(str(path))
+
+
+def _inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def test_every_qdq_is_int8_symmetric_with_zero_point_zero(qdq_model):
+    inits = _inits(qdq_model)
+    qdq_nodes = [n for n in qdq_model.graph.node if n.op_type.endswith("QuantizeLinear")]
+    assert len(qdq_nodes) > 20
+    for node in qdq_nodes:
+        assert len(node.input) == 3, node.name
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8, node.name
+        assert not zero_point.any(), node.name
+
+
+def test_weights_are_per_channel_along_matmul_output_axis(qdq_model):
+    inits = _inits(qdq_model)
+    init_protos = {t.name: t for t in qdq_model.graph.initializer}
+    consumers = {i: n for n in qdq_model.graph.node for i in n.input}
+    checked = 0
+    for node in qdq_model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+            continue
+        user = consumers[node.output[0]]
+        if user.op_type != "MatMul":
+            continue
+        weight, scale = init_protos[node.input[0]], inits[node.input[1]]
+        assert weight.data_type == TensorProto.INT8
+        axis = next(a.i for a in node.attribute if a.name == "axis")
+        assert axis == 1 and scale.shape == (weight.dims[1],), node.name
+        checked += 1
+    assert checked == 2 * 6  # 2 layers x (q, k, v, attention out, intermediate, output)
+
+
+def test_float_ops_and_what_gets_qdq(qdq_model):
+    producers = {o: n for n in qdq_model.graph.node for o in n.output}
+    ops = {n.op_type for n in qdq_model.graph.node}
+    assert {"LayerNormalization", "Softmax", "Erf"} <= ops
+    for node in qdq_model.graph.node:
+        fed = [producers[i].op_type for i in node.input if i in producers]
+        if node.op_type in ("LayerNormalization", "Softmax", "Erf"):
+            assert "DequantizeLinear" not in fed, node.name  # computed in float
+        if node.op_type in ("MatMul", "Gemm"):
+            assert fed[0] == "DequantizeLinear", node.name  # INT8 input for TensorRT
+    residual = [n for n in qdq_model.graph.node if n.op_type == "Add" and n.name.endswith(
+        ("attention/output/Add", "output/Add"))]  # fmt: skip
+    assert len(residual) == 4
+    for node in residual:
+        assert all(producers[i].op_type == "DequantizeLinear" for i in node.input), node.name
+    gemms = [n for n in qdq_model.graph.node if n.op_type == "Gemm"]
+    assert gemms and all(producers[n.input[0]].op_type == "DequantizeLinear" for n in gemms)
+
+
+def test_qdq_model_runs_close_to_fp32(exported, qdq_model, tmp_path):
+    path = tmp_path / "q.onnx"
+    onnx.save(qdq_model, str(path))
+    tokenizer = load_tokenizer(exported)
+    feeds = dict(tokenizer(PUBLIC[:4], padding=True, return_tensors="np"))
+    feeds = {k: v.astype(np.int64) for k, v in feeds.items()}
+    ref = ort_session(exported / "model.onnx").run(None, feeds)[0]
+    got = ort_session(path).run(None, feeds)[0]
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("target", ["cpu", "a100", "jetson-orin", "jetson-xavier"])
+def test_opset_within_each_target_and_lint_clean(exported, tmp_path, target):
+    profile = load_target(target)
+    expand = bool(
+        profile.tensorrt and "LayerNormalization" in lint.unsupported_ops(profile.tensorrt.line)
+    )
+    model = onnx.load(str(build_qdq(exported, tmp_path, "minmax", expand)))
+    assert lint.model_opset(model) <= profile.onnx_max_opset
+    assert lint.lint_model(model, profile) == []
+    has_ln = any(n.op_type == "LayerNormalization" for n in model.graph.node)
+    assert has_ln is not expand
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_methods(exported, tmp_path, method):
+    model = onnx.load(str(build_qdq(exported, tmp_path, method, expand=False)))
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 10
+    assert lint.lint_model(model, load_target("jetson-orin")) == []
