@@ -34,9 +34,9 @@ EXTENSIONS = ("pipeline.lint_cli", "pipeline.verify_cli", "pipeline.publish.cli"
 def build(
     recipe: Annotated[Path, typer.Option(help="recipe YAML")] = DEFAULT_RECIPE,
     target: Annotated[str, typer.Option(help="target name, alias or YAML")] = "cpu",
-    out_dir: Annotated[Path, typer.Option("--out", help="where dist/<recipe>-<target> goes")] = Path(
-        "dist"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where dist/<recipe>-<target> goes")
+    ] = Path("dist"),
     force: Annotated[bool, typer.Option(help="re-run every stage")] = False,
     from_stage: Annotated[str | None, typer.Option("--from", help="re-run from STAGE on")] = None,
     until: Annotated[str | None, typer.Option(help="stop after STAGE")] = None,
@@ -51,7 +51,9 @@ def build(
     loaded_recipe = load_recipe(recipe)
     loaded_target = load_target(target)
     from pipeline.data import check_splits
+    from pipeline.model_source import resolve_model
 
+    resolve_model(loaded_recipe)  # before any stage: a hub id or missing dir fails here
     check_splits(loaded_recipe)
     reporter = RichReporter(console, quiet=quiet)
     result = run_build(
@@ -64,7 +66,15 @@ def build(
         reporter=reporter,
     )
     ran = ", ".join(result.ran) or "nothing (all cached)"
-    console.print(f"[bold]built[/] {result.dist}  (ran: {ran})")
+    out.print(f"built {_display_path(result.dist)}  (ran: {ran})", highlight=False)
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the working directory when below it (what people type), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @app.command()
@@ -75,8 +85,10 @@ def inspect(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> 
     from pipeline.manifest import read_manifest
 
     manifest = read_manifest(dist)
-    out.print(f"[bold]{manifest['recipe']['name']}[/] for [bold]{manifest['target']}[/]"
-              f"  built {manifest.get('created_utc')}  commit {manifest.get('git_commit')}")
+    out.print(
+        f"[bold]{manifest['recipe']['name']}[/] for [bold]{manifest['target']}[/]"
+        f"  built {manifest.get('created_utc')}  commit {manifest.get('git_commit')}"
+    )
     out.print_json(json.dumps(manifest.get("metrics", {})))
     table = Table("file", "size", "sha256")
     for entry in manifest["files"]:

@@ -12,6 +12,10 @@ from pipeline.recipe import Recipe
 SPLITS = ("train", "eval", "calib")
 
 
+class EmptySplit(UserError):
+    """A split file with no examples (a UserError that callers may re-word)."""
+
+
 @dataclass(frozen=True)
 class Example:
     text: str
@@ -40,12 +44,19 @@ def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
                 raise UserError(f"{path}:{lineno}: label: {label!r} is not one of {labels}")
             examples.append(Example(text, label))
     if not examples:
-        raise UserError(f"{path}: split is empty")
+        raise EmptySplit(f"{path}: split is empty")
     return examples
 
 
 def load_split(recipe: Recipe, split: str) -> list[Example]:
-    return read_jsonl(recipe.data_path(split), recipe.labels)
+    """One split; a missing or empty file is reported against the recipe's field."""
+    path = recipe.data_path(split)
+    if not path.is_file():
+        raise UserError(f"{recipe.path}: data.{split}: file not found: {path}")
+    try:
+        return read_jsonl(path, recipe.labels)
+    except EmptySplit:
+        raise UserError(f"{recipe.path}: data.{split}: split is empty: {path}") from None
 
 
 def check_splits(recipe: Recipe) -> None:

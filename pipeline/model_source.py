@@ -87,5 +87,7 @@ def resolve_model(recipe: Recipe) -> ModelSource:
             raise _fail(recipe, f"{folder} has no config.json ({HOW_TO})")
         return ModelSource(folder, _hash_dir(folder))
     if HUB_ID.match(spec) or "://" in spec:
-        raise _fail(recipe, f"{spec!r} looks like a model hub id, not a local folder ({HOW_TO})")
+        raise _fail(
+            recipe, f"{spec!r} looks like a model hub id and {folder} does not exist ({HOW_TO})"
+        )
     raise _fail(recipe, f"{folder} does not exist ({HOW_TO})")

@@ -84,6 +84,7 @@ def run_build(
     """Build `recipe` for `target`; returns what ran and where `dist/` is."""
     reporter = reporter or Reporter()
     cache_root = (cache_root or default_cache_root()).resolve()
+    sweep_stale_tmp(cache_root)
     stages = select_stages(stages if stages is not None else all_stages(), until)
     names = [s.name for s in stages]
     if from_stage is not None and from_stage not in names:
@@ -138,11 +139,37 @@ def run_build(
     return result
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_tmp(cache_root: Path) -> list[Path]:
+    """Delete temp folders left by builds that were killed (their pid is gone).
+
+    Temp names are `<stage>-<pid>-<rand>`; a live pid may be a concurrent build, so its
+    folders stay. They never count as output either way: only renamed folders do.
+    """
+    removed = []
+    tmp_root = cache_root / "tmp"
+    for entry in tmp_root.iterdir() if tmp_root.is_dir() else []:
+        parts = entry.name.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def _run_stage(stage: Stage, ctx: StageContext, material: dict, final: Path) -> dict:
     """Run into a temp folder, then rename it into place (the commit point)."""
     tmp_root = final.parent.parent.parent / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_root / f"{stage.name}-{uuid.uuid4().hex[:8]}"
+    tmp = tmp_root / f"{stage.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     ctx.out = tmp
     ctx.cache_root.mkdir(parents=True, exist_ok=True)
@@ -152,7 +179,7 @@ def _run_stage(stage: Stage, ctx: StageContext, material: dict, final: Path) -> 
         (tmp / METRICS_FILE).write_text(json.dumps(stage_metrics, indent=1, sort_keys=True))
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # --force / --from: replace the old output
-            trash = tmp_root / f"old-{stage.name}-{uuid.uuid4().hex[:8]}"
+            trash = tmp_root / f"old{stage.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.rename(final, trash)
             shutil.rmtree(trash, ignore_errors=True)
         os.rename(tmp, final)
@@ -160,5 +187,3 @@ def _run_stage(stage: Stage, ctx: StageContext, material: dict, final: Path) -> 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return stage_metrics
-
-

@@ -49,7 +49,7 @@ class Profile(Strict):
 class Target(Strict):
     name: str
     description: str = ""
-    aliases: list[str] = []
+    aliases: list[str] = Field(default_factory=list)
     arch: Literal["x86_64", "aarch64"]
     runtime: Literal["onnxruntime", "tensorrt"]
     onnx_max_opset: int = Field(ge=11)
@@ -101,5 +101,8 @@ def load_target(name_or_path: str | Path) -> Target:
     known = available_targets()
     if str(name_or_path) not in known:
         names = ", ".join(sorted(known))
-        raise UserError(f"unknown target {str(name_or_path)!r} (known: {names})")
+        raise UserError(
+            f"{TARGETS_DIR.name}/: {name_or_path}: unknown target (known: {names}, "
+            "or a path to a target .yaml)"
+        )
     return load_model(Target, known[str(name_or_path)])

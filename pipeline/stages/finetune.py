@@ -103,6 +103,7 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
     order_rng = torch.Generator().manual_seed(cfg.seed)
     model.train()
     step, losses, started, shown = 0, [], time.perf_counter(), 0.0
+    cpu_started = time.process_time()
     while step < total:
         for b in torch.randperm(len(batches), generator=order_rng).tolist():
             if step == total:
@@ -128,6 +129,7 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
         "examples": len(data.labels),
         "final_loss": sum(losses) / len(losses),
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
     }
 
 
