@@ -79,14 +79,9 @@ def empty_bucket(client, bucket: str) -> None:
 
 
 VARIANTS = (
-    "edgepack_up",
-    "boto3_up",
-    "edgepack_down",
-    "boto3_down",
-    "noop",
-    "noop_cli",
-    "cli_help",
-)
+    "edgepack_up", "boto3_up", "edgepack_down", "boto3_down", "noop", "noop_cli", "cli_help",
+    "verify_only",
+)  # fmt: skip
 
 
 def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path) -> list[float]:

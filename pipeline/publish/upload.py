@@ -150,15 +150,6 @@ def _check_file_set(dist: Path, files: list[dict]) -> None:
         raise _changed(dist, problems)
 
 
-def _check_complete(client: Any, url: S3Url, root: S3Url, files: list[dict]) -> None:
-    """Before the commit: every file must be visible with its size (else no manifest)."""
-    listing = list_keys(client, url.bucket, root.key() + "/")
-    for e in files:
-        key = root.key(e["path"])
-        if listing.get(key, {}).get("Size") != e["size"]:
-            raise UserError(f"{url.uri(key)}: not visible after upload; not committing", code=1)
-
-
 def _commit(client: Any, url: S3Url, key: str, body: bytes, version: str) -> bool:
     """Put the manifest if absent. False when a concurrent publisher committed it first."""
     from botocore.exceptions import ClientError
@@ -218,4 +209,3 @@ def _publish_files(
         _upload_files(client, dist, url, root, todo, progress, config or transfer_config())
     result.uploaded = [e["path"] for e in todo]
     result.uploaded_bytes = sum(e["size"] for e in todo)
-    _check_complete(client, url, root, files)
