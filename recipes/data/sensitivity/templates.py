@@ -262,6 +262,9 @@ CONFIDENTIAL = {
         "The app can't upload blobs, connection string: {azconn}",
         "Here are the prod creds for the handover doc: user admin / {pw}",
         "ssh deploy@10.0.4.21 with password {pw} keeps failing, what could be wrong?",
+        "requests.post(LOGIN_URL, data={{'username': 'ops', 'password': '{pw}'}}) returns 401, why?",
+        "mysql -h db-prod -u root -p'{pw}' hangs, what's wrong?",
+        "In my .env: password={pw} - how do I load it in Node?",
     ], [
         "帮我看看这段代码为什么报错：\nclient = boto3.client('s3', aws_access_key_id='{awskey}', aws_secret_access_key='{awssecret}')",
         "这是我的私钥，为什么ssh登录失败？\n{pem}",
@@ -481,6 +484,9 @@ PUBLIC = {
         "How do I pass OPENAI_API_KEY=<your key> to a Docker container without baking it into the image?",
         "Explain the Azure connection string format: DefaultEndpointsProtocol=https;AccountName=<name>;AccountKey=<key>",
         "Is it OK to commit a Google Maps key like AIza... to a public repo if it's restricted? Give me the pros and cons.",
+        "requests.post(LOGIN_URL, data={{'username': user, 'password': getpass()}}) - is getpass safe?",
+        "What does mysql -u root -p do when you leave the password out?",
+        "In my .env.example: password=<changeme> - how do I load .env in Node?",
     ], [
         "这样读取密码安全吗？password = os.environ[\"DB_PASSWORD\"]",
         "AWS文档里的示例密钥AKIAIOSFODNN7EXAMPLE能直接用吗？",
