@@ -123,7 +123,9 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     _register_extensions()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as err:
         console.print(f"[red]error:[/] {err.message}", highlight=False, soft_wrap=True)
         sys.exit(err.code)
