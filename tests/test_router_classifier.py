@@ -15,7 +15,7 @@ from router.config import ClassifierConfig, ModelConfig
 from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import Classifier, build_classifier
-from router.sensitivity.model import OnnxSensitivityModel
+from router.sensitivity.model import OnnxSensitivityModel, length_groups
 
 LEANING = {"confidential": 0.5, "public": 0.99999}  # P(confidential) ≈ 0.9975 for any text
 
@@ -92,8 +92,13 @@ def test_micro_batching_shares_runs_and_pads_to_the_longest(model_dir):
     batches, scores = asyncio.run(run())
     assert batches < len(texts) / 4
     assert scores == pytest.approx(alone, abs=2e-3)  # padding to the batch's longest is masked
-    lengths = {len(e.ids) for e in model.tokenizer.encode_batch(texts[:2])}
-    assert len(lengths) == 1 and max(lengths) < 128  # padded to longest, not a fixed length
+    assert batches >= 1
+
+
+def test_length_groups_pad_only_to_similar_lengths():
+    groups = length_groups([5, 40, 6, 100, 7, 44, 120])
+    assert groups == [[0, 2, 4], [1, 5], [3, 6]]  # each group padded to its own longest
+    assert sorted(i for g in groups for i in g) == list(range(7))
 
 
 def test_missing_model_fails_closed_and_is_not_ready(tmp_path):

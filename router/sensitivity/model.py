@@ -1,7 +1,8 @@
 """The build's sensitivity classifier (ONNX, usually model.int8.onnx) in ONNX Runtime.
 
-Tokenization uses the `tokenizers` library directly (tokenizer.json beside the model): it
-pads a batch to its longest member, not to a fixed length, and truncates at `max_length`.
+Tokenization uses the `tokenizers` library directly (tokenizer.json beside the model),
+truncating at `max_length`; a batch is padded to its longest member (per length group),
+never to a fixed length. Padding id 0 is masked out by the attention mask.
 The positive label's index comes from config.json's id2label beside the model.
 onnxruntime and tokenizers are imported here only, so the CLI starts without them.
 """
@@ -34,8 +35,7 @@ class OnnxSensitivityModel:
         tok_path = Path(config.tokenizer or path.parent / "tokenizer.json")
         tokenizer = Tokenizer.from_file(str(tok_path))
         tokenizer.enable_truncation(config.max_length)
-        pad_id = tokenizer.token_to_id("[PAD]") or 0
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=tokenizer.id_to_token(pad_id) or "[PAD]")
+        tokenizer.no_padding()  # padding is done per length group (see `scores`)
         options = ort.SessionOptions()
         options.intra_op_num_threads = config.threads
         options.inter_op_num_threads = 1
@@ -44,19 +44,41 @@ class OnnxSensitivityModel:
         return cls(session, tokenizer, positive_index(path.parent, config.positive_label))
 
     def scores(self, texts: list[str]) -> list[float]:
-        """P(positive) per text; one ORT run for the whole batch."""
+        """P(positive) per text, in order. Texts are sorted by token length and run in
+        groups of similar length, each padded only to its own longest member: padding a
+        short prompt to a long neighbour costs more than the batching saves."""
         encodings = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        feed = {
-            "input_ids": ids,
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-        }
-        if "token_type_ids" in self.input_names:
-            feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        out = [0.0] * len(texts)
+        for group in length_groups([len(e.ids) for e in encodings]):
+            probs = self._run([encodings[i] for i in group])
+            for i, p in zip(group, probs, strict=True):
+                out[i] = p
+        return out
+
+    def _run(self, encodings: list) -> list[float]:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         logits = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         return probs[:, self.positive_index].astype(float).tolist()
+
+
+def length_groups(lengths: list[int], slack: float = 1.25, pad: int = 8) -> list[list[int]]:
+    """Indices grouped by similar length: a group's longest is ≤ slack × its shortest + pad."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] <= lengths[groups[-1][0]] * slack + pad:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def positive_index(folder: Path, label: str) -> int:
