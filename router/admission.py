@@ -140,11 +140,12 @@ class Slot:
     controller: AdmissionController
     tier: Tier
     released: bool = False
+    since: float = 0.0
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.controller._release()
+            self.controller._release(held_s=self.controller._clock() - self.since)
 
     async def __aenter__(self) -> Slot:
         return self
@@ -171,6 +172,7 @@ class AdmissionController:
         self.in_use = 0
         self._queues: dict[Tier, deque[asyncio.Future[None]]] = {t: deque() for t in TIERS}
         self.drain = DrainRate(cfg.drain_window_s, clock)
+        self.service_s = 0.0  # moving average of how long a slot is held
         self.set_limit(limit)
 
     def set_limit(self, limit: int, cfg: AdmissionConfig | None = None) -> None:
@@ -199,7 +201,7 @@ class AdmissionController:
             return None
         self.in_use += 1
         self._gauges()
-        return Slot(self, tier)
+        return Slot(self, tier, since=self._clock())
 
     async def acquire(self, tier: Tier, deadline: float, spill: bool = False) -> Slot:
         """A slot, after queueing if needed; raises Shed when the queue is full or times out.
@@ -211,7 +213,8 @@ class AdmissionController:
         prefix = "spill_" if spill else ""
         if self.queued(tier) >= self.cfg.queue_size[tier]:
             raise self._shed(tier, prefix + "queue_full")
-        wait = min(deadline - self._clock(), self.cfg.max_queue_wait_s[tier])
+        # a slot granted too late for the call to finish in time only wastes upstream work
+        wait = min(deadline - self._clock() - self.service_s, self.cfg.max_queue_wait_s[tier])
         if wait <= 0:
             raise self._shed(tier, prefix + "deadline")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -223,7 +226,7 @@ class AdmissionController:
             self._abandon(fut)
             raise
         if fut.done() and not fut.cancelled():
-            return Slot(self, tier)
+            return Slot(self, tier, since=self._clock())
         self._abandon(fut)
         raise self._shed(tier, prefix + "queue_timeout")
 
@@ -268,10 +271,12 @@ class AdmissionController:
                     q.remove(fut)
         self._gauges()
 
-    def _release(self, completed: bool = True) -> None:
+    def _release(self, completed: bool = True, held_s: float | None = None) -> None:
         self.in_use -= 1
         if completed:
             self.drain.record()
+        if held_s is not None:
+            self.service_s = held_s if not self.service_s else 0.9 * self.service_s + 0.1 * held_s
         self._dispatch()
         self._gauges()
 

@@ -263,6 +263,8 @@ class CacheSeam:
         key = getattr(ctx, "cache_key", None)
         if key is None or reply.body is None or reply.status != 200:
             return
+        if getattr(ctx, "route", "") == "fallback":
+            return  # the smaller model's answer must not stand in for the model's
         value = CachedResponse(reply.status, reply.content_type, reply.body)
         flight = self._flights.pop(key, None)
         if flight is not None and not flight.done():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 import pytest
 from fixtures.redis import RedisServer
@@ -222,3 +223,35 @@ def test_router_single_flight_and_redis_killed_mid_test(redis_server, tmp_path):
         r = env.client.post("/v1/chat/completions", json=body)
         assert r.status_code == 200 and r.headers["x-route"] == "sagemaker"  # no cache now
         assert env.metrics.cache.labels(result="error")._value.get() >= 1
+
+
+@needs_redis
+def test_cache_seam_never_stores_a_fallback_answer(redis_server):
+    from types import SimpleNamespace
+
+    from router.cache import CacheSeam
+    from router.upstreams.base import UpstreamReply
+
+    async def main():
+        seam = CacheSeam(CacheConfig(enabled=True, url=redis_server.url))
+        public = SimpleNamespace(sensitivity="public", confidential=False)
+
+        def ctx(route: str):
+            body = {
+                "model": "m",
+                "temperature": 0,
+                "messages": [{"role": "user", "content": route}],
+            }
+            return SimpleNamespace(decision=public, payload=body, headers={}, api="chat",
+                                   deadline=time.monotonic() + 5, route=route)  # fmt: skip
+
+        for route in ("fallback", "onprem"):
+            c = ctx(route)
+            assert await seam.lookup(c) is None
+            await seam.store(c, UpstreamReply(200, "application/json", body=b"{}"))
+        assert redis_server.client().dbsize() == 1  # only the main model's answer
+        assert (await seam.lookup(ctx("onprem"))).upstream == "cache"
+        assert await seam.lookup(ctx("fallback")) is None
+        await seam.close()
+
+    asyncio.run(main())

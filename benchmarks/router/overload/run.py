@@ -117,6 +117,15 @@ def upstream_calls(ports: dict[str, int]) -> int:
     return total
 
 
+def idle(ports: dict[str, int]) -> bool:
+    """No request queued or in service at any upstream."""
+    for name in ("main-a", "main-b", "small"):
+        _, body = http(f"http://127.0.0.1:{ports[name]}/stats")
+        if json.loads(body)["busy"]:
+            return False
+    return True
+
+
 def reset(ports: dict[str, int]) -> None:
     for name in ("main-a", "main-b", "small"):
         http(f"http://127.0.0.1:{ports[name]}/reset", "POST")
@@ -132,6 +141,8 @@ def p(values: list[float], q: float) -> float | None:
 def summarise(rows: list[dict], calls: int, cpu_s: float) -> dict:
     out: dict = {"requests": len(rows), "upstream_calls_per_request": calls / len(rows),
                  "cpu_ms_per_request": 1000 * cpu_s / len(rows)}  # fmt: skip
+    ok = sum(r["status"] == 200 for r in rows)
+    out["upstream_calls_per_success"] = calls / ok if ok else None
     shed = sum(r["status"] in (429, 503) for r in rows)
     out["shed_rate"] = shed / len(rows)
     out["hung"] = sum(r["status"] == -1 for r in rows)
@@ -208,7 +219,8 @@ def main() -> None:
         per_round: dict[str, list[dict]] = {v: [] for v in variants}
         for rnd in range(a.rounds):
             for v in variants:
-                time.sleep(a.deadline + 1)  # the previous run's stragglers are gone
+                time.sleep(a.deadline + 1)  # the previous run's stragglers are gone ...
+                wait_until(lambda: idle(ports), 120, "idle upstreams")  # ... and aborted
                 reset(ports)
                 cpu0 = cpu_seconds(pids[v])
                 rows = run_load(urls[v], a.rate, a.seconds, a.deadline, keys[v],
@@ -251,7 +263,8 @@ def _median(rows: list[dict]) -> dict:
 def table(medians: dict[str, dict]) -> str:
     keys = ["high_goodput", "normal_goodput", "low_goodput", "high_p99_s", "normal_p99_s",
             "low_p99_s", "shed_rate", "hung", "refusals_without_retry_after",
-            "upstream_calls_per_request", "cpu_ms_per_request"]  # fmt: skip
+            "upstream_calls_per_request", "upstream_calls_per_success",
+            "cpu_ms_per_request"]  # fmt: skip
     names = list(medians)
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for k in keys:

@@ -3,7 +3,9 @@
 Each server works on at most `capacity` requests at once, each for `service_s` (like a
 GPU server's batch slots); the rest wait in its queue, so an overloaded server answers
 late, as the real ones do. `fail_rate` of the calls answer 503 at once (an upstream
-error). GET /stats → {"calls": n, "ok": n, "failed": n}; POST /reset zeroes them.
+error). A request whose client disconnects is aborted (as vLLM does), so one run's
+abandoned requests do not load the next. GET /stats → {"calls", "ok", "failed",
+"aborted", "busy"}; POST /reset zeroes the counters.
 
     python upstream.py --spec main-a:8101:2:0.2:0.2 --spec small:8103:1:0.1:0.2
     (name:port:capacity:service_s:fail_rate)
@@ -25,7 +27,12 @@ class Upstream:
         self.service_s = service_s
         self.fail_rate = fail_rate
         self.rng = random.Random(seed)
-        self.stats = {"calls": 0, "ok": 0, "failed": 0}
+        self.stats = {"calls": 0, "ok": 0, "failed": 0, "aborted": 0}
+        self.busy = 0  # requests queued or in service now
+
+    async def _work(self) -> None:
+        async with self.slots:
+            await asyncio.sleep(self.service_s)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -39,17 +46,28 @@ class Upstream:
         if path == "/health":
             return await _reply(send, 200, b'{"ok":true}')
         if path == "/stats":
-            return await _reply(send, 200, json.dumps(self.stats).encode())
+            return await _reply(send, 200, json.dumps({**self.stats, "busy": self.busy}).encode())
         if path == "/reset" and method == "POST":
-            self.stats = {"calls": 0, "ok": 0, "failed": 0}
+            self.stats = {"calls": 0, "ok": 0, "failed": 0, "aborted": 0}
             return await _reply(send, 200, b"{}")
         self.stats["calls"] += 1
         if self.rng.random() < self.fail_rate:
             self.stats["failed"] += 1
             body = b'{"error":{"message":"upstream error","type":"server_error"}}'
             return await _reply(send, 503, body)
-        async with self.slots:
-            await asyncio.sleep(self.service_s)
+        # like vLLM: a request whose client went away is aborted, queued or running
+        work = asyncio.create_task(self._work())
+        gone = asyncio.create_task(_disconnected(receive))
+        self.busy += 1
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.busy -= 1
+        gone.cancel()
+        if not work.done():
+            work.cancel()
+            self.stats["aborted"] += 1
+            return
         self.stats["ok"] += 1
         answer = {
             "id": "x", "object": "chat.completion", "created": int(time.time()),
@@ -59,6 +77,11 @@ class Upstream:
                          "message": {"role": "assistant", "content": f"answer from {self.name}"}}],
         }  # fmt: skip
         await _reply(send, 200, json.dumps(answer).encode())
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _reply(send, status: int, body: bytes) -> None:
