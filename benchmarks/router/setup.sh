@@ -16,7 +16,7 @@ fi
 if [ "${SKIP_LITELLM:-0}" != 1 ] && [ ! -x "$here/.venv/bin/litellm" ]; then
   python3 -m venv "$here/.venv"
   "$here/.venv/bin/pip" install -q --upgrade pip
-  "$here/.venv/bin/pip" install -q "litellm[proxy]==${LITELLM_VERSION:-1.108.7}"
+  "$here/.venv/bin/pip" install -q "litellm[proxy]==${LITELLM_VERSION:-1.108.7}" granian
 fi
 echo "nginx: $(/usr/sbin/nginx -v 2>&1)"; echo "wrk: $(wrk -v 2>&1 | head -1)"
 [ -x "$here/.venv/bin/litellm" ] && echo "litellm: $("$here/.venv/bin/pip" show litellm | grep ^Version)"
