@@ -1,0 +1,72 @@
+"""The quantize stage in a real build (tiny random BERT, real optimum export): both models
+land in dist/ with their metrics, the Q/DQ model passes the target's lint, a second build
+is cached, and an impossible budget fails the build with the table and writes no dist/.
+"""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from pipeline.errors import StageFailed
+from pipeline.quant.lint import lint_file
+from pipeline.recipe import load_recipe
+from pipeline.runner import run_build
+from pipeline.stages.quantize import STAGE
+from pipeline.target import load_target
+from tests.fixtures.quant import tiny_export_stage
+from tests.fixtures.tiny_model import write_recipe
+
+
+def build(tmp_path, budget: float, target: str = "jetson-xavier"):
+    recipe = load_recipe(
+        write_recipe(tmp_path, tmp_path / "unused-model",
+                     eval={"metric": "accuracy", "int8_budget": budget})
+    )  # fmt: skip
+    return run_build(
+        recipe,
+        load_target(target),
+        out_root=tmp_path / "dist",
+        cache_root=tmp_path / "cache",
+        stages=[tiny_export_stage(), STAGE],
+    )
+
+
+def test_build_writes_both_models_and_is_cached(tmp_path):
+    result = build(tmp_path, budget=100.0)
+    onnx_dir = result.dist / "onnx"
+    qdq, int8, fp32 = (onnx_dir / f"model.{k}onnx" for k in ("qdq.", "int8.", ""))
+    assert qdq.is_file() and int8.is_file()
+    assert lint_file(qdq, load_target("jetson-xavier")) == []
+    ops = {n.op_type for n in onnx.load(str(qdq)).graph.node}
+    assert "LayerNormalization" not in ops and "QuantizeLinear" in ops  # TensorRT 8.5 form
+    metrics = json.loads((result.dist / "metrics.json").read_text())["quantize"]
+    assert metrics["chosen"] in metrics["candidates"]
+    assert {"fp32", "int8", "qdq"} <= metrics.keys()
+    assert metrics["sizes"]["int8"] == int8.stat().st_size < fp32.stat().st_size
+    assert metrics["timing"]["threads"] >= 1
+    assert metrics["calibration"] == {
+        "method": "percentile", "samples": 8, "percentile": 99.999, "layernorm_expanded": True,
+    }  # fmt: skip
+    assert not any(p.name == "_work" for p in result.stages[-1].path.iterdir())
+
+    again = build(tmp_path, budget=100.0)
+    assert again.ran == []  # calibration runs once per cache key
+
+
+def test_impossible_budget_fails_with_table_and_no_dist(tmp_path):
+    with pytest.raises(StageFailed) as failure:
+        build(tmp_path, budget=-100.0, target="jetson-orin")
+    message = str(failure.value)
+    assert message.startswith("stage quantize: INT8 accuracy gate failed for qdq")
+    assert "eval.int8_budget of -100.0" in message
+    lines = message.splitlines()
+    assert "kept in float" in lines[1]
+    assert len(lines) >= 4 and all(line.rstrip().endswith("FAIL") for line in lines[2:])
+    assert any("layer." in line for line in lines[3:])  # retried with sensitive blocks in float
+    assert failure.value.code == 1
+    assert not (tmp_path / "dist").exists()
+    assert not (tmp_path / "cache" / "stages" / "quantize").exists()
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
