@@ -117,6 +117,11 @@ def test_channel_moves_and_old_version_stays(aws_env, bucket: str, tmp_path: Pat
     assert versions[r2.version].channels == ["stable"] and versions[r1.version].channels == []
     assert versions[r1.version].files == 3 and versions[r1.version].size == 301_500
     recipe_url = url.child("demo-recipe")
+    other = publish_bundle(
+        client, make_bundle(tmp_path / "other", recipe="other"), url, progress=QUIET
+    )
+    assert {v.version for v in list_versions(client, recipe_url)} == {r1.version, r2.version}
+    assert other.version in {v.version for v in list_versions(client, url)}
     by_channel = fetch_bundle(client, recipe_url, tmp_path / "s", target="cpu", channel="stable",
                               progress=QUIET)  # fmt: skip
     assert by_channel.version == r2.version and same_tree(new, tmp_path / "s")
