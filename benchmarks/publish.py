@@ -1,17 +1,19 @@
 """Publish/fetch throughput against a local SeaweedFS S3 server, edgepack vs plain boto3.
 
 Variants, interleaved round-robin on the same server and the same ≥200 MB bundle:
-  edgepack publish   publish_bundle(): verify_dist re-hash, head checks, one transfer manager
-                     for all files (16 MiB parts, 8 in flight), manifest last
+  edgepack publish   publish_bundle(): listing/head checks, each file sha256-checked just before
+                     it is handed to one transfer manager for the whole bundle (16 MiB parts,
+                     8 in flight), manifest last
   boto3 upload loop  client.upload_file(path, bucket, key) per file, boto3 defaults
-  edgepack fetch     fetch_bundle(): all files through one transfer manager, sha256 verify,
-                     rename into place
+  edgepack fetch     fetch_bundle(): all files through one transfer manager, each sha256-verified
+                     as it lands, then renamed into place
   boto3 download loop  client.download_file per file, boto3 defaults, no verification
   no-op re-publish   publish_bundle() of the already-published bundle (in process), and the
                      whole `edgepack publish … --quiet` command (interpreter start included);
                      `edgepack --help` alone (cli_help) is the start-up share of that
-  verify_only        verify_dist() alone: the sha256 re-hash that edgepack publish does first
-                     (and fetch does after downloading), which the boto3 loops skip
+  boto3_start        `python -c "import boto3; …client('s3')"`: the floor of any boto3 CLI
+  verify_only        verify_dist() alone: the size of the sha256 work that edgepack publish and
+                     fetch do (overlapped with the transfers) and the boto3 loops skip
 
     .venv/bin/python benchmarks/publish.py --rounds 3 --mb 210
 """
@@ -78,9 +80,10 @@ def empty_bucket(client, bucket: str) -> None:
         client.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
 
 
+BOTO3_START = "import boto3; boto3.session.Session().client('s3')"
 VARIANTS = (
     "edgepack_up", "boto3_up", "edgepack_down", "boto3_down", "noop", "noop_cli", "cli_help",
-    "verify_only",
+    "verify_only", "boto3_start",
 )  # fmt: skip
 
 
@@ -116,6 +119,7 @@ def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path)
         timed(lambda: subprocess.run(cli, check=True, capture_output=True)),
         timed(lambda: subprocess.run([cli[0], "--help"], check=True, capture_output=True)),
         timed(lambda: verify_dist(dist)),
+        timed(lambda: subprocess.run([sys.executable, "-c", BOTO3_START], check=True)),
     ]
     shutil.rmtree(dest)
     return out
