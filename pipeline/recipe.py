@@ -28,6 +28,22 @@ class LoraConfig(Strict):
     alpha: int = Field(16, gt=0)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+    modules_to_save: list[str] = Field(
+        default_factory=lambda: ["classifier"],
+        description="modules trained in full next to the adapters (peft modules_to_save)",
+    )
+    layers: list[int] | None = Field(
+        None,
+        description="encoder layers to adapt (peft layers_to_transform); default: all. "
+        "Leaving the bottom layers out lets fine-tuning compute them once, not every epoch",
+    )
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_valid(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 0 or len(set(v)) != len(v)):
+            raise ValueError("must be a non-empty list of distinct layer indexes >= 0")
+        return v
 
 
 class TrainingConfig(Strict):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,9 +86,81 @@ def build_model(recipe: Recipe, model_dir: Path) -> Any:
         lora_alpha=recipe.lora.alpha,
         lora_dropout=recipe.lora.dropout,
         target_modules=list(recipe.lora.target_modules),
-        modules_to_save=["classifier"],
+        modules_to_save=list(recipe.lora.modules_to_save),
+        layers_to_transform=recipe.lora.layers,
     )
     return get_peft_model(base, lora)
+
+
+class _Replay:
+    """Stands in for the embeddings + frozen bottom layers: returns their cached output."""
+
+    def __init__(self, states: list[torch.Tensor], depth: int) -> None:
+        self.states, self.depth, self.index = states, depth, 0
+
+    def module(self) -> torch.nn.Module:
+        import torch
+
+        replay = self
+
+        class Replay(torch.nn.Module):
+            def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+                return replay.states[replay.index]
+
+        return Replay()
+
+
+def _backbone(model: Any) -> Any | None:
+    """The encoder model (e.g. BertModel) when it has the usual embeddings + layer list."""
+    hf = model.get_base_model()
+    backbone = getattr(hf, getattr(hf, "base_model_prefix", ""), None)
+    encoder = getattr(backbone, "encoder", None)
+    if hasattr(backbone, "embeddings") and hasattr(encoder, "layer"):
+        return backbone
+    return None
+
+
+def frozen_depth(backbone: Any) -> int:
+    """How many bottom layers (after frozen embeddings) have nothing to train."""
+    if any(p.requires_grad for p in backbone.embeddings.parameters()):
+        return 0
+    for index, layer in enumerate(backbone.encoder.layer):
+        if any(p.requires_grad for p in layer.parameters()):
+            return index
+    return len(backbone.encoder.layer)
+
+
+@contextmanager
+def replay_frozen_prefix(model: Any, batches: list[dict], ctx: StageContext) -> Iterator[Any]:
+    """Compute the frozen bottom of the network once per batch, then train only the top.
+
+    With LoRA on the top layers only (recipe lora.layers), every epoch would otherwise
+    recompute identical activations below them. Yields None when nothing is frozen.
+    """
+    import torch
+
+    backbone = _backbone(model)
+    depth = frozen_depth(backbone) if backbone is not None else 0
+    if depth == 0:
+        yield None
+        return
+    layers, embeddings = backbone.encoder.layer, backbone.embeddings
+    ctx.progress(f"computing the {depth} frozen layers once")
+    model.eval()
+    backbone.encoder.layer = layers[:depth]
+    try:
+        with torch.no_grad():
+            states = [backbone(**_features(b)).last_hidden_state for b in batches]
+        replay = _Replay(states, depth)
+        backbone.encoder.layer, backbone.embeddings = layers[depth:], replay.module()
+        model.train()
+        yield replay
+    finally:
+        backbone.encoder.layer, backbone.embeddings = layers, embeddings
+
+
+def _features(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k != "labels"}
 
 
 def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageContext) -> dict:
@@ -95,41 +169,46 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
     from transformers import get_linear_schedule_with_warmup
 
     cfg = recipe.training
-    batches = length_buckets([len(r) for r in data.input_ids], cfg.batch_size)
+    batches = [collate(data, rows, pad_id) for rows in length_buckets(
+        [len(r) for r in data.input_ids], cfg.batch_size)]  # fmt: skip
     total = max(1, math.ceil(cfg.epochs * len(batches)))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP_FRACTION * total), total)
     order_rng = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    step, losses, started, shown = 0, [], time.perf_counter(), 0.0
-    cpu_started = time.process_time()
-    while step < total:
-        for b in torch.randperm(len(batches), generator=order_rng).tolist():
-            if step == total:
-                break
-            loss = model(**collate(data, batches[b], pad_id)).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step, losses = step + 1, [*losses[-49:], loss.item()]
-            if time.perf_counter() - shown > PROGRESS_EVERY_S or step == total:
-                shown = time.perf_counter()
-                epoch = min(cfg.epochs, step / len(batches))
-                ctx.progress(
-                    f"epoch {epoch:.2f}/{cfg.epochs:g}  step {step}/{total}  "
-                    f"loss {sum(losses) / len(losses):.4f}"
-                )
-    seconds = time.perf_counter() - started
+    started, cpu_started = time.perf_counter(), time.process_time()
+    step, losses, shown = 0, [], 0.0
+    with replay_frozen_prefix(model, batches, ctx) as replay:
+        model.train()
+        while step < total:
+            for b in torch.randperm(len(batches), generator=order_rng).tolist():
+                if step == total:
+                    break
+                if replay is not None:
+                    replay.index = b
+                loss = model(**batches[b]).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step, losses = step + 1, [*losses[-49:], loss.item()]
+                if time.perf_counter() - shown > PROGRESS_EVERY_S or step == total:
+                    shown = time.perf_counter()
+                    epoch = min(cfg.epochs, step / len(batches))
+                    ctx.progress(
+                        f"epoch {epoch:.2f}/{cfg.epochs:g}  step {step}/{total}  "
+                        f"loss {sum(losses) / len(losses):.4f}"
+                    )
+        frozen = replay.depth if replay is not None else 0
     return {
         "steps": total,
         "epochs": cfg.epochs,
         "examples": len(data.labels),
         "final_loss": sum(losses) / len(losses),
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "replayed_frozen_layers": frozen,
     }
 
 

@@ -1,0 +1,52 @@
+"""`edgepack build` of the default recipe for cpu, as a user runs it (real MiniLM, real data).
+
+Asserts only what finetune and export promise, so it keeps passing as later stages land;
+their own tests check their outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from pipeline.manifest import verify_dist
+
+REPO = Path(__file__).resolve().parent.parent
+EDGEPACK = Path(sys.executable).parent / "edgepack"
+
+
+@pytest.mark.slow
+def test_default_recipe_builds_for_cpu(tmp_path):
+    env = {**os.environ, "EDGEPACK_CACHE": str(tmp_path / "cache")}
+    command = [str(EDGEPACK), "build", "--recipe", "recipes/sensitivity-minilm.yaml",
+               "--target", "cpu", "--out", str(tmp_path / "dist"), "--quiet"]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    dist = tmp_path / "dist" / "sensitivity-minilm-cpu"
+    assert done.stdout.strip().splitlines()[-1].startswith(f"built {dist}")
+
+    assert verify_dist(dist) == []
+    manifest = json.loads((dist / "manifest.json").read_text())
+    assert {"finetune", "export"} <= set(manifest["stages"])
+    assert manifest["target"] == "cpu"
+    assert (dist / "adapter" / "adapter_model.safetensors").is_file()
+    model = onnx.load(str(dist / "onnx" / "model.onnx"))
+    assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+
+    metrics = json.loads((dist / "metrics.json").read_text())
+    fp32 = metrics["finetune"]["fp32"]
+    eval_split = REPO / "recipes" / "data" / "sensitivity" / "eval.jsonl"
+    assert fp32["n"] == sum(1 for line in eval_split.open() if line.strip())
+    assert fp32["recall"] >= 0.9, fp32
+    assert fp32["precision"] >= 0.9, fp32
+    assert metrics["export"]["max_abs_diff"] <= 1e-4
+
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "ran: nothing (all cached)" in again.stdout
