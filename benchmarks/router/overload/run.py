@@ -117,13 +117,21 @@ def upstream_calls(ports: dict[str, int]) -> int:
     return total
 
 
-def idle(ports: dict[str, int]) -> bool:
-    """No request queued or in service at any upstream."""
-    for name in ("main-a", "main-b", "small"):
-        _, body = http(f"http://127.0.0.1:{ports[name]}/stats")
-        if json.loads(body)["busy"]:
-            return False
-    return True
+def quiet(ports: dict[str, int], for_s: float = 3.0, timeout: float = 240.0) -> float:
+    """Wait until no upstream has work and no new call arrived for `for_s` seconds (a proxy
+    may go on retrying requests its client gave up on); returns the seconds waited."""
+    t0 = time.monotonic()
+    last, since = None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        stats = [json.loads(http(f"http://127.0.0.1:{ports[n]}/stats")[1])
+                 for n in ("main-a", "main-b", "small")]  # fmt: skip
+        now = (sum(x["calls"] for x in stats), sum(x["busy"] for x in stats))
+        if now != last or now[1]:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= for_s:
+            return time.monotonic() - t0
+        time.sleep(0.25)
+    raise SystemExit("upstreams did not go quiet")
 
 
 def reset(ports: dict[str, int]) -> None:
@@ -174,6 +182,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--rate", type=float, default=40)
     ap.add_argument("--deadline", type=float, default=5.0)
+    ap.add_argument("--service", type=float, default=0.2,
+                    help="primary upstream service time; capacity = 4 slots / service")  # fmt: skip
     ap.add_argument("--only", choices=["router", "litellm"])
     ap.add_argument("--out", default=str(HERE / "results.json"))
     a = ap.parse_args()
@@ -186,8 +196,9 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     log = (tmp / "processes.log").open("wb")
     try:
-        specs = [f"main-a:{ports['main-a']}:2:0.2:0.2", f"main-b:{ports['main-b']}:2:0.2:0.2",
-                 f"small:{ports['small']}:1:0.1:0.2"]  # fmt: skip
+        sv = a.service
+        specs = [f"main-a:{ports['main-a']}:2:{sv}:0.2", f"main-b:{ports['main-b']}:2:{sv}:0.2",
+                 f"small:{ports['small']}:1:{sv / 2}:0.2"]  # fmt: skip
         up = [str(MAIN_PY), str(HERE / "upstream.py")] + [x for s in specs for x in ("--spec", s)]
         procs.append(subprocess.Popen(up, stdout=log, stderr=log))
         wait_until(lambda: http(f"http://127.0.0.1:{ports['small']}/health")[0] == 200, 30,
@@ -219,14 +230,16 @@ def main() -> None:
         per_round: dict[str, list[dict]] = {v: [] for v in variants}
         for rnd in range(a.rounds):
             for v in variants:
-                time.sleep(a.deadline + 1)  # the previous run's stragglers are gone ...
-                wait_until(lambda: idle(ports), 120, "idle upstreams")  # ... and aborted
+                quiet(ports)
                 reset(ports)
                 cpu0 = cpu_seconds(pids[v])
                 rows = run_load(urls[v], a.rate, a.seconds, a.deadline, keys[v],
                                 tmp / f"{v}-{rnd}.jsonl")  # fmt: skip
-                time.sleep(1.0)  # let retries in flight reach the upstreams
+                # calls and CPU count until the proxy stopped working on this run's
+                # requests (a proxy may go on retrying what its client gave up on)
+                waited = quiet(ports)
                 s = summarise(rows, upstream_calls(ports), cpu_seconds(pids[v]) - cpu0)
+                s["settle_s"] = waited
                 per_round[v].append(s)
                 print(f"round {rnd} {v}: " + json.dumps({k: _r(x) for k, x in s.items()}),
                       flush=True)  # fmt: skip
