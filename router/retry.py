@@ -47,6 +47,10 @@ class RetryConfig(BaseModel):
         3, ge=0, description="Floor: retries always allowed per window, however few requests"
     )
     budget_window_s: float = Field(10.0, gt=0, description="Sliding window of the budget")
+    budget_high_reserve: float = Field(
+        0.3, ge=0, lt=1, description="Share of the budget only high-tier retries may use "
+        "(like admission's reserved capacity: low/normal never spend the last 30%)",
+    )  # fmt: skip
     max_retry_after_s: float = Field(
         5.0, ge=0, description="Longest upstream Retry-After honoured by waiting (capped)"
     )
@@ -163,11 +167,12 @@ class RetryBudget:
         """Count an original request (call once per request, not per attempt)."""
         self._requests.append(self._prune())
 
-    def try_spend(self) -> bool:
-        """Take one retry from the budget; False if it is spent."""
+    def try_spend(self, reserve: float = 0.0) -> bool:
+        """Take one retry from the budget; False if it is spent. `reserve`: the share of
+        the budget this caller may not use (kept for a higher tier)."""
         now = self._prune()
         allowed = max(self.cfg.budget_min_retries, self.cfg.budget_ratio * len(self._requests))
-        if len(self._retries) + 1 > allowed:
+        if len(self._retries) + 1 > allowed * (1.0 - reserve):
             return False
         self._retries.append(now)
         return True
@@ -184,6 +189,7 @@ async def call_with_retries(
     budget: RetryBudget,
     deadline: float,
     committed: Callable[[], bool] = lambda: False,
+    budget_reserve: float = 0.0,
     classify_fn: Callable[[BaseException], Verdict] = classify,
     on_retry: Callable[[int, BaseException], None] | None = None,
     on_budget_exhausted: Callable[[], None] | None = None,
@@ -205,7 +211,7 @@ async def call_with_retries(
             raise
         except Exception as exc:
             delay, why = _next_delay(exc, attempt, cfg, budget, deadline, committed,
-                                     classify_fn, clock, rng)  # fmt: skip
+                                     classify_fn, clock, rng, budget_reserve)  # fmt: skip
             if delay is None:
                 if why == "budget" and on_budget_exhausted is not None:
                     on_budget_exhausted()
@@ -226,6 +232,7 @@ def _next_delay(
     classify_fn: Callable[[BaseException], Verdict],
     clock: Callable[[], float],
     rng: random.Random | None,
+    reserve: float = 0.0,
 ) -> tuple[float | None, str]:
     """The wait before the next attempt, or (None, why-not)."""
     if committed():
@@ -242,7 +249,7 @@ def _next_delay(
         delay = max(delay, verdict.retry_after)
     if clock() + delay >= deadline:
         return None, "deadline"
-    if not budget.try_spend():
+    if not budget.try_spend(reserve):
         return None, "budget"
     return delay, ""
 
@@ -297,6 +304,7 @@ class RetrySeam:
         try:
             reply = await call_with_retries(
                 once, cfg=self.cfg, budget=self.budget(route), deadline=ctx.deadline,
+                budget_reserve=0.0 if ctx.tier == "high" else self.cfg.budget_high_reserve,
                 classify_fn=classify_failure, on_retry=retried, on_budget_exhausted=exhausted,
             )  # fmt: skip
         except RetryAborted as stop:

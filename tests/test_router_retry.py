@@ -169,3 +169,13 @@ def test_budget_stops_a_retry_storm():
     asyncio.run(main())
     assert upstream_calls <= 100 * 1.2 + 1  # amplification bounded by the budget
     assert upstream_calls > 100 and len(exhausted) > 50
+
+
+def test_part_of_the_budget_is_kept_for_the_high_tier():
+    cfg = RetryConfig(budget_ratio=0.2, budget_min_retries=0, budget_high_reserve=0.5)
+    budget = RetryBudget(cfg, clock=lambda: 0.0)
+    for _ in range(100):
+        budget.record_request()
+    low = sum(budget.try_spend(reserve=0.5) for _ in range(50))
+    high = sum(budget.try_spend() for _ in range(50))
+    assert (low, high) == (10, 10)  # low stops at half of the 20 retries; high gets the rest
