@@ -20,7 +20,9 @@ TRACKED_PACKAGES = (
 
 def list_files(root: Path) -> list[Path]:
     """Every regular file under root except the manifest, sorted by POSIX path."""
-    files = [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != MANIFEST]
+    files = [
+        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
+    ]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
