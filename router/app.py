@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from router import ingress, respond
+from router import ingress, logs, respond
 from router.config import RouterConfig
 from router.context import Api
 from router.errors import RouterError, bad_request
@@ -72,6 +72,7 @@ def build_app(
                 await pool.close()
             if classifier.batcher is not None:
                 classifier.batcher.close()
+            logs.REQUESTS.flush()
             if hasattr(seams.cache, "close"):
                 await seams.cache.close()
 

@@ -10,6 +10,7 @@ as confidential: what the router cannot inspect never goes to the cloud.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from router.context import Api, RequestContext
 from router.errors import RouterError, bad_request
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
 
 
@@ -39,7 +41,7 @@ async def parse(request: Request, api: Api, limit: int, deadline_s: float) -> Re
     headers = {k.lower(): v for k, v in request.headers.items()}
     body = await read_body(request, limit)
     ctx = RequestContext(
-        request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+        request_id=_request_id(headers.get("x-request-id")),
         api=api,
         body=body,
         content_type=headers.get("content-type", ""),
@@ -52,6 +54,13 @@ async def parse(request: Request, api: Api, limit: int, deadline_s: float) -> Re
     else:
         _read_openai(ctx)
     return ctx
+
+
+def _request_id(value: str | None) -> str:
+    """The caller's id when it looks like one (it is logged), else a new one."""
+    if value and REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 def _read_openai(ctx: RequestContext) -> None:

@@ -65,6 +65,14 @@ def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
     """Count and log the request once: metrics labels are route/sensitivity/status only."""
     route = ctx.route or "none"
     sensitivity = ctx.decision.sensitivity if ctx.decision else "unknown"
-    metrics.requests.labels(route, sensitivity, str(status)).inc()
-    metrics.latency.labels(route).observe(time.monotonic() - ctx.started)
+    cache = metrics.__dict__.setdefault("_respond_children", {})
+    key = (route, sensitivity, status)
+    children = cache.get(key)
+    if children is None:  # labels() costs more than the increment: resolve each set once
+        children = (metrics.requests.labels(route, sensitivity, str(status)),
+                    metrics.latency.labels(route))  # fmt: skip
+        cache[key] = children
+    children[0].inc()
+    children[1].observe(time.monotonic() - ctx.started)
     logs.request_record(ctx, status)
+

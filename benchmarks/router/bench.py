@@ -167,7 +167,8 @@ def main() -> int:
         if not args.skip_proxies:
             rows = proxy_comparison(args, work)
             result["proxies"] = summarise(rows, ("latency_ms", "c", "variant"))
-        model = DIST_MODEL if args.model == "auto" else Path(args.model)
+            args.out.write_text(json.dumps(result, indent=2))  # keep it if the model run fails
+        model = (DIST_MODEL if args.model == "auto" else Path(args.model)).resolve()
         if args.model != "none" and model.is_file():
             result["model"] = summarise(model_run(args, work, model), ("variant", "c"))
             result["model_path"] = str(model)

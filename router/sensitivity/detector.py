@@ -26,6 +26,8 @@ class Detector:
     def found(self, text: str) -> bool:
         if self.hint is not None and self.hint.search(text) is None:
             return False
+        if self.context is not None and self.context.search(text) is None:
+            return False  # no context word anywhere: no candidate can be in context
         for match in self.pattern.finditer(text):
             # context first: a short regex on a window is cheaper than most validators
             if self.context is not None and not self._in_context(text, match.start(), match.end()):

@@ -1,0 +1,159 @@
+"""The router's own CPU per request, without sockets: the ASGI app called in-process with an
+upstream pool that answers at once. Separates the router's code from uvicorn/aiohttp/kernel
+costs and from the machine's load (CPU time, not wall time). Variants, interleaved:
+production wiring (issue 7's steps), core only (pass-through seams), core without the
+per-request log line.
+
+    .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.schema_io import load_model  # noqa: E402
+from router import logs  # noqa: E402
+from router.app import build_app  # noqa: E402
+from router.config import RouterConfig  # noqa: E402
+from router.seams import Seams  # noqa: E402
+from router.upstreams.base import UpstreamReply  # noqa: E402
+
+ANSWER = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}'
+
+
+class InstantPool:
+    name = "onprem"
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def usable(self) -> bool:
+        return True
+
+    async def send(self, ctx) -> UpstreamReply:
+        return UpstreamReply(200, "application/json", body=ANSWER, upstream="instant")
+
+
+def bodies() -> list[bytes]:
+    path = ROOT / "recipes/data/sensitivity/eval.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [
+        json.dumps({"model": "m", "messages": [{"role": "user", "content": r["text"]}]}).encode()
+        for r in rows
+    ]
+
+
+def app_for(seams: Seams | None):
+    cfg = load_model(
+        RouterConfig,
+        Path("<bench>"),
+        data={
+            "onprem": {"upstreams": [{"name": "instant", "url": "http://127.0.0.1:9"}]},
+            "admission": {"per_upstream_limit": 256},
+        },
+    )
+    return build_app(cfg, seams=seams, pools={"onprem": InstantPool()})
+
+
+async def drive(app, payloads: list[bytes], n: int) -> float:
+    sent: list = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    start = time.process_time()
+    for i in range(n):
+        body = payloads[i % len(payloads)]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "raw_path": b"/v1/chat/completions",
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "server": ("127.0.0.1", 8080),
+            "client": ("127.0.0.1", 5000),
+            "http_version": "1.1",
+            "asgi": {"version": "3.0"},
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive(messages=messages):
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        await app(scope, receive, send)
+    elapsed = time.process_time() - start
+    assert sent[0]["status"] == 200, sent[0]
+    return elapsed / n * 1e6
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args()
+    payloads = bodies()
+    logs.setup("info")
+    null = logging.StreamHandler(open("/dev/null", "w"))  # the log line is built, then dropped
+    null.setFormatter(logs.JsonFormatter())
+    logging.getLogger("edgepack.router").handlers[:] = [null]
+    variants = {
+        "production": app_for(None),
+        "core": app_for(Seams()),
+        "core-nolog": app_for(Seams()),
+    }
+    results: dict[str, list[float]] = {k: [] for k in variants}
+
+    async def run() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            for app in variants.values():  # start pools, warm up
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                await drive(app, payloads, 200)
+            await measure()
+
+    async def measure() -> None:
+        for _ in range(args.rounds):
+            for name, app in variants.items():
+                logging.getLogger("edgepack.router").disabled = name.endswith("nolog")
+                results[name].append(await drive(app, payloads, args.n))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile(time.process_time)
+            prof.enable()
+            await drive(variants["production"], payloads, args.n)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+    asyncio.run(run())
+    print(
+        json.dumps({k: round(statistics.median(v), 1) for k, v in results.items()}),
+        "µs CPU per request (median of",
+        args.rounds,
+        "rounds), loadavg",
+        Path("/proc/loadavg").read_text().split()[:3],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The two pools on their own: the on-prem pick rule, and the SageMaker pool with the real
+boto3 client against the SageMaker test server (variant/component headers, pool sizing,
+error mapping, mid-stream model errors, the deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+
+import pytest
+
+from router.config import OnPremConfig, SageMakerConfig
+from router.context import Api, RequestContext
+from router.metrics import RouterMetrics
+from router.seams import NoOutlier
+from router.testing.sagemaker_server import ERRORS, FakeSageMaker
+from router.testing.serve import ServerThread
+from router.upstreams.base import UpstreamFailure
+from router.upstreams.onprem import OnPremPool
+from router.upstreams.sagemaker import SageMakerPool, map_client_error
+
+
+def _ctx(stream: bool = False, deadline_s: float = 10.0) -> RequestContext:
+    ctx = RequestContext("rid", Api.chat, b'{"messages": []}', "application/json", "*/*", {})
+    ctx.stream, ctx.deadline = stream, time.monotonic() + deadline_s
+    return ctx
+
+
+def _onprem(weights: list[float]) -> OnPremPool:
+    ups = [{"name": f"u{i}", "url": f"http://127.0.0.1:{9000 + i}", "weight": w}
+           for i, w in enumerate(weights)]  # fmt: skip
+    return OnPremPool(OnPremConfig(upstreams=ups), RouterMetrics(), NoOutlier())
+
+
+def test_pick_is_weighted_least_outstanding():
+    pool = _onprem([3.0, 1.0])
+    heavy, light = pool.members
+    picks = collections.Counter()
+    for _ in range(400):  # simulate requests that stay outstanding
+        m = pool.pick()
+        m.outstanding += 1
+        picks[m.name] += 1
+    assert picks["u0"] == 300 and picks["u1"] == 100  # in-flight ratio follows the weights
+    heavy.healthy = False
+    assert pool.pick() is light
+    light.healthy = False
+    assert pool.pick() is None and not pool.usable()
+
+
+def test_pick_prefers_the_idle_upstream():
+    pool = _onprem([1.0, 1.0, 1.0])
+    pool.members[0].outstanding, pool.members[1].outstanding = 5, 0
+    pool.members[2].outstanding = 2
+    assert pool.pick() is pool.members[1]
+
+
+@pytest.fixture(scope="module")
+def sagemaker():
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+        os.environ.setdefault(key, value)
+    fake = FakeSageMaker(endpoints=("ep",))
+    with ServerThread(fake) as server:
+        yield fake, server.url
+
+
+async def _send(config: SageMakerConfig, ctx: RequestContext, read_stream: bool = False):
+    pool = SageMakerPool(config, RouterMetrics())
+    await pool.start()
+    try:
+        reply = await pool.send(ctx)
+        body = b"".join([c async for c in reply.stream]) if read_stream else reply.body
+        return pool, reply, body
+    finally:
+        await pool.close()
+
+
+def _config(url: str, **extra) -> SageMakerConfig:
+    return SageMakerConfig(endpoint_name="ep", endpoint_url=url, max_concurrency=7, **extra)
+
+
+def test_variant_component_and_pool_size(sagemaker):
+    fake, url = sagemaker
+    cfg = _config(url, target_variant="blue", inference_component="llm-ic")
+    pool, reply, body = asyncio.run(_send(cfg, _ctx()))
+    assert reply.status == 200 and b"answer from sagemaker" in body
+    sent = fake.headers[-1]
+    assert sent["x-amzn-sagemaker-target-variant"] == "blue"
+    assert sent["x-amzn-sagemaker-inference-component"] == "llm-ic"
+    assert sent["authorization"].startswith("AWS4-HMAC-SHA256")  # real boto3 signed it
+    assert pool.client.meta.config.max_pool_connections == 7 == pool.executor._max_workers
+
+
+def test_stream_reads_payload_parts_and_stops_at_a_model_stream_error(sagemaker):
+    fake, url = sagemaker
+    _, reply, body = asyncio.run(_send(_config(url), _ctx(stream=True), read_stream=True))
+    assert reply.content_type == "text/event-stream"
+    assert body.count(b"data: ") == 4 and body.endswith(b"data: [DONE]\n\n")
+    fake.stream_error_after = 1
+    try:
+        _, _, body = asyncio.run(_send(_config(url), _ctx(stream=True), read_stream=True))
+    finally:
+        fake.stream_error_after = None
+    assert body.count(b"data: ") == 1 and b"[DONE]" not in body
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "retryable"),
+    [("throttle", 429, True), ("not_ready", 503, True), ("unavailable", 503, True),
+     ("internal", 502, True), ("dependency", 502, True), ("validation", 400, False),
+     ("model_error_503", 503, True), ("model_error_400", 400, False),
+     ("model_error_500", 502, False)],
+)  # fmt: skip
+def test_errors_from_the_wire(sagemaker, outcome, status, retryable):
+    fake, url = sagemaker
+    fake.fail_next[:] = [outcome]
+    with pytest.raises(UpstreamFailure) as info:
+        asyncio.run(_send(_config(url), _ctx()))
+    assert (info.value.status, info.value.retryable) == (status, retryable)
+    assert info.value.upstream == "ep" and fake.fail_next == []
+    assert ERRORS[outcome][1] in info.value.message
+
+
+def test_unknown_codes_and_unreachable_endpoint():
+    failure = map_client_error({"Error": {"Code": "AccessDeniedException"}})
+    assert (failure.status, failure.retryable) == (502, False)
+    cfg = SageMakerConfig(
+        endpoint_name="ep", endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5
+    )
+    with pytest.raises(UpstreamFailure) as info:
+        asyncio.run(_send(cfg, _ctx()))
+    assert info.value.status == 502 and info.value.retryable
+
+
+def test_deadline_bounds_a_slow_endpoint(sagemaker):
+    fake, url = sagemaker
+    fake.latency_s = 1.0
+
+    async def run() -> tuple[UpstreamFailure, float]:
+        pool = SageMakerPool(_config(url), RouterMetrics())
+        await pool.start()
+        start = time.monotonic()
+        try:
+            await pool.send(_ctx(deadline_s=0.2))
+        except UpstreamFailure as exc:
+            return exc, time.monotonic() - start
+        finally:
+            await pool.close()
+        raise AssertionError("no failure")
+
+    try:
+        failure, elapsed = asyncio.run(run())
+    finally:
+        fake.latency_s = 0.0
+    assert failure.status == 504 and elapsed < 0.9
