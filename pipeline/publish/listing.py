@@ -6,6 +6,7 @@ dates cost no extra request per version; only channel pointers are read (they ar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,20 +44,21 @@ def list_versions(client: Any, url: S3Url) -> list[VersionInfo]:
                 ref.recipe, ref.target, ref.version, entry["LastModified"]
             )
     for key, entry in keys.items():
-        folder, _, name = key.rpartition("/")
-        info = _owner(versions, folder)
-        if info is not None and not (name == MANIFEST and folder + "/" in versions):
+        info = _owner(versions, key)
+        if info is not None and key.removesuffix(MANIFEST) not in versions:  # not the manifest
             info.files += 1
             info.size += entry["Size"]
     _attach_channels(client, url, keys, versions)
     return sorted(versions.values(), key=lambda v: (v.recipe, v.target, v.published), reverse=True)
 
 
-def _owner(versions: dict[str, VersionInfo], folder: str) -> VersionInfo | None:
-    """The version whose folder holds `folder` (files may sit in sub-folders)."""
-    path = folder + "/"
-    for root, info in versions.items():
-        if path.startswith(root):
+_SHA_DIR = re.compile(r"(?:^|/)[0-9a-f]{64}/")
+
+
+def _owner(versions: dict[str, VersionInfo], key: str) -> VersionInfo | None:
+    """The committed version whose folder holds `key` (files may sit in sub-folders)."""
+    for match in _SHA_DIR.finditer(key):
+        if (info := versions.get(key[: match.end()])) is not None:
             return info
     return None
 
