@@ -6,6 +6,7 @@ import filecmp
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from pipeline.publish.download import fetch_bundle
 from pipeline.publish.listing import list_versions
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
-from pipeline.publish.upload import publish_bundle
+from pipeline.publish.upload import publish_bundle, read_bundle
 
 if TYPE_CHECKING:
     from fixtures.s3 import SeaweedS3
@@ -102,6 +103,21 @@ def test_rerun_after_crash_uploads_only_what_is_missing(aws_env, bucket: str, tm
     assert second.uploaded == ["c/d.bin"] and sorted(second.skipped) == ["a.bin", "b.bin"]
     assert calls["PutObject"] == 2  # the missing file and the manifest
     assert [v.version for v in list_versions(client, url)] == [first.version]
+    assert second.aborted_stale == 0
+
+
+def test_stale_multipart_uploads_of_killed_publishes_are_aborted(aws_env, bucket, tmp_path):
+    dist = make_bundle(tmp_path / "b", sizes={"a.bin": 1000})
+    url = parse_s3_url(f"s3://{bucket}/p")
+    client = make_client()
+    version = read_bundle(dist).version
+    stale = client.create_multipart_upload(Bucket=bucket, Key=f"p/demo-recipe/cpu/{version}/x")
+    elsewhere = client.create_multipart_upload(Bucket=bucket, Key="p/other/key")
+    result = publish_bundle(client, dist, url, progress=QUIET, stale_after=timedelta(0))
+    assert result.aborted_stale == 1
+    left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in left] == [elsewhere["UploadId"]]
+    assert stale["UploadId"] not in {u["UploadId"] for u in left}
 
 
 def test_channel_moves_and_old_version_stays(aws_env, bucket: str, tmp_path: Path) -> None:

@@ -72,6 +72,8 @@ def publish(
             f"({human_size(result.uploaded_bytes)}), {len(result.skipped)} already there{how}"
             f"  ({result.root}/)"
         )
+    if result.aborted_stale:
+        out.print(f"aborted {result.aborted_stale} stale multipart uploads of killed publishes")
     if result.channel:
         was = result.previous[:12] if result.previous else "unset"
         out.print(f"channel {result.channel} → {result.version[:12]} (was {was})")

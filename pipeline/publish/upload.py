@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,20 @@ from pipeline.cache_key import sha256_file
 from pipeline.errors import UserError
 from pipeline.manifest import MANIFEST, list_files, read_manifest
 from pipeline.publish import layout
-from pipeline.publish.client import check_access, head, is_precondition_failed, list_keys, s3_errors
+from pipeline.publish.client import (
+    check_access,
+    error_code,
+    head,
+    is_precondition_failed,
+    list_keys,
+    s3_errors,
+)
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import S3Url
 
 MB = 1 << 20
 SHA_META = "sha256"
+STALE_UPLOAD = timedelta(hours=24)
 
 
 @dataclass
@@ -41,6 +50,8 @@ class PublishResult:
     committed_by_other: bool = False
     channel: str | None = None
     previous: str | None = None
+    aborted_stale: int = 0
+    """Multipart uploads of killed publishes of this version, cleaned up after the commit."""
 
 
 def transfer_config(max_bandwidth: int | None = None) -> Any:
@@ -171,7 +182,7 @@ def _commit(client: Any, url: S3Url, key: str, body: bytes, version: str) -> boo
 
 def publish_bundle(
     client: Any, dist: Path, url: S3Url, *, channel: str | None = None,
-    progress: TransferProgress, config: Any = None,
+    progress: TransferProgress, config: Any = None, stale_after: timedelta = STALE_UPLOAD,
 ) -> PublishResult:  # fmt: skip
     """Upload the bundle at `dist` under `url`; move `channel` to it when given."""
     from pipeline.publish.channels import write_channel
@@ -191,10 +202,38 @@ def publish_bundle(
         else:
             _publish_files(client, dist, url, root, bundle.manifest, result, progress, config)
             result.committed_by_other = not _commit(client, url, manifest_key, bundle.body, version)
+            result.aborted_stale = abort_stale_uploads(client, url, root, stale_after)
         if channel is not None:
             result.channel = channel
             result.previous = write_channel(client, url, recipe, target, channel, version)
     return result
+
+
+def abort_stale_uploads(client: Any, url: S3Url, root: S3Url, older_than: timedelta) -> int:
+    """Abort the unfinished multipart uploads under a version that are older than `older_than`.
+
+    A killed publish leaves its parts behind (invisible, but billed). Younger uploads may
+    belong to a publish still running, so they stay; a bucket lifecycle rule
+    (AbortIncompleteMultipartUpload) is the catch-all. Lacking the permission is not an error.
+    """
+    from botocore.exceptions import ClientError
+
+    cutoff = datetime.now(UTC) - older_than
+    aborted = 0
+    try:
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=url.bucket, Prefix=root.key() + "/"
+        )
+        for upload in (u for page in pages for u in page.get("Uploads", [])):
+            if upload["Initiated"] <= cutoff:
+                client.abort_multipart_upload(
+                    Bucket=url.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
+    except ClientError as exc:
+        if error_code(exc) not in {"AccessDenied", "403", "NotImplemented"}:
+            raise
+    return aborted
 
 
 def _publish_files(
