@@ -186,3 +186,19 @@ def test_same_size_edit_is_caught_before_upload(aws_env, bucket: str, tmp_path: 
     assert list_versions(client, url) == []
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert not any(k.endswith("small.txt") or k.endswith("manifest.json") for k in keys)
+
+
+def test_progress_bar_counts_every_byte_on_a_terminal(aws_env, bucket, tmp_path) -> None:
+    import io
+
+    dist = make_bundle(tmp_path / "b", sizes={"big.bin": 17_000_000, "s.txt": 5})
+    screen = io.StringIO()
+    bar = TransferProgress(Console(file=screen, force_terminal=True, width=120))
+    publish_bundle(make_client(), dist, parse_s3_url(f"s3://{bucket}/p"), progress=bar)
+    assert "upload 2 files" in screen.getvalue()
+    assert "17.0/17.0 MB" in screen.getvalue()
+    quiet_screen = io.StringIO()
+    quiet = TransferProgress(Console(file=quiet_screen, force_terminal=True), quiet=True)
+    fetch_bundle(make_client(), parse_s3_url(f"s3://{bucket}/p/demo-recipe"), tmp_path / "o",
+                 target="cpu", version=read_bundle(dist).version, progress=quiet)  # fmt: skip
+    assert quiet_screen.getvalue() == ""
