@@ -56,7 +56,7 @@ def publish(
     from pipeline.publish.upload import publish_bundle, transfer_config
 
     url = parse_s3_url(to)
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)
     progress = TransferProgress(Console(stderr=True), quiet=quiet)
     result = publish_bundle(
         make_client(endpoint_url), dist, url, channel=channel, progress=progress,
@@ -105,7 +105,7 @@ def fetch(
         version=version, force=force, progress=progress,
     )  # fmt: skip
     state = "already up to date" if result.already_present else "fetched and verified"
-    Console(highlight=False, soft_wrap=True).print(
+    Console(highlight=False, soft_wrap=True, markup=False).print(
         f"{state} {result.version[:12]}: {result.files} files "
         f"({human_size(result.bytes)}) in {dest}"
     )
