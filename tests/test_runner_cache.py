@@ -182,3 +182,33 @@ def test_finetune_key_covers_its_code_fields_and_model_files(tmp_path):
     (model / "model.safetensors").write_bytes(b"new weights")
     after = stage_key(stage_key_material(STAGE, recipe, load_target("jetson"), {}))
     assert after != before
+
+
+def test_cache_keys_of_every_stage_need_no_heavy_import():
+    """A no-op rebuild must stay fast: stage modules import torch & co. only inside run()."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from pipeline import cli\n"
+        "cli._register_extensions()\n"
+        "from pipeline.cache_key import stage_key, stage_key_material\n"
+        "from pipeline.recipe import load_recipe\n"
+        "from pipeline.stages import all_stages\n"
+        "from pipeline.target import load_target\n"
+        "recipe, target, keys = load_recipe(sys.argv[1]), load_target('jetson'), {}\n"
+        "for stage in all_stages():\n"
+        "    keys[stage.name] = stage_key(stage_key_material(stage, recipe, target, keys))\n"
+        "heavy = ('torch', 'transformers', 'peft', 'optimum', 'onnxruntime', 'tensorrt')\n"
+        "import json\n"
+        "print(json.dumps([sorted(keys), [m for m in heavy if m in sys.modules]]))\n"
+    )
+    recipe = REPO / "recipes" / "sensitivity-minilm.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(recipe)], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    stages, heavy = json.loads(done.stdout)
+    assert {"finetune", "export"} <= set(stages)
+    assert heavy == [], f"imported while computing cache keys: {heavy}"

@@ -28,8 +28,21 @@ def export_opset(recipe_opset: int, target_max: int) -> int:
 
 
 def run_main_export(merged: Path, out: Path, opset: int) -> None:
-    from optimum.exporters.onnx import main_export
+    """optimum's export, its chatter (tracer warnings, opset advice) kept off the console."""
+    import warnings
 
+    from optimum.exporters.onnx import main_export
+    from optimum.utils import logging as optimum_logging
+    from transformers.utils import logging as hf_logging
+
+    optimum_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _main_export(main_export, merged, out, opset)
+
+
+def _main_export(main_export: Any, merged: Path, out: Path, opset: int) -> None:
     main_export(
         model_name_or_path=str(merged),
         output=out,
