@@ -9,7 +9,10 @@ import random
 from collections import Counter
 
 import httpx
+import pytest
 from fixtures.router_env import RouterEnv, chat
+
+pytestmark = pytest.mark.slow  # end-to-end: real router, test upstreams, load
 
 N = 150
 CONCURRENCY = 12

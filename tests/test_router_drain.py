@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fixtures.redis import free_port
 
 from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
@@ -214,6 +215,7 @@ def _ready(base: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_router_process_drains_on_sigterm_and_reloads_on_sighup(tmp_path):
     from router.testing.openai_server import FakeOpenAI
     from router.testing.serve import ServerThread

@@ -13,7 +13,10 @@ import time
 from collections import Counter
 
 import httpx
+import pytest
 from fixtures.router_env import RouterEnv, chat
+
+pytestmark = pytest.mark.slow  # end-to-end: real router, test upstreams, load
 
 CONFIDENTIAL = {"X-Data-Classification": "confidential"}  # on-prem only: one pool to overload
 DEADLINE_MS = 3000
