@@ -40,21 +40,16 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         assert self._queue is not None
+        queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), left))
-                except TimeoutError:
-                    break
+            batch = [await queue.get()]
+            if self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
+                await asyncio.sleep(self.max_wait)  # let concurrent requests join
+            # get_nowait only: wait_for(queue.get()) can drop an item when the timeout and
+            # the get race (CPython 3.11), and a dropped caller would wait for its timeout
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             live = [(t, f) for t, f in batch if not f.done()]  # timed-out callers are gone
             if live:
                 await self._score_batch(loop, live)
