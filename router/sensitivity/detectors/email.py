@@ -8,7 +8,7 @@ from router.sensitivity.detector import Detector
 PATTERN = re.compile(r"(?a)(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
 CONTEXT = re.compile(
     r"(?i)\b(my|me|his|her|their|personal|private|home|customer|patient|employee|client|"
-    r"applicant|user's|wife|husband|reach (?:me|him|her))\b|我的|他的|她的|客户|患者|员工|私人|个人"
+    r"applicant|user's|wife|husband|reach (?:me|him|her))\b|我|他|她|客户|患者|员工|私人|个人"
 )
 
 DETECTOR = Detector("email", PATTERN, context=CONTEXT, window=60)

@@ -20,8 +20,8 @@ CONDITIONS = (
     r"|确诊|诊断为|患有|艾滋病|癌症|化疗|糖尿病|抑郁症|精神分裂|怀孕|肝炎|肿瘤|处方"
 )
 PERSON = re.compile(
-    r"(?i)\b(my|i|i'm|i am|i was|me|he|she|his|her|patient|mr|mrs|ms|son|daughter|wife|husband|"
-    r"mother|father|employee)\b|我|他|她|患者|病人|先生|女士|员工"
+    r"(?i)\b(my|i have|i've|i was|i got|he|she|his|her|him|patient|mr|mrs|ms|son|daughter|"
+    r"wife|husband|mother|father|employee)\b|我的|我有|我得了|他|她|患者|病人|先生|女士|员工"
 )
 DIAGNOSIS = Detector("health", re.compile(CONDITIONS), context=PERSON, window=40)
 DETECTOR = AnyOf("health", (MRN, DIAGNOSIS))

@@ -1,13 +1,18 @@
-"""Passport numbers: a passport-shaped token (1-2 letters + 6-9 digits, or 9 digits) next to
+"""Passport numbers: a passport-shaped token (a letter + 6-8 letters/digits with two different
+digits, e.g. E12345678 or C05HL0YV8, or 9 digits) next to
 the word passport / 护照; the shape alone is too common (SKUs, tickets) to count."""
 
 import re
 
-from router.sensitivity.detector import DIGITS, Detector, digits
+from router.sensitivity.detector import Detector, digits
 
-PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z]{1,2}\d{6,9}|\d{9})(?![A-Za-z0-9])")
+# classic (E12345678, X1234567) and newer alphanumeric numbers (C05HL0YV8), or 9 digits
+PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z][A-Z0-9]{6,8}|\d{9})(?![A-Za-z0-9])")
 CONTEXT = re.compile(r"(?i)\bpassports?\b|护照")
 
-DETECTOR = Detector(
-    "passport", PATTERN, lambda v: len(set(digits(v))) > 1, CONTEXT, window=40, hint=DIGITS
-)
+
+def _valid(value: str) -> bool:
+    return len(set(digits(value))) > 1  # at least two different digits: not a word
+
+
+DETECTOR = Detector("passport", PATTERN, _valid, CONTEXT, window=40)

@@ -10,7 +10,8 @@ from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
 CONTEXT = re.compile(
-    r"(?i)\b(phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|whatsapp|fax|contact)\b"
+    r"(?i)\b(phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|texted|whatsapp|fax"
+    r"|contact)\b"
     r"|手机|电话|联系方式|联系|微信|号码"
 )
 

@@ -19,11 +19,18 @@ def _jwt(value: str) -> bool:
     return isinstance(data, dict) and "alg" in data
 
 
-PLACEHOLDER = re.compile(r"(?i)^([<{$%].*|\*+|x+|\.+|null|none|true|false|\?+)$")
+PLACEHOLDER = re.compile(
+    r"(?i)^([<{$%\[(].*|\*+|x+|\.+|null|none|true|false|\?+|os\.|getenv|process\.env"
+    r"|env\[|environ|config\.|settings\.|self\.|input\(|f\")"
+    r"|.*(?:xxx|example|your[_-]?|placeholder|redacted|changeit|\.\.\.).*$"
+)
 
 
 def _assigned(value: str) -> bool:
-    return PLACEHOLDER.match(value) is None
+    """A real value (has a digit or a symbol: "password is required" is prose), not a
+    placeholder, an environment lookup or an example."""
+    secret_like = any(ch.isdigit() for ch in value) or not value.isalpha()
+    return secret_like and PLACEHOLDER.match(value) is None
 
 
 def _re(pattern: str) -> re.Pattern[str]:
@@ -31,17 +38,23 @@ def _re(pattern: str) -> re.Pattern[str]:
 
 
 PARTS = (
-    Detector("secret", _re(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")),
+    Detector(  # AWS access key ids; AWS's documentation example ends in EXAMPLE
+        "secret",
+        _re(r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
+        lambda v: not v.endswith("EXAMPLE"),
+    ),
     Detector("secret", _re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
     Detector("secret", _re(r"(?P<v>eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})"), _jwt),
     Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})")),
     Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
     Detector("secret", _re(r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}")),
+    Detector("secret", _re(r"(?<![A-Za-z0-9_-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}")),  # OpenAI…
     Detector(
         "secret",
         _re(
             r"(?i)(?<![\w-])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token"
-            r"|client[_-]?secret)\s*[:=]\s*[\"']?(?P<v>[^\s\"',;]{4,})"
+            r"|client[_-]?secret)[\"']?(?:\s*[:=]\s*[\"']?|\s+(?:is|was)\s+[\"']?|\s+[\"'])"
+            r"(?P<v>[^\s\"',;]{6,})"
         ),
         _assigned,
     ),

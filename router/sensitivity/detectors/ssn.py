@@ -1,12 +1,23 @@
-"""US Social Security numbers in AAA-GG-SSSS form, checked against the SSA's rules
-(no 000/666/9xx area, no 00 group or 0000 serial, no advertised numbers)."""
+"""US Social Security numbers, checked against the SSA's rules (no 000/666/9xx area, no 00
+group or 0000 serial, no advertised numbers): AAA-GG-SSSS anywhere, 9 bare digits only next
+to "SSN" / "social security" / 社安号."""
 
 import re
 
 from stdnum.us import ssn
 
-from router.sensitivity.detector import DIGITS, Detector
+from router.sensitivity.detector import DIGITS, AnyOf, Detector
 
 PATTERN = re.compile(r"(?<![\d-])(?P<v>\d{3}[- ]\d{2}[- ]\d{4})(?![\d-])")
+BARE = re.compile(r"(?<![\d-])(?P<v>\d{9})(?![\d-])")  # only next to the word SSN
+CONTEXT = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b|社安号|社会安全号")
 
-DETECTOR = Detector("ssn", PATTERN, lambda v: ssn.is_valid(v.replace(" ", "-")), hint=DIGITS)
+
+def _valid(value: str) -> bool:
+    return ssn.is_valid(value.replace(" ", "-"))
+
+
+DETECTOR = AnyOf("ssn", (
+    Detector("ssn", PATTERN, _valid, hint=DIGITS),
+    Detector("ssn", BARE, _valid, CONTEXT, window=30, hint=DIGITS),
+))  # fmt: skip
