@@ -110,9 +110,9 @@ def test_a_streamed_answer_holds_its_slot_until_the_stream_ends(tmp_path):
                 for _ in r.iter_bytes():
                     seen.append(1)
 
+        before = in_use()
         t = threading.Thread(target=stream)
         t.start()
-        before = in_use()
         deadline = time.monotonic() + 10
         while not seen and time.monotonic() < deadline:  # the stream has begun ...
             time.sleep(0.02)
