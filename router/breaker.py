@@ -187,6 +187,10 @@ class BreakerSet:
         """May `upstream` be picked now? (no side effects: pools ask this while picking)"""
         return self.get(pool, upstream).available()
 
+    def picked(self, pool: str, upstream: str) -> None:
+        """The pool chose `upstream` for a call: while half-open that call is a probe."""
+        self.get(pool, upstream).allow()
+
     def record(self, pool: str, upstream: str, ok: bool) -> None:
         b = self.get(pool, upstream)
         if ok:

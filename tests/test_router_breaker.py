@@ -109,3 +109,16 @@ def test_breaker_set_mirrors_state_into_metrics():
     assert breakers.snapshot()["onprem/gpu-1"]["state"] == "half_open"
     text = generate_latest(m.registry).decode()
     assert 'edgepack_router_breaker_open{pool="onprem",upstream="gpu-1"} 0.0' in text
+
+
+def test_breaker_set_counts_picks_as_half_open_probes():
+    clock = Clock()
+    breakers = BreakerSet(BreakerConfig(consecutive_failures=1, base_ejection_s=5), None, clock)
+    breakers.record("onprem", "a", False)
+    assert not breakers.allow("onprem", "a")
+    clock.now = 5.0
+    assert breakers.allow("onprem", "a") and breakers.allow("onprem", "a")  # asking is free
+    breakers.picked("onprem", "a")  # the one probe is out ...
+    assert not breakers.allow("onprem", "a")  # ... so nothing else goes there meanwhile
+    breakers.record("onprem", "a", True)
+    assert breakers.allow("onprem", "a") and breakers.snapshot()["onprem/a"]["state"] == "closed"

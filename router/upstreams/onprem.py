@@ -113,6 +113,9 @@ class OnPremPool:
                 retryable=True,
                 retry_after=self.config.health.interval_s,
             )
+        picked = getattr(self.outlier, "picked", None)
+        if picked is not None:
+            picked(self.name, member.name)  # a half-open breaker counts its probes
         member.outstanding += 1
         self._gauges(member)
         released = False
