@@ -288,6 +288,31 @@ class CacheSeam:
         if task is not None:
             task.add_done_callback(ended)
 
+    def reconfigure(self, cfg: CacheConfig) -> None:
+        """SIGHUP: a new TTL applies at once; a new URL or on/off gets a new client (the old
+        one is closed after a moment, when lookups in flight are done)."""
+        if cfg == self.cfg:
+            return
+        old = self.cache
+        if cfg.enabled and old is not None and cfg.url == self.cfg.url:
+            old.cfg = cfg
+        else:
+            self.cache = ResponseCache(cfg, self.metrics) if cfg.enabled else None
+            if old is not None:
+                task = asyncio.get_running_loop().create_task(_close_later(old))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+        self.cfg = cfg
+
     async def close(self) -> None:
         if self.cache is not None:
             await self.cache.close()
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+async def _close_later(cache: ResponseCache, after_s: float = 5.0) -> None:
+    await asyncio.sleep(after_s)
+    with contextlib.suppress(Exception):
+        await cache.close()

@@ -147,6 +147,8 @@ def reconfigure(seams: Seams, config: RouterConfig) -> None:
         seams.retry.reconfigure(config.retry)
     if hasattr(seams.outlier, "reconfigure"):
         seams.outlier.reconfigure(config.breaker)
+    if hasattr(seams.cache, "reconfigure"):
+        seams.cache.reconfigure(config.cache)
     if hasattr(seams.lifecycle, "cfg"):
         seams.lifecycle.cfg = config.drain
 

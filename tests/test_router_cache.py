@@ -255,3 +255,21 @@ def test_cache_seam_never_stores_a_fallback_answer(redis_server):
         await seam.close()
 
     asyncio.run(main())
+
+
+@needs_redis
+def test_cache_seam_reconfigure_applies_ttl_and_switches_off(redis_server):
+    async def main():
+        from router.cache import CacheSeam
+
+        seam = CacheSeam(CacheConfig(enabled=True, url=redis_server.url, ttl_s=100))
+        first = seam.cache
+        seam.reconfigure(CacheConfig(enabled=True, url=redis_server.url, ttl_s=7))
+        assert seam.cache is first and seam.cache.cfg.ttl_s == 7
+        await seam.cache.put("k", CachedResponse(200, "t", b"v"))
+        assert 0 < redis_server.client().ttl("k") <= 7
+        seam.reconfigure(CacheConfig(enabled=False))
+        assert seam.cache is None
+        await first.close()
+
+    asyncio.run(main())
