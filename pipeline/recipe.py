@@ -52,6 +52,11 @@ class TrainingConfig(Strict):
     batch_size: int = Field(32, gt=0)
     max_length: int = Field(128, gt=0, le=512)
     seed: int = 42
+    positive_weight: float = Field(
+        1.0,
+        gt=0,
+        description="loss weight of positive_label vs the others; > 1 favours its recall",
+    )
     threads: int | None = Field(None, gt=0, description="torch threads; default: all cores")
 
 

@@ -176,6 +176,8 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP_FRACTION * total), total)
     order_rng = torch.Generator().manual_seed(cfg.seed)
+    weights = torch.ones(len(recipe.labels))
+    weights[recipe.labels.index(recipe.positive_label)] = cfg.positive_weight
     started, cpu_started = time.perf_counter(), time.process_time()
     step, losses, shown = 0, [], 0.0
     with replay_frozen_prefix(model, batches, ctx) as replay:
@@ -186,7 +188,8 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
                     break
                 if replay is not None:
                     replay.index = b
-                loss = model(**batches[b]).loss
+                logits = model(**_features(batches[b])).logits
+                loss = torch.nn.functional.cross_entropy(logits, batches[b]["labels"], weights)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
