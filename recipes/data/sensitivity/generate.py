@@ -37,9 +37,9 @@ SEED = 20261128
 SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
 CONFIDENTIAL_SHARE = 0.45
 HELDOUT_EVERY = 5  # template i with i % 5 == 4 appears in eval only
-EVAL_HELDOUT_P = 0.35  # share of eval rows drawn from held-out templates, where a category has any
+EVAL_HELDOUT_P = 0.2  # share of eval rows drawn from held-out templates, where a category has any
 P_WRAP, P_CROSS, P_PREFIX, P_SUFFIX, P_CONTEXT = 0.45, 0.07, 0.18, 0.2, 0.1
-P_COMBO = 0.08  # a public question first, then the row's own body ("Also, ...")
+P_COMBO = 0.12  # a public question first, then the row's own body ("Also, ...")
 JOINERS = {
     "en": [" Also, ", "\n\nSecond thing: ", " And ", "\nPS: "],
     "zh": ["另外，", "\n还有：", "顺便问一下，"],

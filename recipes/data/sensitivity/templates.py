@@ -119,6 +119,8 @@ CONFIDENTIAL = {
         "请将退款汇至{iban}，户名{name}，帮我写成英文",
         "{name}的欧洲账户{iban}，转账备注写什么好？",
         "我在德国的工资账户是{iban}，帮我写给房东的说明",
+        "帮我核对{name}的IBAN {iban}，下周要转学费",
+        "{company}在欧洲的收款账户：{iban}，帮我写付款说明",
     ]),
     "ssn": (7, 0.15, [
         "my SSN is {ssn}",
@@ -156,6 +158,9 @@ CONFIDENTIAL = {
         "我儿子的身份证是{cnid}，学校报名表怎么填？",
         "核对一下：{name}，公民身份号码{cnid}，联系电话{phone}",
         "酒店入住登记：{name}，证件号{cnid}，入住{small}晚",
+        "我女儿的身份证号{cnid}，帮我填一下医保登记表",
+        "帮我看看这个身份证号{cnid}是不是{city}的",
+        "租客{name}的身份证{cnid}，帮我写进合同",
     ]),
     "passport": (6, 0.35, [
         "my passport number is {passport}",
@@ -211,6 +216,10 @@ CONFIDENTIAL = {
         "美国账户：routing {routing}，账号{account}，收款人{name}，帮我翻译成英文说明",
         "{name}的收款账号{cnbank}",
         "房租打到{rel}的卡上：{cnbank}，户名{name}",
+        "帮我核对一下{name}的银行卡号{cnbank}，开户行{city}分行",
+        "请把货款转到{company}的对公账户{cnbank}",
+        "工资发到{cnbank}，户名{name}，帮我写成给财务的邮件",
+        "我爸的养老金账户{cnbank}，帮我写个委托书",
     ]),
     "health": (10, 0.35, [
         "Summarise the discharge note: {name}, {mrn}, admitted for {diagnosis}, discharged on {med}.",
@@ -226,6 +235,9 @@ CONFIDENTIAL = {
         "{first} from accounting is on {med} for {diagnosis}, can you adjust her schedule note?",
         "Translate my son's diagnosis ({diagnosis}, {mrn}) for the school nurse.",
         "Therapy notes for {name}, session {small}: discussed {diagnosis} and dosage of {med}.",
+        "Translate my mother's lab report for the new doctor: {name}, {diagnosis}, currently on {med}.",
+        "Draft a message to {name}'s family: her biopsy confirmed {diagnosis}.",
+        "I was diagnosed with {diagnosis} last week. Should I tell my employer? Help me word it.",
     ], [
         "患者{name}，病历号{mrn}，诊断{diagnosis}，请帮我写出院小结",
         "{rel}确诊了{diagnosis}，医生开了{med}，我该注意什么？",
@@ -235,6 +247,12 @@ CONFIDENTIAL = {
         "{name}的检查结果是{diagnosis}，帮我写一段话通知家属",
         "住院号{mrn}，{name}，{diagnosis}",
         "同事{name}得了{diagnosis}，这事要不要告诉部门经理？",
+        "{rel}住院了，诊断是{diagnosis}，在吃{med}，帮我给公司写请假说明",
+        "门诊病历：{name}，{n}岁，主诉胸闷，诊断{diagnosis}，处方{med}",
+        "我体检查出{diagnosis}，要不要告诉HR？帮我写一段说明",
+        "{name}的化验单显示{diagnosis}，帮我写一段话给她的家人",
+        "帮我把这份病历翻译成英文：患者{name}，{diagnosis}，服用{med}",
+        "{first}昨天做了手术，确诊{diagnosis}，帮我写一条慰问消息给她家里人",
     ]),
     "credentials": (14, 0.3, [
         "Why does boto3 fail with my keys? aws_access_key_id = {awskey}\naws_secret_access_key = {awssecret}",
@@ -301,6 +319,11 @@ CONFIDENTIAL = {
         "Board deck notes, strictly confidential: we missed {quarter} guidance by {money} and plan to restate. Tighten the wording.",
         "Summarise the acquisition memo for {company}: offer {money}, walk-away price {money2}, announce after the close.",
         "Internal only - the reorg moves {n} people from {city} to {city2}. Write the FAQ for managers.",
+        "Heads-up for account managers only: {product} will be discontinued in {quarter}; customers have not been told. Draft the script.",
+        "Not yet announced: {name} is stepping down as CEO on {pexp}. Write the internal FAQ.",
+        "Summarise this internal audit finding before it goes to the regulator: we under-reported {money} of revenue.",
+        "Confidential draft of our {quarter} guidance: revenue {money} to {money2}. Check the wording before the analyst call.",
+        "Leadership notes (internal): we will raise prices by {pct} in {month}; sales must not tell customers yet.",
     ], [
         "内部机密：公司{quarter}营收{money}，同比下降{pct}，帮我写董事会汇报要点",
         "我们计划以{money}收购{company}，尚未公告，请勿外传。帮我起草内部通知",
@@ -314,6 +337,11 @@ CONFIDENTIAL = {
         "内部资料，请勿外传：{product}的底价是{price}",
         "董事会材料（严格保密）：{quarter}业绩未达预期，差额{money}，帮我润色措辞",
         "内部通知草稿：{city}分公司将于{month}撤销，员工暂不知情，帮我改得委婉一些",
+        "仅限管理层：{product}将于{quarter}停产，客户还不知道，帮我写沟通话术",
+        "尚未公布：{name}将卸任CEO，帮我写内部问答",
+        "内部审计发现少报了{money}收入，报给监管之前帮我总结一下",
+        "保密：{quarter}业绩指引为营收{money}至{money2}，分析师电话会之前帮我检查措辞",
+        "内部会议纪要：{month}起涨价{pct}，销售暂时不能告诉客户",
     ]),
     "hr": (10, 0.35, [
         "Write {name}'s performance review: rating {rating}, missed every deadline in {quarter}, salary {salary}.",
@@ -405,6 +433,8 @@ PUBLIC = {
         "Booking reference {luhnfail} for the concert - can I transfer it to a friend?",
         "Amazon order {luhnfail} says delivered but nothing arrived. What should I do?",
         "Membership number {luhnfail} on the gym flyer - is that a promo code?",
+        "Parcel {luhnfail} was returned to sender. Draft a note asking the shop to resend it.",
+        "Claim reference {luhnfail}: write a polite follow-up to the insurer about my broken phone screen.",
     ], [
         "快递单号{luhnfail}，帮我写邮件催一下物流",
         "订单号{luhnfail}收到的货坏了，帮我写退货申请",
@@ -413,6 +443,8 @@ PUBLIC = {
         "工单编号{luhnfail}，帮我写一段给客户的回复",
         "运单{luhnfail}卡在海关了，怎么办？",
         "淘宝订单{luhnfail}显示已签收但我没收到，怎么办？",
+        "包裹{luhnfail}被退回了，帮我写一条消息让商家重新发货",
+        "报销单号{luhnfail}，帮我写一封催审批的邮件",
     ]),
     "iban_about": (5, 0.35, [
         "How is the IBAN check digit calculated?",
@@ -548,6 +580,9 @@ PUBLIC = {
         "Our company blog post: {company} is hiring {n} engineers in {city}. Make it catchier.",
         "{company} said in its public filing that {quarter} revenue was {money}. Write three bullet points for our newsletter.",
         "The press release says {company} will cut {pct} of jobs. Summarise the public reaction for a class discussion.",
+        "{company}'s CEO said in a public interview that {product} sold out. Write a short recap for our readers.",
+        "Explain the {company} stock split that was announced last month.",
+        "Public news: {company} raised {money} in a Series C. Draft a congratulatory tweet.",
     ], [
         "{company}昨天公开发布了{quarter}财报，营收{money}，帮我写一段新闻摘要",
         "{company}宣布在{city}开设新办公室，帮我写一条微博",
@@ -556,6 +591,8 @@ PUBLIC = {
         "新闻稿：{company}已完成对{company2}的收购，帮我改写成英文",
         "{company}在公开财报中披露{quarter}营收{money}，帮我写三条要点",
         "据公开报道，{company}将裁员{pct}，帮我写一段评论",
+        "{company}公开宣布完成{money}融资，帮我写一条祝贺微博",
+        "{company}在发布会上正式推出{product}，帮我写一篇测评开头",
     ]),
     "confidential_ordinary": (6, 0.35, [
         "What does 'confidential' mean when a novel's narrator talks about a confidential informant?",
