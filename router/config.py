@@ -70,6 +70,15 @@ class ClassifierConfig(Strict):
     )
     model: ModelConfig | None = None
 
+    @field_validator("detectors")
+    @classmethod
+    def _known_detectors(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            from router.sensitivity.registry import select
+
+            select(labels)  # ValueError names the unknown ones
+        return labels
+
 
 class OnPremUpstream(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

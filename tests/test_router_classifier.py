@@ -144,3 +144,18 @@ def test_opaque_body_is_confidential_without_the_model():
     clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
     decision = asyncio.run(clf.classify([], {}, opaque=True))
     assert (decision.sensitivity, decision.reasons) == ("confidential", ("opaque",))
+
+
+def test_a_failing_detector_fails_closed():
+    class Exploding:
+        label = "card"
+
+        def found(self, text: str) -> bool:
+            raise RuntimeError("bug")
+
+    metrics = RouterMetrics()
+    clf = Classifier(ClassifierConfig(), metrics, None)
+    clf.detectors = [Exploding()]
+    decision = asyncio.run(clf.classify(["Write a haiku about autumn."]))
+    assert (decision.sensitivity, decision.reasons) == ("confidential", ("classifier_error",))
+    assert _failures(metrics) == 1

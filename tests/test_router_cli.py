@@ -70,6 +70,10 @@ def test_classify_jsonl_bad_line_is_one_line_error(tmp_path):
         ({"listen": {"prot": 1}}, "listen.prot: unknown key"),
         ({"sagemaker": {"endpoint_name": "bad name!"}}, "sagemaker.endpoint_name"),
         ({"limits": {"max_body_bytes": 7_000_000}}, "limits.max_body_bytes"),
+        (
+            {"classifier": {"detectors": ["card", "dna"]}},
+            "classifier.detectors: unknown detector(s): dna",
+        ),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path, extra, message):

@@ -60,7 +60,12 @@ class Classifier:
             return Decision("public", ("header",))
         if opaque:
             return Decision("confidential", ("opaque",))
-        labels = self.scan(texts)
+        try:
+            labels = self.scan(texts)
+        except Exception as exc:  # a detector bug must not let a request through unread
+            self.metrics.classifier_failures.inc()
+            LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
+            return Decision("confidential", ("classifier_error",))
         if labels:
             return Decision("confidential", labels)
         model = self.config.model

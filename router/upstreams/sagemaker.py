@@ -155,9 +155,8 @@ class SageMakerPool:
         content_type, payload = result
         if ctx.stream:
             stream = _pump(payload, self.executor, loop)
-            return UpstreamReply(
-                200, "text/event-stream", stream=stream, upstream=self.config.endpoint_name
-            )
+            ctype = content_type if content_type.startswith("text/") else "text/event-stream"
+            return UpstreamReply(200, ctype, stream=stream, upstream=self.config.endpoint_name)
         return UpstreamReply(200, content_type, body=payload, upstream=self.config.endpoint_name)
 
     def _invoke(self, params: dict[str, Any]) -> tuple[str, bytes] | UpstreamFailure:
