@@ -75,4 +75,3 @@ def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
     children[0].inc()
     children[1].observe(time.monotonic() - ctx.started)
     logs.request_record(ctx, status)
-

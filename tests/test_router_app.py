@@ -294,7 +294,9 @@ def test_logs_are_json_without_text(env, monkeypatch, caplog):
     sink = io.StringIO()
     monkeypatch.setattr(logs, "SINK", sink)
     env.client.post("/v1/chat/completions", json=chat(CARD), headers={"x-request-id": "log-1"})
-    env.client.post("/v1/chat/completions", json=chat(PUBLIC), headers={"x-request-id": "not an id!"})
+    env.client.post(
+        "/v1/chat/completions", json=chat(PUBLIC), headers={"x-request-id": "not an id!"}
+    )
     _wait(lambda: sink.getvalue().count("\n") >= 2)  # request lines go out in batches
     records = [json.loads(line) for line in sink.getvalue().splitlines()]
     record = next(r for r in records if r["request_id"] == "log-1")
