@@ -126,6 +126,7 @@ def test_jetson_bundle_is_complete_and_deferred_with_one_line(builds):
         "engine: deferred to the Jetson (x86_64 host, no TensorRT, no GPU): run "
         "jetson/build_engine.sh on the device" in notes
     )
+    assert "package: triton/tiny/1/model.plan waits for the engine (engine deferred)" in notes
     bundle = dist / "jetson"
     expected = {
         "model.qdq.onnx",

@@ -104,9 +104,9 @@ def _triton_and_sagemaker(ctx: StageContext, models: dict[str, Path]) -> dict[st
     written = {"triton": [f"triton/{name}/"]} if public else {}
     if model_file is None:
         waiting = f"triton/{name}/1/model.plan" + (
-            " and sagemaker/model.tar.gz" if "sagemaker" in target.packages else ""
+            " and sagemaker/model.tar.gz wait" if "sagemaker" in target.packages else " waits"
         )
-        ctx.note(f"{waiting} wait for the engine (engine {engine.get('status', 'deferred')})")
+        ctx.note(f"{waiting} for the engine (engine {engine.get('status', 'deferred')})")
     if "sagemaker" in target.packages:
         write_sagemaker(ctx.out / "sagemaker", folder, target, complete=model_file is not None)
         written["sagemaker"] = ["sagemaker/deploy.json"] + (
