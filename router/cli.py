@@ -41,6 +41,7 @@ def classify(
 ) -> None:
     """Print the sensitivity decision as JSON (one line per input with --jsonl)."""
     import asyncio
+    import logging
 
     from pipeline.errors import UserError
     from router.config import load_config
@@ -50,7 +51,10 @@ def classify(
     cfg = load_config(config)
     if not jsonl and text is None:
         raise UserError("classify: give TEXT or --jsonl")
+    logging.getLogger("edgepack.router").setLevel(logging.CRITICAL)  # errors come as UserError
     classifier = build_classifier(cfg.classifier, RouterMetrics())
+    if classifier.model_error is not None:  # the sidecar fails closed; the CLI says why
+        raise UserError(f"{config}: classifier.model: {classifier.model_error}")
 
     async def run() -> None:
         if not jsonl:

@@ -145,3 +145,11 @@ def test_demo_routes_both_prompts():
     assert "200 X-Route: onprem X-Sensitivity: confidential" in result.stdout
     assert "200 X-Route: sagemaker X-Sensitivity: public" in result.stdout
     assert result.stdout.count("curl -si") == 2
+
+
+def test_classify_with_a_missing_model_is_a_one_line_error(tmp_path):
+    path = _config(tmp_path, classifier={"model": {"path": "nowhere/model.int8.onnx"}})
+    result = _run("classify", "--config", str(path), "hello")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "classifier.model: classifier model not found" in lines[0]

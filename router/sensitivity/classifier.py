@@ -101,7 +101,11 @@ def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classi
                 OnnxSensitivityModel.load(model), model.max_batch, model.max_wait_ms / 1000
             )
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = (
+                str(exc)
+                if isinstance(exc, OSError | ValueError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             LOG.error("classifier model not loaded", extra={"fields": {"error": error}})
     classifier = Classifier(config, metrics, batcher)
     classifier.model_error = error
