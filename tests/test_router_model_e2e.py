@@ -45,8 +45,8 @@ def test_router_with_a_real_size_int8_model(tmp_path):
     with RouterEnv.start(tmp_path, overrides=overrides) as env:
         assert env.client.get("/readyz").json()["classifier"] is True
         with ThreadPoolExecutor(len(PROMPTS)) as pool:
-            replies = list(pool.map(
-                lambda p: env.client.post("/v1/chat/completions", json=chat(p)), PROMPTS))  # fmt: skip
+            post = lambda p: env.client.post("/v1/chat/completions", json=chat(p))  # noqa: E731
+            replies = list(pool.map(post, PROMPTS))
         batches = env.app_state.classifier.batcher.batches
     for prompt, r in zip(PROMPTS, replies, strict=True):
         assert r.status_code == 200
