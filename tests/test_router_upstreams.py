@@ -58,10 +58,11 @@ def test_pick_prefers_the_idle_upstream():
 
 @pytest.fixture(scope="module")
 def sagemaker():
-    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
-        os.environ.setdefault(key, value)
     fake = FakeSageMaker(endpoints=("ep",))
-    with ServerThread(fake) as server:
+    with pytest.MonkeyPatch.context() as mp, ServerThread(fake) as server:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if key not in os.environ:
+                mp.setenv(key, "test")  # boto3 signs; the test server ignores signatures
         yield fake, server.url
 
 
