@@ -11,7 +11,10 @@ before each call, so no step can send a confidential request to the cloud.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -40,6 +43,7 @@ class Handler:
     async def __call__(self, request: Request, api: Api) -> Response:
         self.metrics.in_flight.inc()
         ctx: RequestContext | None = None
+        streaming = False
         try:
             if self.seams.lifecycle.draining:
                 raise no_route("the router is shutting down", retry_after=1)
@@ -47,13 +51,17 @@ class Handler:
             ctx = await ingress.parse(request, api, limits.max_body_bytes, limits.deadline_s)
             ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
             reply = await self.route(ctx)
+            if reply.stream is not None:  # in flight until the last chunk is sent
+                streaming = True
+                reply.stream = _after(reply.stream, self.metrics.in_flight.dec)
             return respond.reply_response(ctx, reply, self.metrics)
         except RouterError as err:
             if ctx is not None:
                 respond.finish(ctx, err.status, self.metrics)
             return respond.error_response(err, ctx)
         finally:
-            self.metrics.in_flight.dec()
+            if not streaming:
+                self.metrics.in_flight.dec()
 
     async def route(self, ctx: RequestContext) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer."""
@@ -87,11 +95,27 @@ class Handler:
         raise _answer_for(failure, ctx)
 
     async def call(self, ctx: RequestContext, route: str, pool: Pool) -> UpstreamReply:
-        async with self.seams.admission.admit(ctx, route):
+        """Admit, then pick + call inside the retry step. A stream keeps its admission slot
+        until its last chunk: the slot's exit moves into the stream."""
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.seams.admission.admit(ctx, route))
             ctx.route = route
             reply = await self.seams.retry.call(ctx, route, lambda: pool.send(ctx))
             ctx.upstream = reply.upstream
+            if reply.stream is not None:
+                reply.stream = _after(reply.stream, stack.pop_all().aclose)
             return reply
+
+
+async def _after(stream: AsyncIterator[bytes], done: Callable[[], object]) -> AsyncIterator[bytes]:
+    """Pass a stream through, then run `done` (sync or async) however it ended."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        result = done()
+        if inspect.isawaitable(result):
+            await result
 
 
 def _answer_for(failure: UpstreamFailure | None, ctx: RequestContext) -> RouterError:

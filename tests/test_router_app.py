@@ -116,9 +116,12 @@ def test_streaming_sse_passes_through_from_onprem_as_it_arrives(env):
         for chunk in r.iter_raw():
             stamps.append(time.monotonic() - start)
             data += chunk
+            if len(stamps) == 1:  # mid-stream: the request is still in flight
+                assert "edgepack_router_in_flight 1.0" in env.client.get("/metrics").text
     events = [e for e in data.decode().split("\n\n") if e]
     assert events[-1] == "data: [DONE]" and len(events) == 4
     assert stamps[0] < stamps[-1] - 0.5  # the first event came long before the last
+    _wait(lambda: "edgepack_router_in_flight 0.0" in env.client.get("/metrics").text)
 
 
 def test_streaming_from_sagemaker_event_stream(env):
