@@ -80,6 +80,29 @@ def group_blocks(nodes: Iterable[str]) -> dict[str, list[str]]:
     return groups
 
 
+def sensitivity_units(model_path: Path, nodes: Sequence[str]) -> dict[str, list[str]]:
+    """Units the gate may keep in float: each block, plus two cross-block kinds whose
+    quantization error has a common cause (residual-stream outliers; attention MatMuls
+    on softmax probabilities, which symmetric INT8 resolves to 1/127 only).
+    """
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    by_name = {n.name: n for n in model.graph.node}
+    units = group_blocks(nodes)
+    residual = [n for n in nodes if by_name[n].op_type == "Add"]
+    attention = [
+        n
+        for n in nodes
+        if by_name[n].op_type == "MatMul" and not any(i in inits for i in by_name[n].input)
+    ]
+    for kind, members in (("residual-adds", residual), ("attention-matmuls", attention)):
+        if members:
+            units[kind] = members
+    return units
+
+
 def prepare_for_tensorrt(pre: Path, dst: Path, expand_layernorm: bool) -> list[str]:
     """Pick Q/DQ nodes, expand LayerNorm if the TensorRT line lacks it; save to `dst`."""
     import onnx

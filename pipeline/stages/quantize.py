@@ -138,7 +138,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
             return Path(shutil.copyfile(prepared, dst))
         return qdq.quantize_qdq(prepared, dst, cache, method, nodes, exclude)
 
-    result = judge.gate("qdq", build, qdq.group_blocks(nodes), work)
+    result = judge.gate("qdq", build, qdq.sensitivity_units(prepared, nodes), work)
     violations = lint.lint_file(result.path, ctx.target)
     if violations:
         listed = "; ".join(str(v) for v in violations[:20])
@@ -165,7 +165,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
 def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge) -> dict:
     """Build the candidates, time them interleaved, keep the fastest that passes the gate."""
     from pipeline.quant import cpu_int8
-    from pipeline.quant.gate import run_gate
+    from pipeline.quant.gate import Attempt, GateResult, run_gate
     from pipeline.quant.timing import default_threads, loadavg
 
     ctx.progress("fusing the BERT graph")
@@ -186,26 +186,23 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
     load_before = loadavg()
     timing = cpu_int8.time_models(built, fp32, threads)
     speed = {name: cpu_int8.speed_score(timing[name]) for name in built}
-    table = {}
-    for name, path in built.items():
-        ctx.progress(f"evaluating {name}")
-        scores = judge.evaluate(path)
-        drop = judge.fp32_points - 100.0 * scores[ctx.recipe.eval.metric]
-        table[name] = {
-            "metrics": scores,
-            "drop": round(drop, 3),
-            "passed": drop <= ctx.recipe.eval.int8_budget,
-            "speed": round(speed[name], 3),
-            "size_bytes": path.stat().st_size,
-        }
     ranked = sorted(built, key=speed.__getitem__)
-    passing = [n for n in ranked if table[n]["passed"]]
-    from pipeline.quant.gate import Attempt, GateResult
-
-    for name in ranked:
-        row = table[name]
-        points = 100.0 * row["metrics"][ctx.recipe.eval.metric]
-        judge.attempts.append(Attempt(name, [], points, row["drop"], row["passed"]))
+    table = {
+        name: {"speed": round(speed[name], 3), "size_bytes": path.stat().st_size}
+        for name, path in built.items()
+    }
+    passing = []
+    for name in ranked:  # fastest first; slower ones are only scored if it fails
+        ctx.progress(f"evaluating {name}")
+        scores = judge.evaluate(built[name])
+        points = 100.0 * scores[ctx.recipe.eval.metric]
+        drop = judge.fp32_points - points
+        passed = drop <= ctx.recipe.eval.int8_budget
+        table[name] |= {"metrics": scores, "drop": round(drop, 3), "passed": passed}
+        judge.attempts.append(Attempt(name, [], points, drop, passed))
+        if passed:
+            passing.append(name)
+            break
     if passing:
         chosen = passing[0]
         result = GateResult(built[chosen], table[chosen]["metrics"])
