@@ -137,7 +137,10 @@ def main() -> None:
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer vendors its own click (typer._click): match its usage errors by shape too
+        if isinstance(exc, click.ClickException) or (
+            hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int)
+        ):
             exc.show()
             sys.exit(exc.exit_code)
         raise

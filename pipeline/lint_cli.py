@@ -14,7 +14,7 @@ import typer
 
 def lint(
     model: Annotated[Path, typer.Argument(help="an ONNX model (e.g. dist/…/onnx/model.qdq.onnx)")],
-    target: Annotated[str, typer.Option(help="target name, alias or YAML")] = "jetson-xavier",
+    target: Annotated[str, typer.Option(help="target name, alias or YAML")],
 ) -> None:
     """Check a Q/DQ model against TARGET's TensorRT: opset, symmetric INT8, axes, ops."""
     from pipeline.quant.lint import lint_file
