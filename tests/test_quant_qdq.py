@@ -124,3 +124,14 @@ def test_histogram_calibration_methods(exported, tmp_path, method):
     model = onnx.load(str(build_qdq(exported, tmp_path, method, expand=False)))
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 10
     assert lint.lint_model(model, load_target("jetson-orin")) == []
+
+
+def test_sensitivity_units_cover_blocks_and_cross_block_kinds(exported, tmp_path):
+    pre = qdq.preprocess(exported / "model.onnx", tmp_path / "pre.onnx")
+    nodes = qdq.prepare_for_tensorrt(pre, tmp_path / "prepared.onnx", expand_layernorm=False)
+    units = qdq.sensitivity_units(tmp_path / "prepared.onnx", nodes)
+    assert {"layer.0", "layer.1", "residual-adds", "attention-matmuls"} <= units.keys()
+    assert len(units["residual-adds"]) == 4  # after attention and after the FFN, per layer
+    assert len(units["attention-matmuls"]) == 4  # Q·Kᵀ and P·V, per layer
+    assert all(n.startswith("/bert/encoder/layer.0/") for n in units["layer.0"])
+    assert {n for members in units.values() for n in members} == set(nodes)
