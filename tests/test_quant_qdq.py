@@ -133,5 +133,6 @@ def test_sensitivity_units_cover_blocks_and_cross_block_kinds(exported, tmp_path
     assert {"layer.0", "layer.1", "residual-adds", "attention-matmuls"} <= units.keys()
     assert len(units["residual-adds"]) == 4  # after attention and after the FFN, per layer
     assert len(units["attention-matmuls"]) == 4  # Q·Kᵀ and P·V, per layer
+    assert [n.split("/")[-3] for n in units["ffn-down"]] == ["output", "output"]  # 64 → 32
     assert all(n.startswith("/bert/encoder/layer.0/") for n in units["layer.0"])
     assert {n for members in units.values() for n in members} == set(nodes)

@@ -81,9 +81,10 @@ def group_blocks(nodes: Iterable[str]) -> dict[str, list[str]]:
 
 
 def sensitivity_units(model_path: Path, nodes: Sequence[str]) -> dict[str, list[str]]:
-    """Units the gate may keep in float: each block, plus two cross-block kinds whose
+    """Units the gate may keep in float: each block, plus cross-block kinds whose
     quantization error has a common cause (residual-stream outliers; attention MatMuls
-    on softmax probabilities, which symmetric INT8 resolves to 1/127 only).
+    on softmax probabilities, which symmetric INT8 resolves to 1/127 only; FFN down
+    projections, fed by GELU outputs with long tails).
     """
     import onnx
 
@@ -97,7 +98,16 @@ def sensitivity_units(model_path: Path, nodes: Sequence[str]) -> dict[str, list[
         for n in nodes
         if by_name[n].op_type == "MatMul" and not any(i in inits for i in by_name[n].input)
     ]
-    for kind, members in (("residual-adds", residual), ("attention-matmuls", attention)):
+    shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    down = [  # FFN output projections (K > N): their GELU inputs have the widest ranges
+        n
+        for n in nodes
+        if by_name[n].op_type == "MatMul"
+        and len(shapes.get(by_name[n].input[1], [])) == 2
+        and shapes[by_name[n].input[1]][0] > shapes[by_name[n].input[1]][1]
+    ]
+    kinds = (("residual-adds", residual), ("attention-matmuls", attention), ("ffn-down", down))
+    for kind, members in kinds:
         if members:
             units[kind] = members
     return units
