@@ -44,7 +44,7 @@ def test_default_recipe_builds_for_cpu(tmp_path):
     eval_split = REPO / "recipes" / "data" / "sensitivity" / "eval.jsonl"
     assert fp32["n"] == sum(1 for line in eval_split.open() if line.strip())
     assert fp32["recall"] >= 0.9, fp32
-    assert fp32["precision"] >= 0.9, fp32
+    assert fp32["accuracy"] >= 0.85, fp32
     assert metrics["export"]["max_abs_diff"] <= 1e-4
 
     again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
