@@ -21,7 +21,7 @@ class RichReporter(Reporter):
 
     def __init__(self, console: Console, quiet: bool = False) -> None:
         self.console = console
-        self.quiet = quiet
+        self.quiet = quiet or not console.is_terminal  # a log file gets plain lines
         self._live: Progress | None = None
         self._task: TaskID | None = None
         self._last_plain = 0.0

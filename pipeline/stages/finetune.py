@@ -240,7 +240,7 @@ def evaluate(model: Any, data: Encoded, recipe: Recipe, pad_id: int) -> dict:
 def save(model: Any, tokenizer: Any, recipe: Recipe, out: Path) -> None:
     """adapter/ (public, small) and _merged/ (private: what export loads)."""
     model.peft_config["default"].base_model_name_or_path = recipe.model
-    model.save_pretrained(out / "adapter")
+    model.save_pretrained(out / "adapter", save_embedding_layers=False)
     tokenizer.save_pretrained(out / "adapter")
     merged = model.merge_and_unload()
     merged.save_pretrained(out / "_merged", safe_serialization=True)
