@@ -66,7 +66,7 @@ def build(
         reporter=reporter,
     )
     ran = ", ".join(result.ran) or "nothing (all cached)"
-    out.print(f"built {_display_path(result.dist)}  (ran: {ran})", highlight=False)
+    out.print(f"built {_display_path(result.dist)}  (ran: {ran})", highlight=False, soft_wrap=True)
 
 
 def _display_path(path: Path) -> str:
