@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from router.testing.asgi import answered_lifespan
+
 
 @dataclass
 class FakeOpenAI:
@@ -45,10 +47,7 @@ class FakeOpenAI:
             return 200
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await answered_lifespan(scope, receive, send):
             return
         path, method = scope["path"], scope["method"]
         if method == "GET" and path == "/health":

@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 
 from router.testing import eventstream
+from router.testing.asgi import answered_lifespan
 
 PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream)$")
 
@@ -80,10 +81,7 @@ class FakeSageMaker:
             return "ok"
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await answered_lifespan(scope, receive, send):
             return
         body = await _body(receive)
         match = PATH.match(scope["path"])

@@ -19,6 +19,8 @@ import json
 import random
 import time
 
+from router.testing.asgi import answered_lifespan
+
 
 class Upstream:
     def __init__(self, name: str, capacity: int, service_s: float, fail_rate: float, seed: int):
@@ -35,10 +37,7 @@ class Upstream:
             await asyncio.sleep(self.service_s)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await answered_lifespan(scope, receive, send):
             return
         path, method = scope["path"], scope["method"]
         while (await receive()).get("more_body"):
