@@ -1,16 +1,16 @@
-"""The router's ASGI app (Starlette): routes, startup/shutdown, health and metrics.
+"""The router's ASGI app: the proxied APIs, startup/shutdown, health and metrics.
 
 `build_app(config)` wires the request path (router/handler.py) to its parts:
 classifier (router/sensitivity/), pools (router/upstreams/), resilience seams
 (router/seams.py), metrics (router/metrics.py). The three proxied APIs share one
-handler, parameterised by `Api`.
+handler, parameterised by `Api`, and are dispatched on raw ASGI (router/asgi.py says why);
+everything else (lifespan, /v1/classify, probes, /metrics) is a small Starlette app.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from functools import partial
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from router import ingress, logs, respond
+from router.asgi import Receive, Scope, Send, read_body
 from router.config import RouterConfig
 from router.context import Api
 from router.errors import RouterError, bad_request
@@ -76,9 +77,6 @@ def build_app(
             if hasattr(seams.cache, "close"):
                 await seams.cache.close()
 
-    async def proxy(request: Request, api: Api) -> Response:
-        return await handler(request, api)
-
     async def classify(request: Request) -> Response:
         try:
             texts, headers = await _classify_input(request, config.limits.max_body_bytes)
@@ -108,26 +106,58 @@ def build_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
-        Route("/v1/chat/completions", partial(proxy, api=Api.chat), methods=["POST"]),
-        Route("/v1/completions", partial(proxy, api=Api.completions), methods=["POST"]),
-        Route("/invocations", partial(proxy, api=Api.invocations), methods=["POST"]),
+        *(Route(path, _post_only, methods=["GET", "PUT", "DELETE", "PATCH"]) for path in PROXIED),
         Route("/v1/classify", classify, methods=["POST"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.handler = handler
-    app.state.classifier = classifier
-    app.state.pools = pools
-    app.state.seams = seams
-    app.state.metrics = metrics
-    return app
+    control = Starlette(routes=routes, lifespan=lifespan)
+    control.state.handler = handler
+    control.state.classifier = classifier
+    control.state.pools = pools
+    control.state.seams = seams
+    control.state.metrics = metrics
+    return RouterApp(handler, control)
+
+
+PROXIED = {
+    "/v1/chat/completions": Api.chat,
+    "/v1/completions": Api.completions,
+    "/invocations": Api.invocations,
+}
+
+
+class RouterApp:
+    """POSTs to the proxied APIs go straight to the handler; the rest to `control`."""
+
+    def __init__(self, handler: Handler, control: Starlette) -> None:
+        self.handler = handler
+        self.control = control
+        self.state = control.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            api = PROXIED.get(scope["path"])
+            if api is not None:
+                await self.handler(scope, receive, send, api)
+                return
+        await self.control(scope, receive, send)
+
+    def lifespan_context(self) -> contextlib.AbstractAsyncContextManager:
+        """Start and stop the pools without a server (tests, benchmarks)."""
+        return self.control.router.lifespan_context(self.control)
+
+
+async def _post_only(request: Request) -> Response:
+    return respond.error_response(
+        RouterError(405, "method_not_allowed", f"{request.url.path} takes POST only")
+    )
 
 
 async def _classify_input(request: Request, limit: int) -> tuple[list[str], dict[str, str]]:
     """`{"text": ...}` or an OpenAI chat/completions body → the texts to classify."""
-    body = await ingress.read_body(request, limit)
+    body = await read_body(request.receive, request.headers.get("content-length"), limit)
     headers = {k.lower(): v for k, v in request.headers.items()}
     payload = ingress.json_object(body)
     if isinstance(payload.get("text"), str):

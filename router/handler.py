@@ -17,10 +17,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from router import ingress, policy, respond
+from router.asgi import Receive, Scope, Send
 from router.config import RouterConfig
 from router.context import Api, RequestContext
 from router.errors import RouterError, no_route
@@ -40,28 +38,28 @@ class Handler:
     seams: Seams
     metrics: RouterMetrics
 
-    async def __call__(self, request: Request, api: Api) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+        """In flight (the gauge) until the reply, or its stream's last chunk, is sent."""
         self.metrics.in_flight.inc()
-        ctx: RequestContext | None = None
-        streaming = False
         try:
-            if self.seams.lifecycle.draining:
-                raise no_route("the router is shutting down", retry_after=1)
-            limits = self.config.limits
-            ctx = await ingress.parse(request, api, limits.max_body_bytes, limits.deadline_s)
-            ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
-            reply = await self.route(ctx)
-            if reply.stream is not None:  # in flight until the last chunk is sent
-                streaming = True
-                reply.stream = _after(reply.stream, self.metrics.in_flight.dec)
-            return respond.reply_response(ctx, reply, self.metrics)
-        except RouterError as err:
-            if ctx is not None:
-                respond.finish(ctx, err.status, self.metrics)
-            return respond.error_response(err, ctx)
+            ctx: RequestContext | None = None
+            try:
+                if self.seams.lifecycle.draining:
+                    raise no_route("the router is shutting down", retry_after=1)
+                limits = self.config.limits
+                ctx = await ingress.parse(
+                    scope, receive, api, limits.max_body_bytes, limits.deadline_s
+                )
+                ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
+                reply = await self.route(ctx)
+            except RouterError as err:
+                if ctx is not None:
+                    respond.finish(ctx, err.status, self.metrics)
+                await respond.send_error(send, err, ctx)
+                return
+            await respond.send_reply(send, receive, ctx, reply, self.metrics)
         finally:
-            if not streaming:
-                self.metrics.in_flight.dec()
+            self.metrics.in_flight.dec()
 
     async def route(self, ctx: RequestContext) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer."""
@@ -110,8 +108,9 @@ class Handler:
 async def _after(stream: AsyncIterator[bytes], done: Callable[[], object]) -> AsyncIterator[bytes]:
     """Pass a stream through, then run `done` (sync or async) however it ended."""
     try:
-        async for chunk in stream:
-            yield chunk
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                yield chunk
     finally:
         result = done()
         if inspect.isawaitable(result):

@@ -10,12 +10,11 @@ as confidential: what the router cannot inspect never goes to the cloud.
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from typing import Any
 
-from starlette.requests import Request
-
+from router.asgi import Receive, Scope, header_dict, read_body
 from router.context import Api, RequestContext
 from router.errors import RouterError, bad_request
 
@@ -23,23 +22,11 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it passes `limit` bytes, declared or streamed."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def parse(request: Request, api: Api, limit: int, deadline_s: float) -> RequestContext:
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    body = await read_body(request, limit)
+async def parse(
+    scope: Scope, receive: Receive, api: Api, limit: int, deadline_s: float
+) -> RequestContext:
+    headers = header_dict(scope)
+    body = await read_body(receive, headers.get("content-length"), limit)
     ctx = RequestContext(
         request_id=_request_id(headers.get("x-request-id")),
         api=api,
@@ -60,7 +47,7 @@ def _request_id(value: str | None) -> str:
     """The caller's id when it looks like one (it is logged), else a new one."""
     if value and REQUEST_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # uuid4().hex without building a UUID object
 
 
 def _read_openai(ctx: RequestContext) -> None:

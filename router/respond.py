@@ -4,14 +4,16 @@ X-Route / X-Sensitivity / X-Request-Id headers, one metrics update and one JSON 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections.abc import AsyncIterator
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from router import logs
+from router.asgi import Receive, Send, send_stream, send_whole
 from router.context import RequestContext
 from router.errors import RouterError
 from router.metrics import RouterMetrics
@@ -31,23 +33,38 @@ def error_body(err: RouterError) -> bytes:
     return json.dumps({"error": {"type": err.kind, "message": err.message}}).encode()
 
 
-def error_response(err: RouterError, ctx: RequestContext | None = None) -> Response:
+def error_headers(err: RouterError, ctx: RequestContext | None = None) -> dict[str, str]:
     headers = route_headers(ctx) if ctx else {}
+    headers["content-type"] = "application/json"
     if err.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
-    return Response(error_body(err), err.status, headers, media_type="application/json")
+    return headers
 
 
-def reply_response(ctx: RequestContext, reply: UpstreamReply, metrics: RouterMetrics) -> Response:
-    # content-type set as a header, not media_type: Starlette would append a charset
+def error_response(err: RouterError, ctx: RequestContext | None = None) -> Response:
+    """The refusal as a Starlette response (control endpoints)."""
+    return Response(error_body(err), err.status, error_headers(err, ctx))
+
+
+async def send_error(send: Send, err: RouterError, ctx: RequestContext | None = None) -> None:
+    await send_whole(send, err.status, error_headers(err, ctx), error_body(err))
+
+
+async def send_reply(
+    send: Send,
+    receive: Receive,
+    ctx: RequestContext,
+    reply: UpstreamReply,
+    metrics: RouterMetrics,
+) -> None:
     headers = {**reply.headers, **route_headers(ctx), "content-type": reply.content_type}
     if reply.stream is None:
         finish(ctx, reply.status, metrics)
-        return Response(reply.body or b"", reply.status, headers)
+        await send_whole(send, reply.status, headers, reply.body or b"")
+        return
     headers.setdefault("cache-control", "no-cache")
-    return StreamingResponse(
-        _counted(ctx, reply.stream, reply.status, metrics), reply.status, headers
-    )
+    stream = _counted(ctx, reply.stream, reply.status, metrics)
+    await send_stream(send, receive, reply.status, headers, stream)
 
 
 async def _counted(
@@ -55,8 +72,9 @@ async def _counted(
 ) -> AsyncIterator[bytes]:
     """Pass chunks on as they arrive; the request is finished when the stream is."""
     try:
-        async for chunk in stream:
-            yield chunk
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                yield chunk
     finally:
         finish(ctx, status, metrics)
 

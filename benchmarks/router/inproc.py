@@ -124,7 +124,7 @@ def main() -> int:
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
             for app in variants.values():  # start pools, warm up
-                await stack.enter_async_context(app.router.lifespan_context(app))
+                await stack.enter_async_context(app.lifespan_context())
                 await drive(app, payloads, 200)
             await measure()
 

@@ -1,0 +1,103 @@
+"""The proxied APIs' edge: raw ASGI in (headers, body) and out (a whole or streamed reply).
+
+Why not Starlette's Request/Response here: on the rules-only path they cost about as much
+as everything else the router does per request (benchmarks/router/README.md). The control
+endpoints (/readyz, /metrics, /v1/classify, ...) stay Starlette routes; only the three
+proxied APIs take this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from router.errors import RouterError
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def header_dict(scope: Scope) -> dict[str, str]:
+    """Request headers, names lower-cased (ASGI servers already send them so); a repeated
+    header keeps its last value."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it passes `limit` bytes, declared or sent."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):  # the usual case: one message
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
+    chunks, size = [body], len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RouterError(400, "client_disconnected", "the client went away mid-body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> RouterError:
+    return RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
+
+
+def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def send_whole(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = encode_headers(headers)
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_stream(
+    send: Send,
+    receive: Receive,
+    status: int,
+    headers: dict[str, str],
+    chunks: AsyncIterator[bytes],
+) -> None:
+    """Pass chunks on as they arrive. If the client goes away the upstream stream is closed
+    at once (its `finally` frees the upstream), instead of being read to the end."""
+    await send(
+        {"type": "http.response.start", "status": status, "headers": encode_headers(headers)}
+    )
+    pump = asyncio.ensure_future(_pump(send, chunks))
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not pump.done():
+            pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _pump(send: Send, chunks: AsyncIterator[bytes]) -> None:
+    async for chunk in chunks:
+        if chunk:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
