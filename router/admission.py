@@ -173,6 +173,8 @@ class AdmissionController:
         self._queues: dict[Tier, deque[asyncio.Future[None]]] = {t: deque() for t in TIERS}
         self.drain = DrainRate(cfg.drain_window_s, clock)
         self.service_s = 0.0  # moving average of how long a slot is held
+        self._children: tuple | None = None  # prometheus children, see _gauges
+        self._shown: list[int] = []
         self.set_limit(limit)
 
     def set_limit(self, limit: int, cfg: AdmissionConfig | None = None) -> None:
@@ -191,7 +193,8 @@ class AdmissionController:
 
     def queued(self, tier: Tier | None = None) -> int:
         if tier is not None:
-            return sum(not f.done() for f in self._queues[tier])
+            queue = self._queues[tier]
+            return sum(not f.done() for f in queue) if queue else 0
         return sum(self.queued(t) for t in TIERS)
 
     def try_acquire(self, tier: Tier) -> Slot | None:
@@ -292,12 +295,21 @@ class AdmissionController:
                 fut.set_result(None)
 
     def _gauges(self) -> None:
-        m = self.metrics
-        if m is None or not hasattr(m, "queue_depth"):
-            return
-        for tier in TIERS:
-            m.queue_depth.labels(pool=self.pool, tier=tier).set(self.queued(tier))
-        m.pool_in_use.labels(pool=self.pool).set(self.in_use)
+        """Queue depths and slots in use; children resolved once and set only on change
+        (`labels()` and `set()` cost more than the rest of admission per request)."""
+        if self._children is None:
+            m = self.metrics
+            if m is None or not hasattr(m, "queue_depth"):
+                self._children = ()
+                return
+            depths = [(t, m.queue_depth.labels(pool=self.pool, tier=t)) for t in TIERS]
+            self._children = (*depths, (None, m.pool_in_use.labels(pool=self.pool)))
+            self._shown = [-1] * len(self._children)
+        for i, (tier, gauge) in enumerate(self._children):
+            value = self.in_use if tier is None else self.queued(tier)
+            if value != self._shown[i]:
+                self._shown[i] = value
+                gauge.set(value)
 
 
 def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int]:

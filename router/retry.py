@@ -267,6 +267,15 @@ class RetrySeam:
         self.cfg = cfg
         self.metrics = metrics
         self.budgets: dict[str, RetryBudget] = {}
+        self._attempts: dict[tuple[str, str], Any] = {}  # counter children, resolved once
+
+    def _count_attempt(self, route: str, outcome: str) -> None:
+        child = self._attempts.get((route, outcome))
+        if child is None:
+            child = self._attempts[route, outcome] = self.metrics.upstream_attempts.labels(
+                route, outcome
+            )
+        child.inc()
 
     def reconfigure(self, cfg: RetryConfig) -> None:
         self.cfg = cfg
@@ -287,10 +296,10 @@ class RetrySeam:
                 reply = await attempt()
             except Exception:
                 if m is not None:
-                    m.upstream_attempts.labels(route, "failure").inc()
+                    self._count_attempt(route, "failure")
                 raise
             if m is not None:
-                m.upstream_attempts.labels(route, "success").inc()
+                self._count_attempt(route, "success")
             return reply
 
         def retried(n: int, exc: BaseException) -> None:

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 
+import httpx
 import pytest
 from fixtures.router_env import RouterEnv, chat
 
@@ -121,6 +122,22 @@ def test_streaming_sse_passes_through_from_onprem_as_it_arrives(env):
     events = [e for e in data.decode().split("\n\n") if e]
     assert events[-1] == "data: [DONE]" and len(events) == 4
     assert stamps[0] < stamps[-1] - 0.5  # the first event came long before the last
+    _wait(lambda: "edgepack_router_in_flight 0.0" in env.client.get("/metrics").text)
+
+
+def test_a_client_leaving_mid_stream_frees_the_upstream_at_once(env):
+    """The upstream stream is closed when the caller goes, not read to its end: a long
+    generation must not keep a GPU busy for nobody."""
+    for fake in env.onprem:
+        fake.chunk_delay_s = 1.0  # 3 chunks: about 3 s if read to the end
+    members = env.app_state.pools["onprem"].members
+    client = httpx.Client(base_url=env.router.url, timeout=10)
+    with client, client.stream("POST", "/v1/chat/completions", json=chat(CARD, stream=True)) as r:
+        next(r.iter_raw())  # the first event arrived: the stream is running
+        assert sum(m.outstanding for m in members) == 1
+    left = time.monotonic()
+    _wait(lambda: sum(m.outstanding for m in members) == 0, timeout=2.0)
+    assert time.monotonic() - left < 0.9  # before the upstream's next chunk was due
     _wait(lambda: "edgepack_router_in_flight 0.0" in env.client.get("/metrics").text)
 
 
