@@ -2,10 +2,13 @@
 
 Servers: the same tiny ASGI app (router.testing's OpenAI-protocol server) under
 uvicorn+uvloop+httptools, uvicorn+asyncio+h11 and granian (from the benchmark venv), driven
-by wrk at concurrency 16; server CPU µs per request from /proc. Client: aiohttp vs httpx
-posting to one upstream at concurrency 16, CPU µs per request of the client process.
+by wrk at concurrency 16; server CPU µs per request from /proc. Clients: aiohttp (default
+session and tuned), httpx and the router's own router/upstreams/http1.py posting to one
+upstream (a separate uvicorn process) at concurrency 16, interleaved round-robin, CPU µs
+per request of the client process (uvloop).
 
     .venv/bin/python benchmarks/router/servers.py --rounds 3
+    .venv/bin/python benchmarks/router/servers.py --clients-only --rounds 5
 """
 
 from __future__ import annotations
@@ -98,61 +101,117 @@ def server_rounds(rounds: int, seconds: float, work: Path) -> dict:
     }
 
 
-async def _client_cpu(kind: str, url: str, n: int = 2000, c: int = 16) -> float:
+def _aiohttp(tuned: bool):
     import aiohttp
-    import httpx
 
-    headers = {"content-type": "application/json"}
-    if kind == "aiohttp":
+    if tuned:  # what can be switched off without changing the wire exchange
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=300),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=10),  # one object, not one per request
+        )
+    else:
         session = aiohttp.ClientSession()
 
-        async def one() -> None:
-            async with session.post(url, data=BODY, headers=headers) as r:
-                await r.read()
-    else:
-        session = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+    async def one(url: str) -> None:
+        async with session.post(url, data=BODY, headers=HEADERS) as r:
+            await r.read()
 
-        async def one() -> None:
-            (await session.post(url, content=BODY, headers=headers)).read()
+    return one, session.close
+
+
+def _httpx():
+    import httpx
+
+    session = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+
+    async def one(url: str) -> None:
+        (await session.post(url, content=BODY, headers=HEADERS)).read()
+
+    return one, session.aclose
+
+
+def _http1():
+    from router.upstreams.http1 import Http1Pool
+
+    pools: dict[str, Http1Pool] = {}
+
+    async def one(url: str) -> None:
+        origin, _, path = url.partition("/v1/")
+        pool = pools.get(origin) or pools.setdefault(origin, Http1Pool(origin, max_connections=64))
+        r = await pool.request("POST", "/v1/" + path, HEADERS, BODY, timeout=10)  # a deadline
+        await r.read()
+
+    async def close() -> None:
+        for pool in pools.values():
+            await pool.close()
+
+    return one, close
+
+
+CLIENTS = {
+    "aiohttp": lambda: _aiohttp(False),
+    "aiohttp-tuned": lambda: _aiohttp(True),
+    "httpx": _httpx,
+    "http1": _http1,  # router/upstreams/http1.py, what the on-prem pool uses
+}
+HEADERS = {"content-type": "application/json"}
+
+
+async def _client_cpu(kind: str, url: str, n: int, c: int = 16) -> float:
+    """Client process CPU µs per request: `n` POSTs from `c` concurrent tasks."""
+    one, close = CLIENTS[kind]()
 
     async def worker(k: int) -> None:
         for _ in range(k):
-            await one()
+            await one(url)
 
-    await worker(50)
+    await asyncio.gather(*(worker(50 // c + 1) for _ in range(c)))  # connections + warm-up
     start_cpu = time.process_time()
     await asyncio.gather(*(worker(n // c) for _ in range(c)))
-    cpu = (time.process_time() - start_cpu) / n * 1e6
-    await (session.close() if kind == "aiohttp" else session.aclose())
+    cpu = (time.process_time() - start_cpu) / (n // c * c) * 1e6
+    await close()
     return cpu
 
 
-def client_rounds(rounds: int) -> dict:
+def client_rounds(rounds: int, n: int) -> dict:
     import uvloop
 
     up = start("upstream", servers()["uvicorn-httptools"])
     url = up.url + "/v1/chat/completions"
-    out: dict[str, list[float]] = {"aiohttp": [], "httpx": []}
+    out: dict[str, list[float]] = {k: [] for k in CLIENTS}
     try:
         for _ in range(rounds):
             for kind in out:
-                out[kind].append(uvloop.run(_client_cpu(kind, url)))
+                out[kind].append(uvloop.run(_client_cpu(kind, url, n)))
     finally:
         up.stop()
-    return {k: {"cpu_us_per_req": round(statistics.median(v), 1)} for k, v in out.items()}
+    base = statistics.median(out["aiohttp"])
+    return {
+        k: {
+            "cpu_us_per_req": round(statistics.median(v), 1),
+            "vs_aiohttp": round(statistics.median(v) / base, 3),
+            "rounds": [round(x, 1) for x in v],
+        }
+        for k, v in out.items()
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3)
+    p.add_argument("--requests", type=int, default=3000, help="per client and round")
+    p.add_argument("--clients-only", action="store_true")
     args = p.parse_args()
     before = Path("/proc/loadavg").read_text().split()[:3]
+    result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        result = {
-            "servers": server_rounds(args.rounds, args.seconds, Path(tmp)),
-            "clients": client_rounds(args.rounds),
-        }
+        if not args.clients_only:
+            result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp))
+        result["clients"] = client_rounds(args.rounds, args.requests)
     result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
     print(json.dumps(result, indent=2))
     return 0

@@ -7,8 +7,12 @@ and back after `healthy_after` successes; a failed request (connect error, 502/5
 takes it out at once, so the checks are what probe it back in. Issue 7's breaker plugs in
 as `outlier` (consulted at pick, told every result).
 
-HTTP client: aiohttp, chosen by measurement (benchmarks/router/README.md): on loopback it
-spent about a tenth of httpx's CPU per request.
+HTTP client: router/upstreams/http1.py (one keep-alive pool per upstream, at most
+`max_connections` each), chosen by measurement: on loopback it spends about a third of
+aiohttp's CPU per request (figures in its docstring). Its errors map to the answers the
+router gives: no connection → 502 upstream_unreachable, deadline or connect timeout →
+504 upstream_timeout, closed mid-answer → 502 upstream_error, 5xx/429 → upstream_error
+with the upstream's Retry-After.
 """
 
 from __future__ import annotations
@@ -20,14 +24,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from router import logs
 from router.config import OnPremConfig, OnPremUpstream
 from router.context import RequestContext
 from router.metrics import RouterMetrics
 from router.seams import Outlier
 from router.upstreams.base import UpstreamFailure, UpstreamReply
+from router.upstreams.http1 import (
+    ConnectError,
+    ConnectTimeout,
+    Http1Pool,
+    HttpError,
+    PoolTimeout,
+    ReadTimeout,
+    Response,
+)
 
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -43,6 +54,7 @@ class Member:
     oks: int = 0  # consecutive passed checks
     in_flight_gauge: Any = None  # prometheus children, resolved once (labels() is not free)
     healthy_gauge: Any = None
+    http: Http1Pool | None = None  # its keep-alive connections (from start() to close())
 
     @property
     def name(self) -> str:
@@ -65,14 +77,17 @@ class OnPremPool:
         self.metrics = metrics
         self.outlier = outlier
         self.members = [Member(u, str(u.url).rstrip("/")) for u in config.upstreams]
-        self.session: aiohttp.ClientSession | None = None
         self._checker: asyncio.Task | None = None
         for m in self.members:
             self._gauges(m)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        for m in self.members:
+            m.http = Http1Pool(
+                m.base,
+                max_connections=self.config.max_connections,
+                connect_timeout_s=self.config.connect_timeout_s,
+            )
         self._checker = asyncio.create_task(self._check_forever())
 
     async def close(self) -> None:
@@ -80,8 +95,9 @@ class OnPremPool:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
-        if self.session is not None:
-            await self.session.close()
+        for m in self.members:
+            if m.http is not None:
+                await m.http.close()
 
     def usable(self) -> bool:
         return any(self._available(m) for m in self.members)
@@ -135,35 +151,20 @@ class OnPremPool:
             raise
 
     async def _exchange(self, ctx: RequestContext, member: Member, release) -> UpstreamReply:
-        assert self.session is not None, "pool not started"
+        assert member.http is not None, "pool not started"
         headers = {k: ctx.headers[k] for k in FORWARD_HEADERS if k in ctx.headers}
         headers["x-request-id"] = ctx.request_id
-        timeout = aiohttp.ClientTimeout(
-            total=max(ctx.remaining(), 0.001), sock_connect=self.config.connect_timeout_s
-        )
-        url = member.base + ctx.api.upstream_path
+        path = ctx.api.upstream_path
         try:
-            resp = await self.session.post(url, data=ctx.body, headers=headers, timeout=timeout)
-        except TimeoutError:
-            raise UpstreamFailure(
-                504,
-                "upstream_timeout",
-                f"on-prem upstream {member.name} timed out",
-                retryable=True,
-                upstream=member.name,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(
-                502,
-                "upstream_unreachable",
-                f"on-prem upstream {member.name}: {type(exc).__name__}",
-                retryable=True,
-                upstream=member.name,
-            ) from None
+            resp = await member.http.request(
+                "POST", path, headers, ctx.body, timeout=max(ctx.remaining(), 0.001),
+                stream=ctx.stream,
+            )  # fmt: skip
+        except HttpError as exc:
+            raise _failure(member.name, exc, answered=False) from None
         ctype = resp.headers.get("content-type", "application/json")
         if resp.status >= 500 or resp.status == 429:
-            await resp.read()
-            resp.release()
+            resp.close()  # the error body is not passed on; an unread rest costs the connection
             raise UpstreamFailure(
                 resp.status if resp.status != 500 else 502,
                 "upstream_error",
@@ -175,14 +176,8 @@ class OnPremPool:
         if not ctx.stream or not ctype.startswith("text/event-stream"):
             try:
                 body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                raise UpstreamFailure(
-                    502,
-                    "upstream_error",
-                    f"on-prem upstream {member.name}: connection lost",
-                    retryable=True,
-                    upstream=member.name,
-                ) from None
+            except HttpError as exc:
+                raise _failure(member.name, exc, answered=True) from None
             release(True)
             return UpstreamReply(resp.status, ctype, body=body, upstream=member.name)
         return UpstreamReply(
@@ -217,12 +212,11 @@ class OnPremPool:
     async def check(self, m: Member) -> bool:
         """One active health check; flips the member after enough results in a row."""
         cfg = self.config.health
-        assert self.session is not None
+        assert m.http is not None, "pool not started"
         try:
-            timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
-            async with self.session.get(m.base + cfg.path, timeout=timeout) as resp:
-                ok = 200 <= resp.status < 300
-        except (aiohttp.ClientError, TimeoutError):
+            resp = await m.http.request("GET", cfg.path, timeout=cfg.timeout_s)
+            ok = 200 <= resp.status < 300
+        except HttpError:
             ok = False
         if ok:
             m.oks, m.fails = m.oks + 1, 0
@@ -235,17 +229,30 @@ class OnPremPool:
         return ok
 
 
-async def _chunks(resp: aiohttp.ClientResponse, release) -> AsyncIterator[bytes]:
+def _failure(upstream: str, exc: HttpError, *, answered: bool) -> UpstreamFailure:
+    """The client's error as the router's answer; all of them may be retried elsewhere."""
+    if isinstance(exc, ConnectTimeout | PoolTimeout | ReadTimeout):
+        status, kind, what = 504, "upstream_timeout", "timed out"
+    elif isinstance(exc, ConnectError) or not (answered or exc.answered):
+        status, kind, what = 502, "upstream_unreachable", type(exc).__name__
+    else:
+        status, kind, what = 502, "upstream_error", "connection lost"
+    return UpstreamFailure(
+        status, kind, f"on-prem upstream {upstream}: {what}", retryable=True, upstream=upstream
+    )
+
+
+async def _chunks(resp: Response, release) -> AsyncIterator[bytes]:
     """SSE passed through as it arrives; the slot is released when the stream ends."""
     ok = False
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp:
             yield chunk
         ok = True
-    except (aiohttp.ClientError, TimeoutError):
+    except HttpError:
         return  # the caller sees the stream end; nothing more can be said mid-stream
     finally:
-        resp.release()
+        resp.close()  # a stream left early takes its connection down
         release(ok)
 
 
