@@ -1,6 +1,7 @@
 """One detector = a regex for candidates, a validator that can reject a candidate (checksum,
 number rules), and optional context words that must appear near it (Presidio's recognizer
 shape). Detectors only say *whether* something is present; the label is all that leaves.
+`requires` makes them cheap: prefilter.py runs `found()` only on texts that contain them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Detector:
     context: re.Pattern[str] | None = None  # must match within `window` chars of the candidate
     window: int = 60
     hint: re.Pattern[str] | None = None  # cheap pre-check: no hint in the text, no scan
+    # RE2 patterns (hints.py) that every text this detector fires on contains, all of them:
+    # the prefilter skips `found()` when one is absent (empty: always run)
+    requires: tuple[str, ...] = ()
 
     def found(self, text: str) -> bool:
         if self.hint is not None and self.hint.search(text) is None:

@@ -5,6 +5,7 @@ import re
 from stdnum import luhn
 
 from router.sensitivity.detector import DIGITS_SPACED, Detector, digits
+from router.sensitivity.hints import DIGIT
 
 PATTERN = re.compile(r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])")
 
@@ -14,4 +15,7 @@ def _valid(value: str) -> bool:
     return 13 <= len(number) <= 19 and len(set(number)) > 1 and luhn.is_valid(number)
 
 
-DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED)
+# the first 13 digits of any candidate (the 4th IIN digit is a `[ -]?\d` with no separator)
+HINT = rf"[2-6]{DIGIT}{DIGIT}(?:[ -]?{DIGIT}){{10}}"
+
+DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED, requires=(HINT,))

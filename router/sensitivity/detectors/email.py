@@ -4,6 +4,7 @@ a project's support address in documentation is not personal data, a customer's 
 import re
 
 from router.sensitivity.detector import Detector
+from router.sensitivity.hints import any_of, ci, exact
 
 PATTERN = re.compile(r"(?a)(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
 CONTEXT = re.compile(
@@ -11,4 +12,15 @@ CONTEXT = re.compile(
     r"applicant|user's|wife|husband|reach (?:me|him|her))\b|我|他|她|客户|患者|员工|私人|个人"
 )
 
-DETECTOR = Detector("email", PATTERN, context=CONTEXT, window=60)
+HINTS = (  # "@host." (every address has one), and a context word anywhere (without \b)
+    r"@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
+    any_of(
+        ci(
+            "my|me|his|her|their|personal|private|home|customer|patient|employee|client"
+            "|applicant|user's|wife|husband"
+        ),
+        exact("我", "他", "她", "客户", "患者", "员工", "私人", "个人"),
+    ),
+)
+
+DETECTOR = Detector("email", PATTERN, context=CONTEXT, window=60, requires=HINTS)

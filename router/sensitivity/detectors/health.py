@@ -4,6 +4,7 @@
 import re
 
 from router.sensitivity.detector import AnyOf, Detector
+from router.sensitivity.hints import any_of, ci, exact
 
 MRN = Detector(
     "health",
@@ -12,6 +13,7 @@ MRN = Detector(
         r"|(?:病历号|住院号)\s*[:：]?\s*[A-Z0-9-]{5,}"
     ),
     lambda value: any(ch.isdigit() for ch in value),  # "MRN stands for ..." is not a number
+    requires=(any_of(ci("mrn|medical record"), exact("病历号", "住院号")),),
 )
 CONDITIONS = (
     r"(?i)\b(diagnosed with|diagnosis of|tested positive for|prescribed|hiv|aids|cancer|"
@@ -23,5 +25,27 @@ PERSON = re.compile(
     r"(?i)\b(my|i have|i've|i was|i got|he|she|his|her|him|patient|mr|mrs|ms|son|daughter|"
     r"wife|husband|mother|father|employee)\b|我的|我有|我得了|他|她|患者|病人|先生|女士|员工"
 )
-DIAGNOSIS = Detector("health", re.compile(CONDITIONS), context=PERSON, window=40)
+CONDITION_HINT = any_of(  # CONDITIONS without \b, word stems where the pattern varies
+    ci(
+        "diagnosed with|diagnosis of|tested positive for|prescribed|hiv|aids|cancer|chemotherapy"
+        "|diabetes|depression|schizophrenia|bipolar|pregnan|hepatitis|tumo|dementia|alzheimer"
+        "|psychiatric|rehab|overdose|std"
+    ),
+    exact("确诊", "诊断为", "患有", "艾滋病", "癌症", "化疗", "糖尿病", "抑郁症", "精神分裂",
+          "怀孕", "肝炎", "肿瘤", "处方"),
+)  # fmt: skip
+PERSON_HINT = any_of(
+    ci(
+        "my|i have|i've|i was|i got|he|she|his|her|him|patient|mr|mrs|ms|son|daughter|wife"
+        "|husband|mother|father|employee"
+    ),
+    exact("我的", "我有", "我得了", "他", "她", "患者", "病人", "先生", "女士", "员工"),
+)
+DIAGNOSIS = Detector(
+    "health",
+    re.compile(CONDITIONS),
+    context=PERSON,
+    window=40,
+    requires=(CONDITION_HINT, PERSON_HINT),
+)
 DETECTOR = AnyOf("health", (MRN, DIAGNOSIS))

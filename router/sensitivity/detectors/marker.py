@@ -5,6 +5,7 @@
 import re
 
 from router.sensitivity.detector import Detector
+from router.sensitivity.hints import any_of, ci, exact
 
 PATTERN = re.compile(
     r"(?i)\b(?:strictly confidential|confidential|internal(?: use)? only|for internal use"
@@ -14,4 +15,22 @@ PATTERN = re.compile(
     r"|内部机密|机密|绝密|秘密级|内部资料|仅限内部|内部使用|商业秘密|保密资料|请勿外传"
 )
 
-DETECTOR = Detector("marker", PATTERN)
+HINT = any_of(  # the pattern without \b ("strictly …", "privileged and …" hold "confidential")
+    ci(
+        "confidential|internal(?: use)? only|for internal use|attorney(?:-| )client"
+        "|do not (?:distribute|forward)|not for (?:distribution|external)|trade secret"
+    ),
+    exact(
+        "机密",
+        "绝密",
+        "秘密级",
+        "内部资料",
+        "仅限内部",
+        "内部使用",
+        "商业秘密",
+        "保密资料",
+        "请勿外传",
+    ),
+)
+
+DETECTOR = Detector("marker", PATTERN, requires=(HINT,))

@@ -7,6 +7,7 @@ import re
 import phonenumbers
 
 from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
+from router.sensitivity.hints import DIGIT, any_of, ci, exact
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
 CONTEXT = re.compile(
@@ -33,6 +34,19 @@ INTERNATIONAL = Detector(
     re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"),
     _valid,
     hint=re.compile(r"\+\d"),
+    requires=(rf"\+{DIGIT}[{DIGIT} ().-]{{8}}",),  # "+", a digit, 8 more of the class
 )
-IN_CONTEXT = Detector("phone", PATTERN, _valid, CONTEXT, window=30, hint=DIGITS_SPACED)
+CONTEXT_HINT = any_of(
+    ci("phone|tel|mobile|cell|call me|call him|call her|text me|texted|whatsapp|fax|contact"),
+    exact("手机", "电话", "联系方式", "联系", "微信", "号码"),
+)
+IN_CONTEXT = Detector(
+    "phone",
+    PATTERN,
+    _valid,
+    CONTEXT,
+    window=30,
+    hint=DIGITS_SPACED,
+    requires=(rf"{DIGIT}[{DIGIT} ().-]{{7}}", CONTEXT_HINT),
+)
 DETECTOR = AnyOf("phone", (INTERNATIONAL, IN_CONTEXT))

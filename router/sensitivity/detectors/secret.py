@@ -8,6 +8,7 @@ import json
 import re
 
 from router.sensitivity.detector import AnyOf, Detector
+from router.sensitivity.hints import ci, exact
 
 
 def _jwt(value: str) -> bool:
@@ -42,13 +43,39 @@ PARTS = (
         "secret",
         _re(r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
         lambda v: not v.endswith("EXAMPLE"),
+        requires=(r"(?:AKIA|ASIA)[A-Z0-9]{16}",),
     ),
-    Detector("secret", _re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    Detector("secret", _re(r"(?P<v>eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})"), _jwt),
-    Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})")),
-    Detector("secret", _re(r"(?<![A-Za-z0-9_])(?:sk|rk)_live_[A-Za-z0-9]{16,}")),
-    Detector("secret", _re(r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}")),
-    Detector("secret", _re(r"(?<![A-Za-z0-9_-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}")),  # OpenAI…
+    Detector(
+        "secret",
+        _re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+        requires=(exact("-----BEGIN "), exact("PRIVATE KEY")),  # " BLOCK" may follow
+    ),
+    Detector(
+        "secret",
+        _re(r"(?P<v>eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})"),
+        _jwt,
+        requires=(exact(".eyJ"),),  # the payload segment's start
+    ),
+    Detector(
+        "secret",
+        _re(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,})"),
+        requires=(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_",),
+    ),
+    Detector(
+        "secret",
+        _re(r"(?<![A-Za-z0-9_])(?:sk|rk)_live_[A-Za-z0-9]{16,}"),
+        requires=(r"(?:sk|rk)_live_[A-Za-z0-9]{16}",),
+    ),
+    Detector(
+        "secret",
+        _re(r"(?<![A-Za-z0-9_])xox[abposr]-[A-Za-z0-9-]{10,}"),
+        requires=(r"xox[abposr]-[A-Za-z0-9-]{10}",),
+    ),
+    Detector(  # OpenAI, Anthropic
+        "secret",
+        _re(r"(?<![A-Za-z0-9_-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}"),
+        requires=(r"sk-[A-Za-z0-9_-]{32}",),  # "proj-"/"ant-" are in the class too
+    ),
     Detector(
         "secret",
         _re(
@@ -57,7 +84,15 @@ PARTS = (
             r"(?P<v>[^\s\"',;]{6,})"
         ),
         _assigned,
+        requires=(  # the key words without \b ("client_secret" holds "secret")
+            ci("passw(?:or)?d|pwd|secret|api(?:_|-)?key|access(?:_|-)?token|auth(?:_|-)?token"),
+        ),
     ),
-    Detector("secret", _re(r"(?:密码|口令|密钥)\s*[:：是为]\s*(?P<v>[^\s，。,;]{4,})"), _assigned),
+    Detector(
+        "secret",
+        _re(r"(?:密码|口令|密钥)\s*[:：是为]\s*(?P<v>[^\s，。,;]{4,})"),
+        _assigned,
+        requires=(exact("密码", "口令", "密钥"),),
+    ),
 )
 DETECTOR = AnyOf("secret", PARTS)

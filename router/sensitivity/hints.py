@@ -1,0 +1,44 @@
+"""Building blocks for prefilter hints: RE2 patterns that every match of a detector's Python
+`re` pattern must contain, so a text without the hint provably cannot fire the detector.
+
+A hint is the detector's pattern with the parts RE2 cannot express or that only narrow a
+match removed (lookarounds, `\\b`, validators), which can only widen what it matches. Two
+engine differences would break that superset and are handled here, each checked
+exhaustively over every code point in tests/test_router_prefilter.py:
+- Python's `\\d` is any Unicode decimal digit; RE2's `\\d` is ASCII only → `DIGIT`.
+- Python's `(?i)` also folds "ı" and "İ" onto i, "ſ" onto s and the Kelvin sign onto k;
+  `ci()` spells every letter as the class of exactly what Python's `(?i)` accepts.
+"""
+
+from __future__ import annotations
+
+import re
+
+DIGIT = r"\p{Nd}"  # Python's Unicode `\d` (Numeric_Type=Decimal is exactly category Nd)
+
+# What Python's `(?i)` accepts for each ASCII letter beyond its two ASCII cases.
+FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def ci(pattern: str) -> str:
+    """`pattern` matched the way Python's `(?i)` matches it: each ASCII letter becomes a class
+    of every character Python folds onto it. Letters must be plain literals (no `\\w`-style
+    escapes, no `[...]` classes), which is all the hints need and keeps this provable."""
+    if "[" in pattern or re.search(r"\\[A-Za-z]", pattern):
+        raise ValueError(f"ci() takes literal letters only: {pattern!r}")
+
+    def letter(m: re.Match[str]) -> str:
+        low = m.group(0).lower()
+        return f"[{low}{low.upper()}{FOLDS.get(low, '')}]"
+
+    return re.sub(r"[A-Za-z]", letter, pattern)
+
+
+def exact(*literals: str) -> str:
+    """Case-sensitive literals (CJK words, token prefixes), any of them."""
+    return "|".join(re.escape(lit) for lit in literals)
+
+
+def any_of(*patterns: str) -> str:
+    """One hint that is present when any of `patterns` is."""
+    return "|".join(f"(?:{p})" for p in patterns)
