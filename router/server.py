@@ -28,5 +28,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # a sidecar on the pod's loopback: no forwarded-for to trust
+        server_header=False,
         log_config=logs.uvicorn_log_config(config.logging.level),
     )
