@@ -1,6 +1,8 @@
-"""The two pools on their own: the on-prem pick rule, and the SageMaker pool with the real
-boto3 client against the SageMaker test server (variant/component headers, pool sizing,
-error mapping, mid-stream model errors, the deadline)."""
+"""The two pools on their own: the on-prem pick rule and its HTTP exchange against the
+OpenAI-protocol test server (answers, streams, error statuses, unreachable/slow/broken
+upstreams, health checks), and the SageMaker pool with the real boto3 client against the
+SageMaker test server (variant/component headers, pool sizing, error mapping, mid-stream
+model errors, the deadline)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from router.config import OnPremConfig, SageMakerConfig
 from router.context import Api, RequestContext
 from router.metrics import RouterMetrics
 from router.seams import NoOutlier
+from router.testing.openai_server import FakeOpenAI
 from router.testing.sagemaker_server import ERRORS, FakeSageMaker
 from router.testing.serve import ServerThread
 from router.upstreams.base import UpstreamFailure
@@ -54,6 +57,127 @@ def test_pick_prefers_the_idle_upstream():
     pool.members[0].outstanding, pool.members[1].outstanding = 5, 0
     pool.members[2].outstanding = 2
     assert pool.pick() is pool.members[1]
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    fake = FakeOpenAI(name="gpu")
+    with ServerThread(fake) as server:
+        yield fake, server.url
+
+
+async def _onprem_send(url: str, ctx: RequestContext, read_stream: bool = False, **cfg):
+    """One request through a started pool: (failure or reply, body, member state).
+
+    The state is (outstanding, healthy, busy connections, idle connections); the pool's
+    first health check runs beside the request on a connection of its own.
+    """
+    config = OnPremConfig(upstreams=[{"name": "g", "url": url}], **cfg)
+    pool = OnPremPool(config, RouterMetrics(), NoOutlier())
+    await pool.start()
+    try:
+        reply = await pool.send(ctx)
+        body = b"".join([c async for c in reply.stream]) if read_stream else reply.body
+        result = reply
+    except UpstreamFailure as exc:
+        result, body = exc, None
+    finally:
+        await asyncio.sleep(0.05)  # the health check and closed connections settle
+        member, http = pool.members[0], pool.members[0].http
+        state = (member.outstanding, member.healthy, http.connections - http.idle, http.idle)
+        await pool.close()
+    return result, body, state
+
+
+def test_onprem_answers_whole_and_streamed(gpu):
+    fake, url = gpu
+    reply, body, state = asyncio.run(_onprem_send(url, _ctx()))
+    assert (reply.status, reply.content_type, reply.upstream) == (200, "application/json", "g")
+    assert b"answer from gpu" in body and state[:3] == (0, True, 0) and state[3] >= 1
+    assert fake.bodies[-1] == b'{"messages": []}'
+    ctx = _ctx(stream=True)
+    ctx.body = b'{"messages": [], "stream": true}'
+    reply, body, state = asyncio.run(_onprem_send(url, ctx, read_stream=True))
+    assert reply.content_type == "text/event-stream" and reply.body is None
+    assert body.count(b"data: ") == 4 and body.endswith(b"data: [DONE]\n\n")
+    assert state[:3] == (0, True, 0)  # the slot is released when the stream ends
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "retryable", "retry_after"),
+    [(503, 503, True, 1.0), (429, 429, True, 1.0), (500, 502, False, None),
+     (504, 504, True, None)],
+)  # fmt: skip
+def test_onprem_error_statuses(gpu, status, answer, retryable, retry_after):
+    fake, url = gpu
+    fake.fail_next[:] = [status]
+    failure, _, state = asyncio.run(_onprem_send(url, _ctx()))
+    assert (failure.status, failure.kind, failure.retryable) == (
+        answer,
+        "upstream_error",
+        retryable,
+    )
+    assert failure.retry_after == retry_after and fake.fail_next == []
+    assert state == (0, False, 0, 2)  # ejected at once; its connection stays usable
+
+
+def test_onprem_unreachable_and_timeout(gpu):
+    fake, url = gpu
+    failure, _, state = asyncio.run(_onprem_send("http://127.0.0.1:9", _ctx()))
+    assert (failure.status, failure.kind, failure.retryable) == (502, "upstream_unreachable", True)
+    assert state == (0, False, 0, 0)
+    fake.latency_s = 1.0
+    try:
+        start = time.monotonic()
+        failure, _, state = asyncio.run(_onprem_send(url, _ctx(deadline_s=0.2)))
+        elapsed = time.monotonic() - start
+    finally:
+        fake.latency_s = 0.0
+    assert (failure.status, failure.kind, failure.retryable) == (504, "upstream_timeout", True)
+    assert elapsed < 0.9 and state == (0, False, 0, 1)  # only the health check's is kept
+
+
+def test_onprem_connection_lost_mid_body():
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"partial')
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await _onprem_send(f"http://127.0.0.1:{port}", _ctx())
+        finally:
+            server.close()
+
+    failure, _, state = asyncio.run(main())
+    assert (failure.status, failure.kind, failure.retryable) == (502, "upstream_error", True)
+    assert state == (0, False, 0, 0)  # the checks' connections were closed by the server too
+
+
+def test_onprem_health_checks_flip_a_member(gpu):
+    fake, url = gpu
+
+    async def main() -> list[tuple[bool, bool]]:
+        health = {"unhealthy_after": 2, "healthy_after": 1, "timeout_s": 0.5}
+        config = OnPremConfig(upstreams=[{"name": "g", "url": url}], health=health)
+        pool = OnPremPool(config, RouterMetrics(), NoOutlier())
+        await pool.start()
+        member, seen = pool.members[0], []
+        try:
+            fake.healthy = False
+            for _ in range(2):
+                seen.append((await pool.check(member), member.healthy))
+            fake.healthy = True
+            seen.append((await pool.check(member), member.healthy))
+        finally:
+            fake.healthy = True
+            await pool.close()
+        return seen
+
+    assert asyncio.run(main()) == [(False, True), (False, False), (True, True)]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import ssl as ssl_module
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -448,7 +449,8 @@ class Http1Pool:
             raise ConnectTimeout(f"connect to {where} timed out") from None
         except OSError as exc:
             self._slot_freed()
-            raise ConnectError(f"connect to {where} failed: {exc.strerror or exc}") from None
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # "Connection refused"
+            raise ConnectError(f"connect to {where} failed: {why}") from None
         except BaseException:
             self._slot_freed()
             raise
