@@ -8,6 +8,10 @@ exhaustively over every code point in tests/test_router_prefilter.py:
 - Python's `\\d` is any Unicode decimal digit; RE2's `\\d` is ASCII only → `DIGIT`.
 - Python's `(?i)` also folds "ı" and "İ" onto i, "ſ" onto s and the Kelvin sign onto k;
   `ci()` spells every letter as the class of exactly what Python's `(?i)` accepts.
+- Python's `\\s` is Unicode whitespace; RE2's is ASCII → `SPACE`.
+Lookarounds matter for precision (a 13-digit run inside an 18-digit ID is no card):
+`fenced()` turns them into consuming `(?:^|[^…])` / `(?:[^…]|$)` over their ASCII part only,
+which rejects no character that the Python lookaround accepts.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import re
 
 DIGIT = r"\p{Nd}"  # Python's Unicode `\d` (Numeric_Type=Decimal is exactly category Nd)
+
+# Python's `\s` for str patterns, every code point of it (checked against `re` in the tests)
+SPACE = r"[\t-\r\x1c-\x20\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 
 # What Python's `(?i)` accepts for each ASCII letter beyond its two ASCII cases.
 FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
@@ -42,3 +49,10 @@ def exact(*literals: str) -> str:
 def any_of(*patterns: str) -> str:
     """One hint that is present when any of `patterns` is."""
     return "|".join(f"(?:{p})" for p in patterns)
+
+
+def fenced(core: str, before: str, after: str) -> str:
+    """`core` preceded by text start or a char outside `before`, followed by one outside
+    `after` or text end: the pattern's `(?<![…])` / `(?![…])` with only their ASCII ranges
+    given (so RE2 refuses no char Python would accept there)."""
+    return f"(?:^|[^{before}])(?:{core})(?:[^{after}]|$)"

@@ -33,21 +33,21 @@ class Recognizer(Protocol):
     def found(self, text: str) -> bool: ...
 
 
-Part = tuple[Callable[[str], bool], frozenset[int]]  # found(), indices that must be present
+Part = tuple[int, Callable[[str], bool], int]  # label's index, found(), required hints (bits)
 
 
 class Prefilter:
     def __init__(self, recognizers: Sequence[Recognizer], max_mem: int = 64 << 20) -> None:
         self.recognizers = list(recognizers)
+        self.labels = [rec.label for rec in self.recognizers]
         index: dict[str, int] = {CANARY: 0}
-        self.plans: list[tuple[str, tuple[Part, ...]]] = []
-        for rec in self.recognizers:
-            parts = rec.parts if isinstance(rec, AnyOf) else (rec,)
-            plan = []
-            for part in parts:
-                needed = [index.setdefault(p, len(index)) for p in getattr(part, "requires", ())]
-                plan.append((part.found, frozenset(needed)))
-            self.plans.append((rec.label, tuple(plan)))
+        self.parts: list[Part] = []
+        for i, rec in enumerate(self.recognizers):
+            for part in rec.parts if isinstance(rec, AnyOf) else (rec,):
+                bits = 0
+                for pattern in getattr(part, "requires", ()):
+                    bits |= 1 << index.setdefault(pattern, len(index))
+                self.parts.append((i, part.found, bits))
         options = re2.Options()
         options.max_mem = max_mem
         options.log_errors = False
@@ -55,26 +55,26 @@ class Prefilter:
         for pattern in index:  # dicts keep insertion order: index i is the i-th added
             self.set.Add(pattern)
         self.set.Compile()
-        self.everything = frozenset(index.values())
+        self.everything = (1 << len(index)) - 1
         self.fallbacks = 0  # passes whose result was unknown (all parts ran)
 
-    def present(self, text: str) -> frozenset[int]:
-        """Indices of the hint patterns `text` contains (all of them when RE2 failed)."""
+    def present(self, text: str) -> int:
+        """Bit i set when `text` contains hint pattern i (all bits when RE2 failed)."""
         found = self.set.Match(text.encode("utf-8", "surrogatepass"))
         if not found or 0 not in found:
             self.fallbacks += 1
             return self.everything
-        return frozenset(found)
+        bits = 0
+        for i in found:
+            bits |= 1 << i
+        return bits
 
     def scan(self, texts: Sequence[str]) -> tuple[str, ...]:
         """Labels that fire on any text, in recognizer order (same as checking every one)."""
-        present = [self.present(t) for t in texts]
-        return tuple(
-            label
-            for label, plan in self.plans
-            if any(
-                need <= got and found(text)
-                for text, got in zip(texts, present, strict=True)
-                for found, need in plan
-            )
-        )
+        fired: set[int] = set()
+        for text in texts:
+            got = self.present(text)
+            for i, found, need in self.parts:
+                if need & got == need and i not in fired and found(text):
+                    fired.add(i)
+        return tuple(self.labels[i] for i in sorted(fired))

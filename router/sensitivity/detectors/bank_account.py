@@ -7,7 +7,7 @@ import re
 from stdnum.us import rtn
 
 from router.sensitivity.detector import DIGITS, DIGITS_SPACED, AnyOf, Detector, digits
-from router.sensitivity.hints import DIGIT, any_of, ci, exact
+from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
 ACCOUNT = Detector(
     "bank_account",
@@ -19,8 +19,8 @@ ACCOUNT = Detector(
     ),
     window=25,
     hint=DIGITS_SPACED,
-    requires=(  # six digits with single separators, and a banking word somewhere
-        rf"{DIGIT}(?:[ -]?{DIGIT}){{5}}",
+    requires=(  # the digit run, and a banking word somewhere
+        fenced(rf"{DIGIT}(?:[ -]?{DIGIT}){{5,19}}", "0-9A-Za-z", "0-9A-Za-z"),
         any_of(
             ci("account|acct|a/c|bank|checking|savings|sort code|bsb|wire to"),
             exact("账号", "账户", "帐号", "帐户", "银行卡", "卡号", "开户行", "银行"),
@@ -34,6 +34,9 @@ ROUTING = Detector(
     re.compile(r"(?i)\b(routing|aba|rtn)\b|路由号"),
     window=25,
     hint=DIGITS,
-    requires=(rf"{DIGIT}{{9}}", any_of(ci("routing|aba|rtn"), exact("路由号"))),
+    requires=(
+        fenced(rf"{DIGIT}{{9}}", "0-9A-Za-z", "0-9A-Za-z"),
+        any_of(ci("routing|aba|rtn"), exact("路由号")),
+    ),
 )
 DETECTOR = AnyOf("bank_account", (ROUTING, ACCOUNT))

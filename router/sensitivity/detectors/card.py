@@ -5,7 +5,7 @@ import re
 from stdnum import luhn
 
 from router.sensitivity.detector import DIGITS_SPACED, Detector, digits
-from router.sensitivity.hints import DIGIT
+from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])")
 
@@ -15,7 +15,6 @@ def _valid(value: str) -> bool:
     return 13 <= len(number) <= 19 and len(set(number)) > 1 and luhn.is_valid(number)
 
 
-# the first 13 digits of any candidate (the 4th IIN digit is a `[ -]?\d` with no separator)
-HINT = rf"[2-6]{DIGIT}{DIGIT}(?:[ -]?{DIGIT}){{10}}"
+HINT = fenced(rf"[2-6]{DIGIT}{{2,3}}(?:[ -]?{DIGIT}){{9,15}}", "0-9A-Za-z", "0-9A-Za-z")
 
 DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED, requires=(HINT,))

@@ -6,11 +6,11 @@ import re
 from stdnum.cn import ric
 
 from router.sensitivity.detector import DIGITS, Detector
-from router.sensitivity.hints import DIGIT
+from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(r"(?<![0-9A-Za-z])(?P<v>[1-9]\d{16}[\dXx])(?![0-9A-Za-z])")
 
-HINT = rf"[1-9]{DIGIT}{{16}}[{DIGIT}Xx]"  # the pattern without its lookarounds
+HINT = fenced(rf"[1-9]{DIGIT}{{16}}[{DIGIT}Xx]", "0-9A-Za-z", "0-9A-Za-z")
 
 DETECTOR = Detector(
     "cn_id", PATTERN, lambda v: ric.is_valid(v.upper()), hint=DIGITS, requires=(HINT,)

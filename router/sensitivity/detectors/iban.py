@@ -6,10 +6,10 @@ import re
 from stdnum import iban
 
 from router.sensitivity.detector import DIGITS, Detector
-from router.sensitivity.hints import DIGIT
+from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
 
-HINT = rf"[A-Z]{{2}}{DIGIT}{{2}}(?: ?[A-Z0-9]){{11}}"  # the pattern's shortest form
+HINT = fenced(rf"[A-Z]{{2}}{DIGIT}{{2}}(?: ?[A-Z0-9]){{11,30}}", "A-Za-z0-9", "A-Za-z0-9")
 
 DETECTOR = Detector("iban", PATTERN, iban.is_valid, hint=DIGITS, requires=(HINT,))

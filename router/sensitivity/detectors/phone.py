@@ -7,7 +7,7 @@ import re
 import phonenumbers
 
 from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
-from router.sensitivity.hints import DIGIT, any_of, ci, exact
+from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
 PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
 CONTEXT = re.compile(
@@ -34,7 +34,7 @@ INTERNATIONAL = Detector(
     re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"),
     _valid,
     hint=re.compile(r"\+\d"),
-    requires=(rf"\+{DIGIT}[{DIGIT} ().-]{{8}}",),  # "+", a digit, 8 more of the class
+    requires=(fenced(rf"\+{DIGIT}[{DIGIT} ().-]{{7,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),),
 )
 CONTEXT_HINT = any_of(
     ci("phone|tel|mobile|cell|call me|call him|call her|text me|texted|whatsapp|fax|contact"),
@@ -47,6 +47,9 @@ IN_CONTEXT = Detector(
     CONTEXT,
     window=30,
     hint=DIGITS_SPACED,
-    requires=(rf"{DIGIT}[{DIGIT} ().-]{{7}}", CONTEXT_HINT),
+    requires=(
+        fenced(rf"\+?\(?{DIGIT}[{DIGIT} ().-]{{6,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),
+        CONTEXT_HINT,
+    ),
 )
 DETECTOR = AnyOf("phone", (INTERNATIONAL, IN_CONTEXT))

@@ -8,7 +8,7 @@ import json
 import re
 
 from router.sensitivity.detector import AnyOf, Detector
-from router.sensitivity.hints import ci, exact
+from router.sensitivity.hints import SPACE, ci, exact, fenced
 
 
 def _jwt(value: str) -> bool:
@@ -43,7 +43,7 @@ PARTS = (
         "secret",
         _re(r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
         lambda v: not v.endswith("EXAMPLE"),
-        requires=(r"(?:AKIA|ASIA)[A-Z0-9]{16}",),
+        requires=(fenced(r"(?:AKIA|ASIA)[A-Z0-9]{16}", "A-Z0-9", "A-Z0-9"),),
     ),
     Detector(
         "secret",
@@ -84,8 +84,9 @@ PARTS = (
             r"(?P<v>[^\s\"',;]{6,})"
         ),
         _assigned,
-        requires=(  # the key words without \b ("client_secret" holds "secret")
-            ci("passw(?:or)?d|pwd|secret|api(?:_|-)?key|access(?:_|-)?token|auth(?:_|-)?token"),
+        requires=(  # key word ("client_secret" holds "secret") + an assignment's separator
+            ci("passw(?:or)?d|pwd|secret|api(?:_|-)?key|access(?:_|-)?token|auth(?:_|-)?token")
+            + rf"[\"']?(?:{SPACE}*[:=]|{SPACE}+(?:{ci('is|was')}){SPACE}|{SPACE}+[\"'])",
         ),
     ),
     Detector(

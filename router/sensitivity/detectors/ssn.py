@@ -7,7 +7,7 @@ import re
 from stdnum.us import ssn
 
 from router.sensitivity.detector import DIGITS, AnyOf, Detector
-from router.sensitivity.hints import DIGIT, any_of, ci, exact
+from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
 PATTERN = re.compile(r"(?<![\d-])(?P<v>\d{3}[- ]\d{2}[- ]\d{4})(?![\d-])")
 BARE = re.compile(r"(?<![\d-])(?P<v>\d{9})(?![\d-])")  # only next to the word SSN
@@ -18,9 +18,9 @@ def _valid(value: str) -> bool:
     return ssn.is_valid(value.replace(" ", "-"))
 
 
-# prefilter hints: the patterns without lookarounds, the context words without \b
-SHAPED = rf"{DIGIT}{{3}}[- ]{DIGIT}{{2}}[- ]{DIGIT}{{4}}"
-NINE = rf"{DIGIT}{{9}}"
+# prefilter hints: the patterns fenced like their lookarounds, the context words without \b
+SHAPED = fenced(rf"{DIGIT}{{3}}[- ]{DIGIT}{{2}}[- ]{DIGIT}{{4}}", "0-9-", "0-9-")
+NINE = fenced(rf"{DIGIT}{{9}}", "0-9-", "0-9-")
 WORDS = any_of(ci("ssn|social security"), exact("社安号", "社会安全号"))
 
 DETECTOR = AnyOf("ssn", (

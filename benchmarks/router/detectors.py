@@ -1,0 +1,100 @@
+"""Rules-classifier cost per text: the full scan (every detector on every text, `scan_all`)
+against the prefiltered scan (`scan`: one RE2 pass, then only the detectors that can fire).
+
+    .venv/bin/python benchmarks/router/detectors.py --rounds 15
+
+Over the default recipe's eval split (500 texts, EN+ZH), variants interleaved round-robin
+in one process (old, new, old, new, ...); each cell is the median over rounds of µs per text.
+Per detector: old = its `found()` on every text; new = its parts that the RE2 pass lets
+through (the pass itself is its own row, "re2 pass"). Then one long text (~1 MB of the
+eval split's public prompts, the case where hints fire but few detectors do) timed once per
+variant. Prints /proc/loadavg before and after: the machine is shared, read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from router.config import ClassifierConfig
+from router.metrics import RouterMetrics
+from router.sensitivity.classifier import Classifier
+
+EVAL = Path(__file__).resolve().parents[2] / "recipes/data/sensitivity/eval.jsonl"
+
+
+def load() -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in EVAL.read_text().splitlines() if line.strip()]
+    return [r["text"] for r in rows], [r["text"] for r in rows if r["label"] == "public"]
+
+
+def per_text_us(fn: Callable[[str], object], texts: list[str]) -> float:
+    start = time.perf_counter()
+    for text in texts:
+        fn(text)
+    return (time.perf_counter() - start) / len(texts) * 1e6
+
+
+def cells(
+    clf: Classifier, texts: list[str]
+) -> dict[str, tuple[Callable[[str], object], Callable[[str], object]]]:
+    """name → (old, new) callables taking one text (per detector, the RE2 pass is done once
+    up front so that its cost is counted only in its own row)."""
+    pre = clf._prefilter
+    passed = {text: pre.present(text) for text in texts}
+    out: dict[str, tuple[Callable[[str], object], Callable[[str], object]]] = {
+        "whole scan": (lambda t: clf.scan_all([t]), lambda t: clf.scan([t])),
+        "re2 pass": (lambda t: None, pre.present),
+    }
+    for n, det in enumerate(clf.detectors):
+        plan = [(found, need) for i, found, need in pre.parts if i == n]
+
+        def gated(text: str, plan=plan) -> bool:
+            got = passed[text]
+            return any(need & got == need and found(text) for found, need in plan)
+
+        out[det.label] = (det.found, gated)
+    return out
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--long-mb", type=float, default=1.0, help="size of the long text")
+    args = parser.parse_args()
+    texts, public = load()
+    clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
+    table = cells(clf, texts)
+    print(f"loadavg before: {loadavg()}; {len(texts)} texts, "
+          f"avg {sum(map(len, texts)) / len(texts):.0f} chars; {args.rounds} rounds")  # fmt: skip
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in table}
+    for old, new in table.values():  # warm-up (regex caches, stdnum/phonenumbers data)
+        per_text_us(old, texts[:50]), per_text_us(new, texts[:50])
+    for _ in range(args.rounds):
+        for name, (old, new) in table.items():
+            times[name][0].append(per_text_us(old, texts))
+            times[name][1].append(per_text_us(new, texts))
+    print(f"{'µs per text':<14}{'old (full)':>11}{'new':>9}{'new/old':>9}")
+    for name, (old, new) in times.items():
+        o, n = statistics.median(old), statistics.median(new)
+        print(f"{name:<14}{o:>11.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
+    big = "\n".join(public * (int(args.long_mb * 1e6) // sum(map(len, public)) + 1))
+    big = big[: int(args.long_mb * 1e6)]
+    for name, fn in (("old", clf.scan_all), ("new", clf.scan)):
+        start = time.perf_counter()
+        labels = fn([big])
+        print(f"long text {len(big) / 1e6:.1f} MB, {name}: {time.perf_counter() - start:.3f} s "
+              f"→ {', '.join(labels)}")  # fmt: skip
+    print(f"loadavg after: {loadavg()}; prefilter fallbacks: {clf._prefilter.fallbacks}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The RE2 prefilter may only skip a detector that provably cannot fire.
+
+Three layers of evidence: (1) the engine differences the hints rely on (Python's Unicode
+`\\d`, `\\s` and `(?i)` folds vs RE2's) checked over every code point; (2) on every text
+of the sensitivity data set and every detector example, the prefiltered `scan` equals the
+full per-detector `scan_all`, and the documented behaviour holds through the fast path;
+(3) hypothesis mixes detector examples, look-alike digits and folding letters, and checks
+per detector part that whenever its full check fires, every hint it requires was present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import re2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_router_detectors import NEGATIVE, POSITIVE, PUBLIC
+
+from router.config import ClassifierConfig
+from router.metrics import RouterMetrics
+from router.sensitivity import registry
+from router.sensitivity.classifier import Classifier
+from router.sensitivity.hints import DIGIT, SPACE, ci
+from router.sensitivity.prefilter import Prefilter
+
+DATA = Path(__file__).resolve().parents[1] / "recipes/data/sensitivity"
+ROWS = [json.loads(line) for f in ("train", "eval", "calib") for line in
+        (DATA / f"{f}.jsonl").read_text().splitlines() if line.strip()]  # fmt: skip
+EVERY_CHAR = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier(ClassifierConfig(), RouterMetrics(), None)
+
+
+def _re2_count(pattern: str, text: str) -> int:
+    return len(re2.findall(pattern, text))
+
+
+@pytest.mark.parametrize(("python", "hint"), [(r"\d", DIGIT), (r"\s", SPACE)])
+def test_re2_classes_cover_every_char_python_accepts(python: str, hint: str) -> None:
+    accepted = "".join(re.findall(python, EVERY_CHAR))
+    assert len(accepted) > 20  # sanity: Unicode digits / spaces beyond ASCII are in there
+    assert _re2_count(hint, accepted) == len(accepted)
+
+
+@pytest.mark.parametrize("letter", "abcdefghijklmnopqrstuvwxyz")
+def test_ci_accepts_every_char_python_ignorecase_folds(letter: str) -> None:
+    folded = "".join(re.findall(f"(?i){letter}", EVERY_CHAR))
+    assert _re2_count(ci(letter), folded) == len(folded)
+    assert _re2_count(ci(letter), "".join(c for c in EVERY_CHAR[:0x3000] if c not in folded)) == 0
+
+
+def test_ci_rejects_patterns_it_cannot_fold_faithfully() -> None:
+    with pytest.raises(ValueError, match="literal letters"):
+        ci(r"[a-z]+")
+    with pytest.raises(ValueError, match="literal letters"):
+        ci(r"\bword")
+
+
+def test_scan_equals_the_full_scan_on_the_whole_data_set(clf: Classifier) -> None:
+    texts = [r["text"] for r in ROWS] + [t for v in (*POSITIVE.values(), *NEGATIVE.values())
+                                         for t in v] + PUBLIC  # fmt: skip
+    differ = [t[:60] for t in texts if clf.scan([t]) != clf.scan_all([t])]
+    assert differ == []
+    assert clf.scan(texts) == clf.scan_all(texts)  # many texts in one request, too
+    assert clf._prefilter.fallbacks == 0
+
+
+def test_documented_behaviour_holds_through_the_fast_path(clf: Classifier) -> None:
+    # every validated identifier example of the data set is found, by its own detector
+    for category, label in {"card": "card", "iban": "iban", "cnid": "cn_id"}.items():
+        rows = [r for r in ROWS if r["category"] == category]
+        assert rows and all(label in clf.scan([r["text"]]) for r in rows), category
+    # public prompts about the same subjects, and Luhn-failing numbers, stay clean
+    for category in ("card_about", "general", "math", "recipes", "travel", "secrets_about"):
+        rows = [r for r in ROWS if r["category"] == category]
+        assert rows and not any(clf.scan([r["text"]]) for r in rows), category
+    assert not any("card" in clf.scan([r["text"]]) for r in ROWS if r["category"] == "luhn_fail")
+
+
+def test_most_public_texts_need_no_detector_at_all(clf: Classifier) -> None:
+    """The point of the prefilter: plain prompts pass the RE2 pass with no hint present."""
+    pre = clf._prefilter
+    public = [r["text"] for r in ROWS if r["label"] == "public"]
+    runs = [sum(need & pre.present(t) == need for _, _, need in pre.parts) for t in public]
+    assert sum(r == 0 for r in runs) > len(public) / 2
+
+
+def test_an_unknown_re2_result_runs_every_detector() -> None:
+    """google-re2's Set.Match drops RE2's error flag (a DFA out of memory looks like "no
+    match"): without the canary in the result, the prefilter must assume every hint."""
+
+    class FailingSet:  # what re2.Set.Match returns when RE2::Set::Match failed
+        def Match(self, text: bytes) -> None:
+            return None
+
+    pre = Prefilter(list(registry.all_detectors().values()))
+    assert pre.scan(["card 4111 1111 1111 1111"]) == ("card",) and pre.fallbacks == 0
+    pre.set = FailingSet()
+    assert pre.scan(["card 4111 1111 1111 1111"]) == ("card",)
+    assert pre.fallbacks == 1
+
+
+def test_lone_surrogates_and_long_texts_scan_like_the_full_scan(clf: Classifier) -> None:
+    odd = "\ud83d broken emoji, then card 4111 1111 1111 1111 and 身份证号11010519491231002X"
+    assert clf.scan([odd]) == clf.scan_all([odd]) == ("card", "cn_id")
+    long = "\n".join(r["text"] for r in ROWS if r["label"] == "public")[:200_000]
+    assert clf.scan([long]) == clf.scan_all([long])
+
+
+def test_replacing_the_detectors_rebuilds_the_prefilter() -> None:
+    clf = Classifier(ClassifierConfig(detectors=["iban"]), RouterMetrics(), None)
+    assert clf.scan(["card 4111 1111 1111 1111"]) == ()
+    clf.detectors = registry.select(["card", "iban"])
+    assert clf.scan(["card 4111 1111 1111 1111"]) == ("card",)
+
+
+# Fragments that sit at the edges of the hints: examples, their digits and words cut apart,
+# Unicode digits (Arabic-Indic, fullwidth, Devanagari), letters Python folds onto i/s/k.
+EXAMPLES = [t for v in (*POSITIVE.values(), *NEGATIVE.values()) for t in v]
+PIECES = sorted({p for t in EXAMPLES for p in re.split(r"(\W+)", t) if p})
+ODD = ["٣", "３", "४", "İ", "ı", "ſ", "\u212a", "\u00a0", "\u3000", "\n", "-", "+", "@", "."]
+fragment = st.one_of(
+    st.sampled_from(EXAMPLES), st.sampled_from(PIECES), st.sampled_from(ODD),
+    st.text(alphabet="0123456789 -()+.٣３ABCXxİıſ", max_size=20),
+)  # fmt: skip
+texts = st.lists(fragment, min_size=1, max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_a_part_that_fires_always_had_its_hints(text: str) -> None:
+    pre = PREFILTER
+    got = pre.present(text)
+    for i, found, need in pre.parts:
+        if need & got != need:
+            assert not found(text), f"{pre.labels[i]} fired without its hints: {text!r}"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_fast_scan_equals_full_scan_on_generated_texts(text: str) -> None:
+    assert CLF.scan([text]) == CLF.scan_all([text])
+
+
+CLF = Classifier(ClassifierConfig(), RouterMetrics(), None)
+PREFILTER = CLF._prefilter
