@@ -506,3 +506,33 @@ def test_a_lagging_stream_consumer_pushes_back_on_the_server():
             return blocked, len(body), body == payload
 
     assert run(main()) == (True, len(payload), True)
+
+
+def test_each_request_keeps_its_own_deadline():
+    async def handler(reader, writer, n):
+        await read_request(reader)
+        await asyncio.sleep(0.6)
+        writer.write(OK)
+        await writer.drain()
+
+    async def main():
+        async with raw_server(handler) as (url, _):
+            pool = Http1Pool(url)
+            start = time.monotonic()
+
+            async def timed(timeout: float) -> tuple[str, float]:
+                try:
+                    r = await pool.request("GET", "/", timeout=timeout)
+                    outcome = (await r.read()).decode()
+                except ReadTimeout:
+                    outcome = "timeout"
+                return outcome, time.monotonic() - start
+
+            # a later deadline first, then an earlier one: the pool's timer must move up
+            results = await asyncio.gather(timed(5), timed(0.4), timed(0.2))
+            await pool.close()
+            return results
+
+    (late, t_late), (mid, t_mid), (early, t_early) = run(main())
+    assert (late, mid, early) == ("ok", "timeout", "timeout")
+    assert 0.15 < t_early < 0.35 < t_mid < 0.55 < t_late
