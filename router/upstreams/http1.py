@@ -460,10 +460,13 @@ class Http1Pool:
         except BaseException:
             self._slot_freed()
             raise
-        conn.counted = True
-        if self.closed or conn.closed:
-            conn.abort()
+        if conn.closed:  # lost before it was ours: its connection_lost freed nothing
+            self._slot_freed()
             raise ConnectError(f"connection to {where} closed at once")
+        conn.counted = True
+        if self.closed:
+            conn.abort()  # connection_lost frees the slot
+            raise ConnectError("connection pool closed")
         return conn
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
