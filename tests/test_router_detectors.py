@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from router.config import ClassifierConfig
+from router.metrics import RouterMetrics
 from router.sensitivity import registry
+from router.sensitivity.classifier import Classifier
 
 DETECTORS = registry.all_detectors()
 
@@ -105,6 +108,28 @@ def test_hard_negative(label: str, text: str) -> None:
 def test_plain_prompts_fire_nothing(text: str) -> None:
     fired = [label for label, d in DETECTORS.items() if d.found(text)]
     assert fired == []
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(ClassifierConfig(), RouterMetrics(), None)
+
+
+@pytest.mark.parametrize(("label", "text"), [(k, t) for k, v in POSITIVE.items() for t in v])
+def test_positive_through_the_prefiltered_scan(classifier: Classifier, label: str, text: str):
+    assert label in classifier.scan([text]), f"{label} missed by the fast path: {text!r}"
+
+
+@pytest.mark.parametrize(("label", "text"), [(k, t) for k, v in NEGATIVE.items() for t in v])
+def test_hard_negative_through_the_prefiltered_scan(classifier: Classifier, label, text):
+    assert label not in classifier.scan([text])
+
+
+@pytest.mark.parametrize("text", PUBLIC)
+def test_plain_prompts_need_no_detector(classifier: Classifier, text: str) -> None:
+    pre = classifier._prefilter
+    assert classifier.scan([text]) == ()
+    assert [pre.labels[i] for i, _, need in pre.parts if need & pre.present(text) == need] == []
 
 
 def test_select_rejects_unknown_labels() -> None:

@@ -126,9 +126,19 @@ def test_replacing_the_detectors_rebuilds_the_prefilter() -> None:
 EXAMPLES = [t for v in (*POSITIVE.values(), *NEGATIVE.values()) for t in v]
 PIECES = sorted({p for t in EXAMPLES for p in re.split(r"(\W+)", t) if p})
 ODD = ["٣", "３", "४", "İ", "ı", "ſ", "\u212a", "\u00a0", "\u3000", "\n", "-", "+", "@", "."]
+# context words next to numbers, the way the context detectors need them
+WORDS = ["tel", "Tel.", "SSN", "routing", "ABA", "account", "a/c", "passport", "phone", "call me",
+         "contact", "my", "MY", "patient", "MRN", "mrn", "password", "联系", "电话", "护照",
+         "账号", "社安号", "我的", "银行", "路由号", "手机", "号码"]  # fmt: skip
+NUMBERS = ["167137280", "021000021", "(650) 253-0000", "13800138000", "+44 20 7031 3000",
+           "X12345678", "C05HL0YV8", "12345678", "4111 1111 1111 1111", "11010519491231002X",
+           "219-09-9998", "DE89 3704 0044 0532 0130 00", "00123456", "jane.doe@gmail.com",
+           "٣٧٨٠٩٤٦١٧", "１２３４５６７８"]  # fmt: skip
+SEPS = ["", " ", ": ", "\n", "，", "\u00a0", "-", " is ", "\u3000", "x"]
+in_context = st.tuples(*(st.sampled_from(x) for x in (SEPS, WORDS, SEPS, NUMBERS, SEPS)))
 fragment = st.one_of(
     st.sampled_from(EXAMPLES), st.sampled_from(PIECES), st.sampled_from(ODD),
-    st.text(alphabet="0123456789 -()+.٣３ABCXxİıſ", max_size=20),
+    st.text(alphabet="0123456789 -()+.٣３ABCXxİıſ", max_size=20), in_context.map("".join),
 )  # fmt: skip
 texts = st.lists(fragment, min_size=1, max_size=8).map("".join)
 
@@ -141,6 +151,19 @@ def test_a_part_that_fires_always_had_its_hints(text: str) -> None:
     for i, found, need in pre.parts:
         if need & got != need:
             assert not found(text), f"{pre.labels[i]} fired without its hints: {text!r}"
+
+
+def test_every_context_word_next_to_every_number_keeps_its_hints() -> None:
+    """Exhaustive over a small grid (word, separator, number, what follows): the fences and
+    context hints are where a slip would hide, and random draws hit a given cell rarely."""
+    after = ["", " ", "\n", "x", "-", "\u00a0", "5"]
+    for word in WORDS:
+        for sep in ["", " ", ": ", "\n", " is "]:
+            for number in NUMBERS:
+                for end in after:
+                    test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(
+                        text=f"{word}{sep}{number}{end}"
+                    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
