@@ -9,16 +9,24 @@ per request of the client process (uvloop).
 
     .venv/bin/python benchmarks/router/servers.py --rounds 3
     .venv/bin/python benchmarks/router/servers.py --clients-only --rounds 5
+    .venv/bin/python benchmarks/router/servers.py --router-ab 8297841 --rounds 5
+
+`--router-ab REV` measures the whole router (`edgepack router`, the way bench.py starts it)
+from two copies of HEAD, one with router/upstreams/onprem.py from REV (8297841: the pool on
+aiohttp), interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -199,19 +207,81 @@ def client_rounds(rounds: int, n: int) -> dict:
     }
 
 
+def _tree(root: Path, work: Path, name: str, onprem_rev: str | None) -> Path:
+    """HEAD's files in `work/name`, with router/upstreams/onprem.py from `onprem_rev`."""
+    tree = work / name
+    tree.mkdir()
+    git = ["git", "-C", str(root)]
+    archive = subprocess.run([*git, "archive", "HEAD"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    if onprem_rev:
+        path = "router/upstreams/onprem.py"
+        old = subprocess.run(
+            [*git, "show", f"{onprem_rev}:{path}"], capture_output=True, check=True
+        )
+        (tree / path).write_bytes(old.stdout)
+    return tree
+
+
+def router_ab(rev: str, rounds: int, seconds: float, work: Path) -> dict:
+    """The whole router, HEAD vs HEAD with the on-prem pool of `rev` (8297841: aiohttp),
+    each its own process in front of one upstream; wrk at c=16 with the eval split's
+    prompts, interleaved; the router process's CPU µs per request."""
+    import bench
+
+    up = procs.upstream(0.0)
+    routers, root = {}, procs.ROOT
+    try:
+        for name, onprem_rev in ((f"onprem@{rev}", rev), ("HEAD", None)):
+            procs.ROOT = _tree(root, work, name.replace("@", "-"), onprem_rev)  # the router's cwd
+            routers[name] = procs.router(up.url, work)
+        procs.ROOT = root
+        script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
+        url = "/v1/chat/completions"
+        for s in routers.values():
+            load.run_wrk(s.url + url, script, 16, 1)
+        res: dict[str, list[dict]] = {n: [] for n in routers}
+        for _ in range(rounds):
+            for n, s in routers.items():
+                res[n].append(bench.measure(s, s.url + url, script, 16, seconds))
+    finally:
+        procs.ROOT = root
+        for s in routers.values():
+            s.stop()
+        up.stop()
+    return {
+        n: {
+            m: round(statistics.median(r[m] for r in rs), 2)
+            for m in ("rps", "p50_ms", "cpu_us_per_req")
+        }
+        for n, rs in res.items()
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3)
     p.add_argument("--requests", type=int, default=3000, help="per client and round")
     p.add_argument("--clients-only", action="store_true")
+    p.add_argument(
+        "--router-ab",
+        metavar="REV",
+        help="only: the whole router, HEAD vs HEAD "
+        "with router/upstreams/onprem.py from REV (8297841 = the aiohttp client)",
+    )
     args = p.parse_args()
     before = Path("/proc/loadavg").read_text().split()[:3]
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.router_ab:
+            result["router"] = router_ab(args.router_ab, args.rounds, args.seconds, Path(tmp))
+            args.clients_only, args.rounds = True, 0
         if not args.clients_only:
             result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp))
-        result["clients"] = client_rounds(args.rounds, args.requests)
+        if args.rounds:
+            result["clients"] = client_rounds(args.rounds, args.requests)
     result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
     print(json.dumps(result, indent=2))
     return 0

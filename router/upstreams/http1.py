@@ -13,9 +13,11 @@ parsing, no pool, no deadline) cost 50–66 µs in the same setup: the rest is t
 and the syscalls, so this client adds ~25–30 µs of its own. aiohttp's per-request objects
 (request, response, timer, trace and cookie machinery) are the floor of its design, which
 tuning does not move; no well-kept library does a keep-alive POST at this cost. In the
-whole router (`edgepack router`, wrk at c=16, 5 interleaved rounds of 3 s, the eval split's
-prompts, loadavg 1.5), swapping only this pool's client took the router process from
-1,046 to 622 µs CPU per request and from 846 to 1,357 req/s.
+whole router (`servers.py --router-ab 8297841 --rounds 5`: `edgepack router` from HEAD
+and from HEAD with the aiohttp pool, wrk at c=16, 5 interleaved rounds of 3 s, the eval
+split's prompts; two runs, loadavg ~1.5), swapping only this pool's client took the router
+process from 1,046 / 1,046 to 622 / 680 µs CPU per request and from 846 / 649 to
+1,357 / 992 req/s.
 
 Deadlines: a timer per request costs too much here: `loop.call_at` + `cancel` 5 µs,
 `asyncio.timeout` 12 µs (uvloop, in-loop), and end to end a per-request `call_at` cost
