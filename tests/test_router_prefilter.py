@@ -24,6 +24,16 @@ from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
 from router.sensitivity import registry
 from router.sensitivity.classifier import Classifier
+from router.sensitivity.detectors import (
+    bank_account,
+    card,
+    cn_id,
+    iban,
+    passport,
+    phone,
+    secret,
+    ssn,
+)
 from router.sensitivity.hints import DIGIT, SPACE, ci
 from router.sensitivity.prefilter import Prefilter
 
@@ -170,6 +180,49 @@ def test_every_context_word_next_to_every_number_keeps_its_hints() -> None:
 @given(text=texts)
 def test_fast_scan_equals_full_scan_on_generated_texts(text: str) -> None:
     assert CLF.scan([text]) == CLF.scan_all([text])
+
+
+# FIRST_CHAR rewrites (detector.py): each pattern as it was before, and where it lives now
+BEFORE = {
+    "card": (card.PATTERN, r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])"),
+    "account": (bank_account.ACCOUNT.pattern,
+                r"(?<![\dA-Za-z])(?P<v>\d(?:[ -]?\d){5,19})(?![\dA-Za-z])"),
+    "routing": (bank_account.ROUTING.pattern, r"(?<![\dA-Za-z])(?P<v>\d{9})(?![\dA-Za-z])"),
+    "cn_id": (cn_id.PATTERN, r"(?<![0-9A-Za-z])(?P<v>[1-9]\d{16}[\dXx])(?![0-9A-Za-z])"),
+    "iban": (iban.PATTERN,
+             r"(?<![A-Za-z0-9])(?P<v>[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])"),
+    "passport": (passport.PATTERN,
+                 r"(?<![A-Za-z0-9])(?P<v>[A-Z][A-Z0-9]{6,8}|\d{9})(?![A-Za-z0-9])"),
+    "phone": (phone.PATTERN, r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])"),
+    "phone_intl": (phone.INTERNATIONAL.pattern,
+                   r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"),
+    "aws": (secret.PARTS[0].pattern, r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
+    "ssn": (ssn.PATTERN, r"(?<![\d-])(?P<v>\d{3}[- ]\d{2}[- ]\d{4})(?![\d-])"),
+    "ssn_bare": (ssn.BARE, r"(?<![\d-])(?P<v>\d{9})(?![\d-])"),
+}  # fmt: skip
+
+
+def _same_matches(text: str) -> None:
+    for name, (now, before) in BEFORE.items():
+        old = [(m.span(), m.groupdict()) for m in re.finditer(before, text)]
+        new = [(m.span(), m.groupdict()) for m in now.finditer(text)]
+        assert new == old, f"{name} differs on {text!r}"
+
+
+def test_first_char_rewrites_match_like_the_patterns_they_replaced() -> None:
+    assert all(now.pattern != before for now, before in BEFORE.values())
+    for text in [r["text"] for r in ROWS] + EXAMPLES:
+        _same_matches(text)
+    for word in WORDS:  # every number right after / before every kind of neighbour
+        for number in NUMBERS:
+            for edge in ["", " ", "x", "X", "_", "+", "-", "(", "5", "٣", "A1", "x+", "1(", "_+("]:
+                _same_matches(f"{edge}{number}{edge}{word}{number}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_first_char_rewrites_on_generated_texts(text: str) -> None:
+    _same_matches(text)
 
 
 CLF = Classifier(ClassifierConfig(), RouterMetrics(), None)

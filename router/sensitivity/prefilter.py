@@ -57,6 +57,7 @@ class Prefilter:
         self.set.Compile()
         self.everything = (1 << len(index)) - 1
         self.fallbacks = 0  # passes whose result was unknown (all parts ran)
+        self._plans: dict[int, tuple[tuple[int, Callable[[str], bool]], ...]] = {}
 
     def present(self, text: str) -> int:
         """Bit i set when `text` contains hint pattern i (all bits when RE2 failed)."""
@@ -64,17 +65,30 @@ class Prefilter:
         if not found or 0 not in found:
             self.fallbacks += 1
             return self.everything
+        if len(found) == 1:  # the canary alone: most plain prompts
+            return 1
         bits = 0
         for i in found:
             bits |= 1 << i
         return bits
 
+    def plan(self, got: int) -> tuple[tuple[int, Callable[[str], bool]], ...]:
+        """The parts whose hints are all in `got`; memoised, as texts share few hint sets."""
+        plan = self._plans.get(got)
+        if plan is None:
+            if len(self._plans) >= 4096:  # bounded: 2**hints sets are possible in theory
+                self._plans.clear()
+            plan = tuple((i, found) for i, found, need in self.parts if need & got == need)
+            self._plans[got] = plan
+        return plan
+
     def scan(self, texts: Sequence[str]) -> tuple[str, ...]:
         """Labels that fire on any text, in recognizer order (same as checking every one)."""
         fired: set[int] = set()
         for text in texts:
-            got = self.present(text)
-            for i, found, need in self.parts:
-                if need & got == need and i not in fired and found(text):
+            for i, found in self.plan(self.present(text)):
+                if i not in fired and found(text):
                     fired.add(i)
+        if not fired:
+            return ()
         return tuple(self.labels[i] for i in sorted(fired))

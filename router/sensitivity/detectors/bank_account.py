@@ -11,7 +11,7 @@ from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
 ACCOUNT = Detector(
     "bank_account",
-    re.compile(r"(?<![\dA-Za-z])(?P<v>\d(?:[ -]?\d){5,19})(?![\dA-Za-z])"),
+    re.compile(r"(?P<v>\d(?<![\dA-Za-z]\d)(?:[ -]?\d){5,19})(?![\dA-Za-z])"),  # FIRST_CHAR
     lambda v: len(set(digits(v))) > 1,
     re.compile(
         r"(?i)\b(account|acct|a/c|bank|checking|savings|sort code|bsb|wire to)\b"
@@ -29,7 +29,7 @@ ACCOUNT = Detector(
 )
 ROUTING = Detector(
     "bank_account",
-    re.compile(r"(?<![\dA-Za-z])(?P<v>\d{9})(?![\dA-Za-z])"),
+    re.compile(r"(?P<v>\d(?<![\dA-Za-z]\d)\d{8})(?![\dA-Za-z])"),  # FIRST_CHAR
     rtn.is_valid,
     re.compile(r"(?i)\b(routing|aba|rtn)\b|路由号"),
     window=25,

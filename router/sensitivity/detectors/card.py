@@ -7,7 +7,9 @@ from stdnum import luhn
 from router.sensitivity.detector import DIGITS_SPACED, Detector, digits
 from router.sensitivity.hints import DIGIT, fenced
 
-PATTERN = re.compile(r"(?<![\dA-Za-z])(?P<v>[2-6]\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])")
+PATTERN = re.compile(  # FIRST_CHAR
+    r"(?P<v>[2-6](?<![\dA-Za-z][2-6])\d{2,3}(?:[ -]?\d){9,15})(?![\dA-Za-z])"
+)
 
 
 def _valid(value: str) -> bool:

@@ -8,7 +8,7 @@ from stdnum.cn import ric
 from router.sensitivity.detector import DIGITS, Detector
 from router.sensitivity.hints import DIGIT, fenced
 
-PATTERN = re.compile(r"(?<![0-9A-Za-z])(?P<v>[1-9]\d{16}[\dXx])(?![0-9A-Za-z])")
+PATTERN = re.compile(r"(?P<v>[1-9](?<![0-9A-Za-z][1-9])\d{16}[\dXx])(?![0-9A-Za-z])")  # FIRST_CHAR
 
 HINT = fenced(rf"[1-9]{DIGIT}{{16}}[{DIGIT}Xx]", "0-9A-Za-z", "0-9A-Za-z")
 

@@ -8,7 +8,9 @@ from stdnum import iban
 from router.sensitivity.detector import DIGITS, Detector
 from router.sensitivity.hints import DIGIT, fenced
 
-PATTERN = re.compile(r"(?<![A-Za-z0-9])(?P<v>[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
+PATTERN = re.compile(  # FIRST_CHAR
+    r"(?P<v>[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30})(?![A-Za-z0-9])"
+)
 
 HINT = fenced(rf"[A-Z]{{2}}{DIGIT}{{2}}(?: ?[A-Z0-9]){{11,30}}", "A-Za-z0-9", "A-Za-z0-9")
 

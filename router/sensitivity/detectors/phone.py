@@ -9,7 +9,10 @@ import phonenumbers
 from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
 from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
-PATTERN = re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+?\(?\d[\d ().-]{6,18}\d)(?![\d])")
+PATTERN = re.compile(  # FIRST_CHAR, one branch per first character of `\+?\(?\d`
+    r"(?P<v>(?:\+(?<![A-Za-z0-9_+]\+)\(?\d|\((?<![A-Za-z0-9_+]\()\d|\d(?<![A-Za-z0-9_+]\d))"
+    r"[\d ().-]{6,18}\d)(?![\d])"
+)
 CONTEXT = re.compile(
     r"(?i)\b(phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|texted|whatsapp|fax"
     r"|contact)\b"
@@ -31,7 +34,7 @@ def _valid(value: str) -> bool:
 
 INTERNATIONAL = Detector(
     "phone",
-    re.compile(r"(?<![A-Za-z0-9_+])(?P<v>\+\d[\d ().-]{7,18}\d)(?!\d)"),
+    re.compile(r"(?P<v>\+(?<![A-Za-z0-9_+]\+)\d[\d ().-]{7,18}\d)(?!\d)"),  # FIRST_CHAR
     _valid,
     hint=re.compile(r"\+\d"),
     requires=(fenced(rf"\+{DIGIT}[{DIGIT} ().-]{{7,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),),

@@ -41,7 +41,7 @@ def _re(pattern: str) -> re.Pattern[str]:
 PARTS = (
     Detector(  # AWS access key ids; AWS's documentation example ends in EXAMPLE
         "secret",
-        _re(r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
+        _re(r"(?P<v>A(?<![A-Z0-9]A)(?:KIA|SIA)[A-Z0-9]{16})(?![A-Z0-9])"),  # FIRST_CHAR
         lambda v: not v.endswith("EXAMPLE"),
         requires=(fenced(r"(?:AKIA|ASIA)[A-Z0-9]{16}", "A-Z0-9", "A-Z0-9"),),
     ),

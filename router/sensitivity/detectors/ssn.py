@@ -9,8 +9,8 @@ from stdnum.us import ssn
 from router.sensitivity.detector import DIGITS, AnyOf, Detector
 from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
-PATTERN = re.compile(r"(?<![\d-])(?P<v>\d{3}[- ]\d{2}[- ]\d{4})(?![\d-])")
-BARE = re.compile(r"(?<![\d-])(?P<v>\d{9})(?![\d-])")  # only next to the word SSN
+PATTERN = re.compile(r"(?P<v>\d(?<![\d-]\d)\d{2}[- ]\d{2}[- ]\d{4})(?![\d-])")  # FIRST_CHAR
+BARE = re.compile(r"(?P<v>\d(?<![\d-]\d)\d{8})(?![\d-])")  # only next to the word SSN
 CONTEXT = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b|社安号|社会安全号")
 
 
