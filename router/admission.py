@@ -173,9 +173,8 @@ class AdmissionController:
         self._queues: dict[Tier, deque[asyncio.Future[None]]] = {t: deque() for t in TIERS}
         self.drain = DrainRate(cfg.drain_window_s, clock)
         self.service_s = 0.0  # moving average of how long a slot is held
-        self._children: tuple | None = None  # prometheus children, see _gauges
-        self._shown: list[int] = []
         self.set_limit(limit)
+        self._export()
 
     def set_limit(self, limit: int, cfg: AdmissionConfig | None = None) -> None:
         """(Re)size the pool, e.g. on a config reload; held slots stay valid."""
@@ -203,7 +202,6 @@ class AdmissionController:
         if any(self.queued(t) for t in ahead) or self.in_use >= self._caps[tier]:
             return None
         self.in_use += 1
-        self._gauges()
         return Slot(self, tier, since=self._clock())
 
     async def acquire(self, tier: Tier, deadline: float, spill: bool = False) -> Slot:
@@ -222,7 +220,6 @@ class AdmissionController:
             raise self._shed(tier, prefix + "deadline")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(fut)
-        self._gauges()
         try:
             await asyncio.wait({fut}, timeout=wait)
         except asyncio.CancelledError:
@@ -272,7 +269,6 @@ class AdmissionController:
             for q in self._queues.values():
                 if fut in q:
                     q.remove(fut)
-        self._gauges()
 
     def _release(self, completed: bool = True, held_s: float | None = None) -> None:
         self.in_use -= 1
@@ -281,7 +277,6 @@ class AdmissionController:
         if held_s is not None:
             self.service_s = held_s if not self.service_s else 0.9 * self.service_s + 0.1 * held_s
         self._dispatch()
-        self._gauges()
 
     def _dispatch(self) -> None:
         """Hand freed slots to waiters, highest tier first, within each tier's cap."""
@@ -294,22 +289,17 @@ class AdmissionController:
                 self.in_use += 1
                 fut.set_result(None)
 
-    def _gauges(self) -> None:
-        """Queue depths and slots in use; children resolved once and set only on change
-        (`labels()` and `set()` cost more than the rest of admission per request)."""
-        if self._children is None:
-            m = self.metrics
-            if m is None or not hasattr(m, "queue_depth"):
-                self._children = ()
-                return
-            depths = [(t, m.queue_depth.labels(pool=self.pool, tier=t)) for t in TIERS]
-            self._children = (*depths, (None, m.pool_in_use.labels(pool=self.pool)))
-            self._shown = [-1] * len(self._children)
-        for i, (tier, gauge) in enumerate(self._children):
-            value = self.in_use if tier is None else self.queued(tier)
-            if value != self._shown[i]:
-                self._shown[i] = value
-                gauge.set(value)
+    def _export(self) -> None:
+        """Queue depths and slots in use, read when Prometheus scrapes (a `set()` on every
+        acquire and release cost more than the rest of admission)."""
+        m = self.metrics
+        if m is None or not hasattr(m, "queue_depth"):
+            return
+        for tier in TIERS:
+            m.queue_depth.labels(pool=self.pool, tier=tier).set_function(
+                lambda tier=tier: self.queued(tier)
+            )
+        m.pool_in_use.labels(pool=self.pool).set_function(lambda: self.in_use)
 
 
 def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int]:
@@ -349,8 +339,11 @@ class AdmissionSeam:
             return f"fallback-{sensitivity}"
         return route
 
-    @contextlib.asynccontextmanager
-    async def admit(self, ctx: object, route: str) -> AsyncIterator[None]:
+    def admit(self, ctx: object, route: str) -> Admit:
+        return Admit(self, ctx, route)
+
+    async def acquire(self, ctx: object, route: str) -> Slot | None:
+        """The request's slot in `route`'s pool (None: that pool has no limit)."""
         from router.errors import RouterError
         from router.upstreams.base import UpstreamFailure
 
@@ -358,11 +351,10 @@ class AdmissionSeam:
         ctx.deadline = request_deadline(ctx.headers, self.cfg, ctx.started, ctx.deadline)
         pool = self.pool_of(ctx, route)
         controller = self.controllers.get(pool)
-        if controller is None:  # a pool without a limit (not configured): admit
-            yield
-            return
-        routes = tuple(getattr(ctx, "routes", ()) or (route,))
-        last = routes.index(route) == len(routes) - 1 if route in routes else True
+        if controller is None:
+            return None
+        routes = ctx.routes or (route,)
+        last = route not in routes or routes.index(route) == len(routes) - 1
         wait_until = (
             ctx.deadline if last else min(ctx.deadline, self._clock() + self.cfg.spill_wait_s)
         )
@@ -377,13 +369,7 @@ class AdmissionSeam:
             raise RouterError(shed.status, kind, message, retry_after=shed.retry_after) from None
         if route == "fallback" and self.metrics is not None:
             self.metrics.fallbacks.labels(pool.removeprefix("fallback-")).inc()
-        ctx.admission_slot = slot  # a streamed answer takes it over (hold_for_stream)
-        try:
-            yield
-        finally:
-            if ctx.admission_slot is slot:
-                ctx.admission_slot = None
-                slot.release()
+        return slot
 
     @staticmethod
     def _clock() -> float:
@@ -391,6 +377,28 @@ class AdmissionSeam:
 
     def snapshot(self) -> dict[str, object]:
         return {name: c.snapshot() for name, c in sorted(self.controllers.items())}
+
+
+class Admit:
+    """`async with seam.admit(ctx, route)`: holds the slot for the block. A streamed answer
+    takes the slot over (`ctx.admission_slot`, see hold_for_stream) and releases it at its
+    end. A class, not @asynccontextmanager: this runs on every request."""
+
+    __slots__ = ("ctx", "route", "seam", "slot")
+
+    def __init__(self, seam: AdmissionSeam, ctx: object, route: str) -> None:
+        self.seam, self.ctx, self.route = seam, ctx, route
+        self.slot: Slot | None = None
+
+    async def __aenter__(self) -> None:
+        self.slot = await self.seam.acquire(self.ctx, self.route)
+        self.ctx.admission_slot = self.slot
+
+    async def __aexit__(self, *exc: object) -> None:
+        slot = self.slot
+        if slot is not None and self.ctx.admission_slot is slot:
+            self.ctx.admission_slot = None
+            slot.release()
 
 
 async def hold_for_stream(stream: AsyncIterator[bytes], slot: Slot) -> AsyncIterator[bytes]:

@@ -37,10 +37,14 @@ class Handler:
     pools: dict[str, Pool]
     seams: Seams
     metrics: RouterMetrics
+    in_flight: int = 0  # exported as edgepack_router_in_flight when scraped
+
+    def __post_init__(self) -> None:
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, api: Api) -> None:
         """In flight (the gauge) until the reply, or its stream's last chunk, is sent."""
-        self.metrics.in_flight.inc()
+        self.in_flight += 1
         try:
             ctx: RequestContext | None = None
             try:
@@ -59,7 +63,7 @@ class Handler:
                 return
             await respond.send_reply(send, receive, ctx, reply, self.metrics)
         finally:
-            self.metrics.in_flight.dec()
+            self.in_flight -= 1
 
     async def route(self, ctx: RequestContext) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer."""
@@ -95,14 +99,20 @@ class Handler:
     async def call(self, ctx: RequestContext, route: str, pool: Pool) -> UpstreamReply:
         """Admit, then pick + call inside the retry step. A stream keeps its admission slot
         until its last chunk: the slot's exit moves into the stream."""
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.seams.admission.admit(ctx, route))
+        admit = self.seams.admission.admit(ctx, route)
+        await admit.__aenter__()
+        try:
             ctx.route = route
             reply = await self.seams.retry.call(ctx, route, lambda: pool.send(ctx))
-            ctx.upstream = reply.upstream
-            if reply.stream is not None:
-                reply.stream = _after(reply.stream, stack.pop_all().aclose)
-            return reply
+        except BaseException as exc:
+            await admit.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        ctx.upstream = reply.upstream
+        if reply.stream is None:
+            await admit.__aexit__(None, None, None)
+        else:
+            reply.stream = _after(reply.stream, lambda: admit.__aexit__(None, None, None))
+        return reply
 
 
 async def _after(stream: AsyncIterator[bytes], done: Callable[[], object]) -> AsyncIterator[bytes]:
