@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 
 from router.testing.openai_server import FakeOpenAI
 from router.testing.serve import ServerThread
@@ -37,8 +40,19 @@ def openai():
         yield fake, server.url
 
 
+RUNNER = {"run": asyncio.run}
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request):
+    """Every test on both loops: the router serves on uvloop, the tests' servers on either."""
+    RUNNER["run"] = uvloop.run if request.param == "uvloop" else asyncio.run
+    yield request.param
+    RUNNER["run"] = asyncio.run
+
+
 def run(coro: Awaitable) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+    return RUNNER["run"](coro)  # type: ignore[arg-type]
 
 
 # --- against the OpenAI-protocol test server -----------------------------------------------
@@ -536,3 +550,38 @@ def test_each_request_keeps_its_own_deadline():
     (late, t_late), (mid, t_mid), (early, t_early) = run(main())
     assert (late, mid, early) == ("ok", "timeout", "timeout")
     assert 0.15 < t_early < 0.35 < t_mid < 0.55 < t_late
+
+
+def test_https_verifies_the_certificate(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handler(reader, writer):
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            await read_request(reader)
+            writer.write(OK)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            untrusted = Http1Pool(url)  # the system's CAs: this certificate is not theirs
+            with pytest.raises(ConnectError, match="certificate verify failed"):
+                await untrusted.request("GET", "/", timeout=5)
+            trusted = Http1Pool(url, ssl=ssl.create_default_context(cafile=str(cert)))
+            r = await trusted.request("GET", "/", timeout=5)
+            await trusted.close()
+            return r.status, await r.read()
+        finally:
+            server.close()
+
+    assert run(main()) == (200, b"ok")

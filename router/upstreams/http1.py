@@ -463,7 +463,8 @@ class Http1Pool:
             raise ConnectTimeout(f"connect to {where} timed out") from None
         except OSError as exc:
             self._slot_freed()
-            why = os.strerror(exc.errno) if exc.errno else str(exc)  # "Connection refused"
+            tls = isinstance(exc, ssl_module.SSLError)  # its errno is not an OS one
+            why = os.strerror(exc.errno) if exc.errno and not tls else str(exc)
             raise ConnectError(f"connect to {where} failed: {why}") from None
         except BaseException:
             self._slot_freed()
