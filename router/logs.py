@@ -106,27 +106,38 @@ atexit.register(REQUESTS.flush)
 
 
 def request_record(ctx, status: int) -> None:  # ctx: router.context.RequestContext
-    """One line per request; only labels and numbers, never the body."""
+    """One line per request; only labels and numbers, never the body.
+
+    Formatted by hand: json.dumps of the record cost ~10 µs per request, half the line's
+    cost. Every string here is a label from a closed set (api, route, sensitivity, reasons,
+    configured upstream names, JSON-quoted once and remembered) or a request id that
+    ingress only accepts from a safe alphabet."""
     if LOGGER.disabled or not LOGGER.isEnabledFor(logging.INFO):
         return
     decision = ctx.decision
-    fields = {
-        "ts": round(time.time(), 3),
-        "level": "info",
-        "logger": LOGGER.name,
-        "msg": "request",
-        "request_id": ctx.request_id,
-        "api": ctx.api.value,
-        "route": ctx.route or None,
-        "upstream": ctx.upstream or None,
-        "sensitivity": decision.sensitivity if decision else None,
-        "reasons": list(decision.reasons) if decision else [],
-        "status": status,
-        "latency_ms": round((time.monotonic() - ctx.started) * 1000, 3),
-        "attempts": ctx.attempts,
-        "stream": ctx.stream,
-    }
-    REQUESTS.write(json.dumps(fields, separators=(",", ":"), ensure_ascii=False))
+    sensitivity, reasons = (decision.sensitivity, decision.reasons) if decision else (None, ())
+    REQUESTS.write(
+        f'{{"ts":{time.time():.3f},"level":"info","logger":"{LOGGER.name}","msg":"request",'
+        f'"request_id":"{ctx.request_id}","api":"{ctx.api.value}",'
+        f'"route":{_quoted(ctx.route or None)},"upstream":{_quoted(ctx.upstream or None)},'
+        f'"sensitivity":{_quoted(sensitivity)},"reasons":{_quoted(reasons)},'
+        f'"status":{int(status)},"latency_ms":{(time.monotonic() - ctx.started) * 1000:.3f},'
+        f'"attempts":{int(ctx.attempts)},"stream":{"true" if ctx.stream else "false"}}}'
+    )
+
+
+_QUOTED: dict[object, str] = {}
+
+
+def _quoted(value: str | tuple[str, ...] | None) -> str:
+    """JSON for a label (or a tuple of labels), computed once per distinct value."""
+    text = _QUOTED.get(value)
+    if text is None:
+        plain = list(value) if isinstance(value, tuple) else value
+        text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+        if len(_QUOTED) < 4096:  # labels are a closed set; never grow without bound
+            _QUOTED[value] = text
+    return text
 
 
 def event(message: str, **fields) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import logging
 import statistics
 import sys
@@ -143,12 +144,14 @@ def main() -> int:
             prof.enable()
             await drive(variants["production"], payloads, args.n)
             prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "25")))
 
     asyncio.run(run())
     print(
         json.dumps({k: round(statistics.median(v), 1) for k, v in results.items()}),
-        "µs CPU per request (median of",
+        "median,",
+        json.dumps({k: round(min(v), 1) for k, v in results.items()}),
+        "best µs CPU per request (of",
         args.rounds,
         "rounds), loadavg",
         Path("/proc/loadavg").read_text().split()[:3],
