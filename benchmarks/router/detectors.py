@@ -2,6 +2,9 @@
 against the prefiltered scan (`scan`: one RE2 pass, then only the detectors that can fire).
 
     .venv/bin/python benchmarks/router/detectors.py --rounds 15
+    # and the code before the prefilter, in a subprocess each round (same texts, same clock):
+    mkdir -p /tmp/base && git archive 4a5ddb2 router | tar -x -C /tmp/base
+    .venv/bin/python benchmarks/router/detectors.py --rounds 15 --baseline /tmp/base
 
 Over the default recipe's eval split (500 texts, EN+ZH), variants interleaved round-robin
 in one process (old, new, old, new, ...); each cell is the median over rounds of CPU µs
@@ -16,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +70,31 @@ def cells(
     return out
 
 
+BASELINE = """
+import json, sys, time
+from router.config import ClassifierConfig
+from router.metrics import RouterMetrics
+from router.sensitivity.classifier import Classifier
+texts = [json.loads(line)["text"] for line in open(sys.argv[1]) if line.strip()]
+clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
+passes = []
+for _ in range(4):  # the first pass loads stdnum/phonenumbers data: report the median of 3 more
+    start = time.thread_time()
+    for text in texts:
+        clf.scan([text])
+    passes.append((time.thread_time() - start) / len(texts) * 1e6)
+print(sorted(passes[1:])[1])
+"""
+
+
+def baseline_us(tree: Path) -> float:
+    """One round of another revision's `scan` (a `router/` package under `tree`)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    run = [sys.executable, "-c", BASELINE, str(EVAL)]
+    return float(subprocess.run(run, cwd=tree, env=env, check=True, capture_output=True,
+                                text=True).stdout)  # fmt: skip
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -72,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--long-mb", type=float, default=1.0, help="size of the long text")
+    parser.add_argument("--baseline", type=Path, help="folder with an older router/ package")
     args = parser.parse_args()
     texts, public = load()
     clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
@@ -81,7 +113,10 @@ def main() -> None:
     times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in table}
     for old, new in table.values():  # warm-up (regex caches, stdnum/phonenumbers data)
         per_text_us(old, texts[:50]), per_text_us(new, texts[:50])
+    base: list[float] = []
     for _ in range(args.rounds):
+        if args.baseline:
+            base.append(baseline_us(args.baseline))
         for name, (old, new) in table.items():
             times[name][0].append(per_text_us(old, texts))
             times[name][1].append(per_text_us(new, texts))
@@ -89,6 +124,10 @@ def main() -> None:
     for name, (old, new) in times.items():
         o, n = statistics.median(old), statistics.median(new)
         print(f"{name:<14}{o:>11.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
+    if base:
+        ratio = statistics.median(times["whole scan"][1]) / statistics.median(base)
+        print(f"baseline ({args.baseline}) whole scan: {statistics.median(base):.1f} µs per "
+              f"text; new/baseline {ratio:.2f}")  # fmt: skip
     big = "\n".join(public * (int(args.long_mb * 1e6) // sum(map(len, public)) + 1))
     big = big[: int(args.long_mb * 1e6)]
     for name, fn in (("old", clf.scan_all), ("new", clf.scan)):

@@ -8,8 +8,9 @@ from router.sensitivity.detector import Detector, digits
 from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
 # classic (E12345678, X1234567) and newer alphanumeric numbers (C05HL0YV8), or 9 digits
-PATTERN = re.compile(  # FIRST_CHAR
-    r"(?P<v>[A-Z](?<![A-Za-z0-9][A-Z])[A-Z0-9]{6,8}|\d(?<![A-Za-z0-9]\d)\d{8})(?![A-Za-z0-9])"
+PATTERN = re.compile(  # FIRST_CHAR; then the rest of `[A-Z][A-Z0-9]{6,8}|\d{9}`
+    r"(?P<v>[A-Z\d](?<![A-Za-z0-9][A-Z\d])(?:(?<=[A-Z])[A-Z0-9]{6,8}|(?<=\d)\d{8}))"
+    r"(?![A-Za-z0-9])"
 )
 CONTEXT = re.compile(r"(?i)\bpassports?\b|护照")
 

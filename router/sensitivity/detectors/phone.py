@@ -9,8 +9,8 @@ import phonenumbers
 from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
 from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
 
-PATTERN = re.compile(  # FIRST_CHAR, one branch per first character of `\+?\(?\d`
-    r"(?P<v>(?:\+(?<![A-Za-z0-9_+]\+)\(?\d|\((?<![A-Za-z0-9_+]\()\d|\d(?<![A-Za-z0-9_+]\d))"
+PATTERN = re.compile(  # FIRST_CHAR; then what `\+?\(?\d` needs after that first character
+    r"(?P<v>[+(\d](?<![A-Za-z0-9_+][+(\d])(?:(?<=\+)\(?\d|(?<=\()\d|(?<=\d))"
     r"[\d ().-]{6,18}\d)(?![\d])"
 )
 CONTEXT = re.compile(
