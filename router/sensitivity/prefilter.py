@@ -18,20 +18,13 @@ means "unknown", and every part runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import re2
 
 from router.sensitivity.detector import AnyOf
+from router.sensitivity.registry import Recognizer
 
 CANARY = "(?:)"  # matches every text, so a successful pass always reports it
-
-
-class Recognizer(Protocol):
-    label: str
-
-    def found(self, text: str) -> bool: ...
-
 
 Part = tuple[int, Callable[[str], bool], int]  # label's index, found(), required hints (bits)
 
