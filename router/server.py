@@ -1,5 +1,6 @@
 """Run the app under uvicorn with uvloop + httptools (chosen by measurement, see
-benchmarks/router/README.md), JSON logs and no access log (the router logs each request)."""
+benchmarks/router/README.md; one write per answer, router/http_protocol.py), JSON logs and
+no access log (the router logs each request)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def serve(
     """Serve until SIGTERM has drained the requests in flight (router/drain.py: exit 0);
     SIGHUP reloads `config_path`, keeping the old config if the new one is bad."""
     from router.drain import run_router
+    from router.http_protocol import CoalescingHttpToolsProtocol
 
     logs.setup(config.logging.level)
     run_router(
@@ -26,7 +28,7 @@ def serve(
         host or config.listen.host,
         port if port is not None else config.listen.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         access_log=False,
         proxy_headers=False,  # a sidecar on the pod's loopback: no forwarded-for to trust
         server_header=False,
