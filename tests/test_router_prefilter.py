@@ -28,6 +28,7 @@ from router.sensitivity.detectors import (
     bank_account,
     card,
     cn_id,
+    health,
     iban,
     passport,
     phone,
@@ -66,6 +67,11 @@ def test_ci_accepts_every_char_python_ignorecase_folds(letter: str) -> None:
     assert _re2_count(ci(letter), "".join(c for c in EVERY_CHAR[:0x3000] if c not in folded)) == 0
 
 
+def test_mrn_value_class_covers_pythons_ignorecase_class() -> None:
+    accepted = "".join(re.findall(r"(?i)[A-Z0-9-]", EVERY_CHAR))
+    assert _re2_count(health._VALUE.removesuffix("*[0-9]"), accepted) == len(accepted)
+
+
 def test_ci_rejects_patterns_it_cannot_fold_faithfully() -> None:
     with pytest.raises(ValueError, match="literal letters"):
         ci(r"[a-z]+")
@@ -100,6 +106,19 @@ def test_most_public_texts_need_no_detector_at_all(clf: Classifier) -> None:
     public = [r["text"] for r in ROWS if r["label"] == "public"]
     runs = [sum(need & pre.present(t) == need for _, _, need in pre.parts) for t in public]
     assert sum(r == 0 for r in runs) > len(public) / 2
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("MRN stands for medical record number", "health"), ("How do I reset my password?", "secret"),
+     ("which password manager? api_key docs", "secret"), ("the years 2019-2023 were busy", "card"),
+     ("编号110105194912310021999", "cn_id"), ("passport photos cost $15", "passport")],
+)  # fmt: skip
+def test_prose_about_a_subject_needs_no_full_check(clf: Classifier, text: str, label: str):
+    """Precision, not safety: these would run the expensive checks if a hint were loose (a
+    suffix bound to one alternative only once let "MRN" alone through)."""
+    pre = clf._prefilter
+    assert label not in {pre.labels[i] for i, _ in pre.plan(pre.present(text))}
 
 
 def test_an_unknown_re2_result_runs_every_detector() -> None:

@@ -38,7 +38,7 @@ def ci(pattern: str) -> str:
         low = m.group(0).lower()
         return f"[{low}{low.upper()}{FOLDS.get(low, '')}]"
 
-    return re.sub(r"[A-Za-z]", letter, pattern)
+    return f"(?:{re.sub(r'[A-Za-z]', letter, pattern)})"  # a group: safe to concatenate
 
 
 def exact(*literals: str) -> str:

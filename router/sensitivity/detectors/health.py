@@ -4,8 +4,15 @@
 import re
 
 from router.sensitivity.detector import AnyOf, Detector
-from router.sensitivity.hints import any_of, ci, exact
+from router.sensitivity.hints import FOLDS, SPACE, any_of, ci, exact
 
+# An MRN hint: the key word, its separators, then a value run (`(?i)[A-Z0-9-]`, Python's folds
+# included) that holds a digit, which the validator wants: "MRN stands for ..." has none.
+_VALUE = f"[A-Za-z0-9{''.join(FOLDS.values())}-]*[0-9]"
+MRN_HINT = any_of(
+    ci(r"mrn|medical record (?:number|no\.?|#)") + rf"{SPACE}*[:#]?{SPACE}*{_VALUE}",
+    exact("病历号", "住院号") + rf"{SPACE}*[:：]?{SPACE}*{_VALUE}",
+)
 MRN = Detector(
     "health",
     re.compile(
@@ -13,7 +20,7 @@ MRN = Detector(
         r"|(?:病历号|住院号)\s*[:：]?\s*[A-Z0-9-]{5,}"
     ),
     lambda value: any(ch.isdigit() for ch in value),  # "MRN stands for ..." is not a number
-    requires=(any_of(ci("mrn|medical record"), exact("病历号", "住院号")),),
+    requires=(MRN_HINT,),
 )
 CONDITIONS = (
     r"(?i)\b(diagnosed with|diagnosis of|tested positive for|prescribed|hiv|aids|cancer|"
