@@ -6,13 +6,14 @@ against the prefiltered scan (`scan`: one RE2 pass, then only the detectors that
     mkdir -p /tmp/base && git archive 4a5ddb2 router | tar -x -C /tmp/base
     .venv/bin/python benchmarks/router/detectors.py --rounds 15 --baseline /tmp/base
 
-Over the default recipe's eval split (500 texts, EN+ZH), variants interleaved round-robin
-in one process (old, new, old, new, ...); each cell is the median over rounds of CPU µs
-(this thread's `time.thread_time`) per text.
-Per detector: old = its `found()` on every text; new = its parts that the RE2 pass lets
-through (the pass itself is its own row, "re2 pass"). Then one long text (~1 MB of the
-eval split's public prompts, the case where hints fire but few detectors do) timed once per
-variant. Prints /proc/loadavg before and after: the machine is shared, read the ratios.
+Over the default recipe's eval split (500 texts, EN+ZH), CPU µs per text (this thread's
+`time.thread_time`), medians over rounds. First the headline: each round runs the
+baseline (if given), the full scan and the prefiltered scan over all texts back to back,
+and ratios are medians of the per-round ratios. Then per detector (fewer rounds): full =
+its `found()` on every text; new = its parts that the RE2 pass lets through (the pass is
+its own row, "re2 pass"; each row also pays ~1 µs of this script's call overhead). Last,
+one long text (~1 MB of the eval split's public prompts: hints fire, few detectors do),
+once per variant. Prints /proc/loadavg: the machine is shared, read the ratios.
 """
 
 from __future__ import annotations
@@ -99,6 +100,45 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def headline(clf: Classifier, texts: list[str], rounds: int, baseline: Path | None) -> None:
+    """The whole scan: old, new (and the baseline revision) back to back in every round."""
+    old, new, base = [], [], []
+    for _ in range(rounds):
+        if baseline:
+            base.append(baseline_us(baseline))
+        old.append(per_text_us(lambda t: clf.scan_all([t]), texts))
+        new.append(per_text_us(lambda t: clf.scan([t]), texts))
+    ratio = statistics.median(n / o for n, o in zip(new, old, strict=True))
+    print(f"whole scan, CPU µs per text (median of {rounds}): full {statistics.median(old):.1f}"
+          f", prefiltered {statistics.median(new):.1f}, ratio {ratio:.2f}")  # fmt: skip
+    if base:
+        ratio = statistics.median(n / b for n, b in zip(new, base, strict=True))
+        print(f"baseline {baseline}: {statistics.median(base):.1f}; prefiltered/baseline "
+              f"{ratio:.2f}")  # fmt: skip
+
+
+def per_detector(clf: Classifier, texts: list[str], rounds: int) -> None:
+    table = cells(clf, texts)
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in table}
+    for _ in range(rounds):
+        for name, (old, new) in table.items():
+            times[name][0].append(per_text_us(old, texts))
+            times[name][1].append(per_text_us(new, texts))
+    print(f"{'µs per text':<14}{'full':>9}{'new':>9}{'new/full':>9}")
+    for name, (old, new) in times.items():
+        o, n = statistics.median(old), statistics.median(new)
+        print(f"{name:<14}{o:>9.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
+
+
+def long_text(clf: Classifier, public: list[str], mb: float) -> None:
+    big = "\n".join(public * (int(mb * 1e6) // sum(map(len, public)) + 1))[: int(mb * 1e6)]
+    for name, fn in (("full", clf.scan_all), ("prefiltered", clf.scan)):
+        start = time.thread_time()
+        labels = fn([big])
+        print(f"long text {len(big) / 1e6:.1f} MB, {name}: {time.thread_time() - start:.3f} s "
+              f"CPU → {', '.join(labels)}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -107,34 +147,13 @@ def main() -> None:
     args = parser.parse_args()
     texts, public = load()
     clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
-    table = cells(clf, texts)
     print(f"loadavg before: {loadavg()}; {len(texts)} texts, "
-          f"avg {sum(map(len, texts)) / len(texts):.0f} chars; {args.rounds} rounds")  # fmt: skip
-    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in table}
-    for old, new in table.values():  # warm-up (regex caches, stdnum/phonenumbers data)
-        per_text_us(old, texts[:50]), per_text_us(new, texts[:50])
-    base: list[float] = []
-    for _ in range(args.rounds):
-        if args.baseline:
-            base.append(baseline_us(args.baseline))
-        for name, (old, new) in table.items():
-            times[name][0].append(per_text_us(old, texts))
-            times[name][1].append(per_text_us(new, texts))
-    print(f"{'µs per text':<14}{'old (full)':>11}{'new':>9}{'new/old':>9}")
-    for name, (old, new) in times.items():
-        o, n = statistics.median(old), statistics.median(new)
-        print(f"{name:<14}{o:>11.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
-    if base:
-        ratio = statistics.median(times["whole scan"][1]) / statistics.median(base)
-        print(f"baseline ({args.baseline}) whole scan: {statistics.median(base):.1f} µs per "
-              f"text; new/baseline {ratio:.2f}")  # fmt: skip
-    big = "\n".join(public * (int(args.long_mb * 1e6) // sum(map(len, public)) + 1))
-    big = big[: int(args.long_mb * 1e6)]
-    for name, fn in (("old", clf.scan_all), ("new", clf.scan)):
-        start = time.thread_time()
-        labels = fn([big])
-        print(f"long text {len(big) / 1e6:.1f} MB, {name}: {time.thread_time() - start:.3f} s CPU "
-              f"→ {', '.join(labels)}")  # fmt: skip
+          f"avg {sum(map(len, texts)) / len(texts):.0f} chars")  # fmt: skip
+    for _ in range(2):  # warm-up: regex caches, stdnum / phonenumbers data
+        per_text_us(lambda t: clf.scan_all([t]), texts), per_text_us(lambda t: clf.scan([t]), texts)
+    headline(clf, texts, args.rounds, args.baseline)
+    per_detector(clf, texts, max(3, args.rounds // 3))
+    long_text(clf, public, args.long_mb)
     print(f"loadavg after: {loadavg()}; prefilter fallbacks: {clf._prefilter.fallbacks}")
 
 

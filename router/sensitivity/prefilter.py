@@ -5,10 +5,15 @@ Every detector part declares `requires`: RE2 patterns that every text it fires o
 single linear-time pass which are present; a part runs its unchanged `found()` only when all
 of its patterns are. Parts without `requires` (and recognizers of other shapes) always run.
 
-Measured on the eval split (500 texts, avg 93 chars, loadavg ~1, one core of this machine):
-RE2 Set over ~30 hint patterns 1.4 µs per text; the same hints as one Python `re`
-alternation 28 µs (search) to 40 µs (findall), more than the whole 25 µs detector budget,
-hence google-re2. A 1 MB text takes the Set ~6 ms.
+Why google-re2, measured on the eval split (500 texts, avg 93 chars, loadavg ~1): an RE2
+Set over 18 first-draft hints took 1.4 µs per text (today's 32 fenced hints: 2.5–4 µs, of
+which ~1.5 µs is the binding's call overhead); the same hints as one Python `re`
+alternation took 28 µs (search) to 40 µs (findall), more than the whole 25 µs budget. The
+Set reads 1 MB in ~17 ms, linear in the length.
+Result (benchmarks/router/detectors.py --baseline, CPU µs per text, same rounds): the code
+before this module 187–206, prefiltered 28–47, ratio 0.15 (quietest run) to 0.24
+(loadavg 2); what is left is mostly the validators on real identifiers (stdnum's IBAN and
+resident-ID checks, phonenumbers) that the data set asks for.
 
 Fail closed: the Python binding drops RE2's error flag (a DFA out of memory returns an
 empty match list), so the Set also holds an always-matching canary; a result without it
