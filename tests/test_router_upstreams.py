@@ -103,6 +103,36 @@ def test_onprem_answers_whole_and_streamed(gpu):
     assert state[:3] == (0, True, 0)  # the slot is released when the stream ends
 
 
+def test_onprem_stream_left_early_drops_the_connection_not_the_upstream(gpu):
+    fake, url = gpu
+    fake.chunk_delay_s = 0.5
+
+    async def main():
+        config = OnPremConfig(upstreams=[{"name": "g", "url": url}])
+        pool = OnPremPool(config, RouterMetrics(), NoOutlier())
+        await pool.start()
+        ctx = _ctx(stream=True)
+        ctx.body = b'{"stream": true}'
+        try:
+            reply = await pool.send(ctx)
+            first = await reply.stream.__anext__()
+            member = pool.members[0]
+            during = member.outstanding
+            await reply.stream.aclose()  # the caller left
+            await asyncio.sleep(0.05)
+            conns = (member.http.connections, member.http.idle)
+            return first, during, member.outstanding, member.healthy, conns
+        finally:
+            await pool.close()
+
+    try:
+        first, during, after, healthy, conns = asyncio.run(main())
+    finally:
+        fake.chunk_delay_s = 0.0
+    assert first.startswith(b"data: ") and (during, after, healthy) == (1, 0, True)
+    assert conns == (1, 1)  # only the health check's connection is left
+
+
 @pytest.mark.parametrize(
     ("status", "answer", "retryable", "retry_after"),
     [(503, 503, True, 1.0), (429, 429, True, 1.0), (500, 502, False, None),

@@ -435,12 +435,17 @@ class Http1Pool:
         self._waiters.append(waiter)
         timer = loop.call_at(deadline, _set_result, waiter, False)
         try:
-            if not await waiter:
-                raise PoolTimeout(f"all {self.max_connections} connections busy until the deadline")
+            woken = await waiter
+        except BaseException:  # cancelled: a wake it was given goes to the next in line
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self._wake_one()
+            raise
         finally:
             timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+        if not woken:
+            raise PoolTimeout(f"all {self.max_connections} connections busy until the deadline")
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         self._count += 1

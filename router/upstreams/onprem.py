@@ -243,17 +243,22 @@ def _failure(upstream: str, exc: HttpError, *, answered: bool) -> UpstreamFailur
 
 
 async def _chunks(resp: Response, release) -> AsyncIterator[bytes]:
-    """SSE passed through as it arrives; the slot is released when the stream ends."""
-    ok = False
+    """SSE passed through as it arrives; the slot is released when the stream ends.
+
+    Only the upstream's own failure counts against it: a caller who leaves early closes
+    this generator, which drops the connection (the GPU stops generating for nobody) but
+    leaves the upstream healthy.
+    """
+    failed = False
     try:
         async for chunk in resp:
             yield chunk
-        ok = True
     except HttpError:
+        failed = True
         return  # the caller sees the stream end; nothing more can be said mid-stream
     finally:
         resp.close()  # a stream left early takes its connection down
-        release(ok)
+        release(not failed)
 
 
 def _retry_after(value: str | None) -> float | None:
