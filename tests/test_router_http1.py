@@ -585,3 +585,39 @@ def test_https_verifies_the_certificate(tmp_path):
             server.close()
 
     assert run(main()) == (200, b"ok")
+
+
+def test_big_body_arrives_intact(openai):
+    fake, url = openai
+    body = b'{"messages": [], "pad": "' + bytes(range(97, 123)) * 40_000 + b'"}'  # ~1 MB
+
+    async def main():
+        pool = Http1Pool(url)
+        r = await pool.request("POST", "/v1/completions", JSON, body, timeout=10)
+        await pool.close()
+        return r.status
+
+    assert run(main()) == 200 and fake.bodies[-1] == body
+
+
+def test_close_lets_requests_in_flight_finish():
+    async def handler(reader, writer, n):
+        await read_request(reader)
+        await asyncio.sleep(0.2)
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async def main():
+        async with raw_server(handler) as (url, _):
+            pool = Http1Pool(url)
+            slow = asyncio.create_task(pool.request("GET", "/", timeout=5))
+            await asyncio.sleep(0.05)
+            await pool.close()
+            r = await slow
+            await asyncio.sleep(0.01)
+            with pytest.raises(ConnectError, match="closed"):
+                await pool.request("GET", "/", timeout=5)
+            return r.status, await r.read(), pool.connections
+
+    assert run(main()) == (200, b"ok", 0)  # answered, then its connection was closed
