@@ -133,7 +133,8 @@ def test_a_client_leaving_mid_stream_frees_the_upstream_at_once(env):
     members = env.app_state.pools["onprem"].members
     client = httpx.Client(base_url=env.router.url, timeout=10)
     with client, client.stream("POST", "/v1/chat/completions", json=chat(CARD, stream=True)) as r:
-        next(r.iter_raw())  # the first event arrived: the stream is running
+        chunks = r.iter_raw()  # kept: a dropped iterator would close the response at once
+        next(chunks)  # the first event arrived: the stream is running
         assert sum(m.outstanding for m in members) == 1
     left = time.monotonic()
     _wait(lambda: sum(m.outstanding for m in members) == 0, timeout=2.0)
