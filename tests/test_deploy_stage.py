@@ -219,7 +219,7 @@ def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
 
 
 OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
-"""Imported only because this venv has them: uvicorn's ws/reload and aiohttp's brotli are
+"""Imported only because this venv has them: uvicorn's ws/reload and brotli are
 import-if-present; setuptools' `_distutils_hack` loads from a .pth at interpreter start."""
 
 IMPORT_PROBE = """
