@@ -10,6 +10,7 @@ per detector part that whenever its full check fires, every hint it requires was
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -36,7 +37,7 @@ from router.sensitivity.detectors import (
     ssn,
 )
 from router.sensitivity.hints import DIGIT, SPACE, ci
-from router.sensitivity.prefilter import Prefilter
+from router.sensitivity.prefilter import CANARY, COUNTED, LONG, Prefilter
 
 DATA = Path(__file__).resolve().parents[1] / "recipes/data/sensitivity"
 ROWS = [json.loads(line) for f in ("train", "eval", "calib") for line in
@@ -143,6 +144,33 @@ def test_lone_surrogates_and_long_texts_scan_like_the_full_scan(clf: Classifier)
     assert clf.scan([long]) == clf.scan_all([long])
 
 
+FILLER = "\n".join(r["text"] for r in ROWS if r["label"] == "public")[: LONG + 100]
+
+
+def test_long_texts_use_a_set_without_counted_repeats() -> None:
+    """The DFA-friendly Set for long texts: no shape hint survives, word hints all do."""
+    pre = PREFILTER
+    assert len(pre.long_patterns) == len(pre.set_patterns)
+    for short, long in zip(pre.set_patterns, pre.long_patterns, strict=True):
+        assert long == (CANARY if COUNTED.search(short) else short)
+        assert not COUNTED.search(long)
+    assert sum(p == CANARY for p in pre.long_patterns) > 5  # the card, IBAN, ... shapes
+
+
+@pytest.mark.parametrize(
+    "body",
+    [base64.b64encode(bytes(range(256)) * 200).decode(), "0123 4567-89 (12) +3 " * 2000,
+     "AB12 CDEF 3456 GH78 " * 2000, FILLER],
+    ids=["base64", "digit soup", "upper+digits", "prose"],
+)  # fmt: skip
+def test_long_texts_scan_like_the_full_scan(clf: Classifier, body: str) -> None:
+    for secret_bit in ["", " card 4111 1111 1111 1111", " 身份证号11010519491231002X",
+                       " my SSN is 167137280", " password=hunter2x"]:  # fmt: skip
+        text = body + secret_bit
+        assert len(text.encode()) >= LONG
+        assert clf.scan([text]) == clf.scan_all([text])
+
+
 def test_replacing_the_detectors_rebuilds_the_prefilter() -> None:
     clf = Classifier(ClassifierConfig(detectors=["iban"]), RouterMetrics(), None)
     assert clf.scan(["card 4111 1111 1111 1111"]) == ()
@@ -246,3 +274,11 @@ def test_first_char_rewrites_on_generated_texts(text: str) -> None:
 
 CLF = Classifier(ClassifierConfig(), RouterMetrics(), None)
 PREFILTER = CLF._prefilter
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_fast_scan_equals_full_scan_on_generated_long_texts(text: str) -> None:
+    long = FILLER + text
+    assert CLF.scan([long]) == CLF.scan_all([long])
+    test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(text=long)

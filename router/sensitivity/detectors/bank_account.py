@@ -7,7 +7,7 @@ import re
 from stdnum.us import rtn
 
 from router.sensitivity.detector import DIGITS, DIGITS_SPACED, AnyOf, Detector, digits
-from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
+from router.sensitivity.hints import DIGIT, any_of, ci, exact
 
 ACCOUNT = Detector(
     "bank_account",
@@ -20,7 +20,7 @@ ACCOUNT = Detector(
     window=25,
     hint=DIGITS_SPACED,
     requires=(  # the digit run, and a banking word somewhere
-        fenced(rf"{DIGIT}(?:[ -]?{DIGIT}){{5,19}}", "0-9A-Za-z", "0-9A-Za-z"),
+        rf"{DIGIT}(?:[ -]?{DIGIT}){{5}}",  # its first six digits
         any_of(
             ci("account|acct|a/c|bank|checking|savings|sort code|bsb|wire to"),
             exact("账号", "账户", "帐号", "帐户", "银行卡", "卡号", "开户行", "银行"),
@@ -35,7 +35,7 @@ ROUTING = Detector(
     window=25,
     hint=DIGITS,
     requires=(
-        fenced(rf"{DIGIT}{{9}}", "0-9A-Za-z", "0-9A-Za-z"),
+        rf"{DIGIT}{{9}}",
         any_of(ci("routing|aba|rtn"), exact("路由号")),
     ),
 )

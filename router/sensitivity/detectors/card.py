@@ -17,6 +17,7 @@ def _valid(value: str) -> bool:
     return 13 <= len(number) <= 19 and len(set(number)) > 1 and luhn.is_valid(number)
 
 
-HINT = fenced(rf"[2-6]{DIGIT}{{2,3}}(?:[ -]?{DIGIT}){{9,15}}", "0-9A-Za-z", "0-9A-Za-z")
+# the first 13 digits of a candidate (the 4th IIN digit is a `[ -]?\d` without separator)
+HINT = fenced(rf"[2-6]{DIGIT}{{2}}(?:[ -]?{DIGIT}){{10}}", "0-9A-Za-z")
 
 DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED, requires=(HINT,))

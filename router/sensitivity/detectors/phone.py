@@ -51,7 +51,7 @@ IN_CONTEXT = Detector(
     window=30,
     hint=DIGITS_SPACED,
     requires=(
-        fenced(rf"\+?\(?{DIGIT}[{DIGIT} ().-]{{6,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),
+        rf"{DIGIT}[{DIGIT} ().-]{{6}}",  # a digit and the next 6 of the candidate
         CONTEXT_HINT,
     ),
 )
