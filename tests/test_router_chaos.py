@@ -70,7 +70,9 @@ def test_no_request_lost_retries_in_budget_nothing_confidential_in_the_cloud(tmp
         sm_bodies = list(env.sagemaker.bodies)
         onprem_calls = sum(f.requests for f in env.onprem)
         breaker = env.app_state.seams.outlier.snapshot()
-        gpu0_healthy = m.upstream_healthy.labels("onprem", "gpu-0")._value.get()
+        gpu0_healthy = m.registry.get_sample_value(  # as a scrape reads it
+            "edgepack_router_upstream_healthy", {"pool": "onprem", "upstream": "gpu-0"}
+        )
 
     assert len(results) == N  # nothing lost
     statuses = Counter(s for _, s in results)

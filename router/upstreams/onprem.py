@@ -22,7 +22,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from router import logs
 from router.config import OnPremConfig, OnPremUpstream
@@ -52,8 +51,6 @@ class Member:
     healthy: bool = True
     fails: int = 0  # consecutive failed checks
     oks: int = 0  # consecutive passed checks
-    in_flight_gauge: Any = None  # prometheus children, resolved once (labels() is not free)
-    healthy_gauge: Any = None
     http: Http1Pool | None = None  # its keep-alive connections (from start() to close())
 
     @property
@@ -79,7 +76,7 @@ class OnPremPool:
         self.members = [Member(u, str(u.url).rstrip("/")) for u in config.upstreams]
         self._checker: asyncio.Task | None = None
         for m in self.members:
-            self._gauges(m)
+            self._export(m)
 
     async def start(self) -> None:
         for m in self.members:
@@ -133,7 +130,6 @@ class OnPremPool:
         if picked is not None:
             picked(self.name, member.name)  # a half-open breaker counts its probes
         member.outstanding += 1
-        self._gauges(member)
         released = False
 
         def release(ok: bool) -> None:
@@ -141,7 +137,6 @@ class OnPremPool:
             if not released:
                 released = True
                 member.outstanding -= 1
-                self._gauges(member)
                 self._record(member, ok)
 
         try:
@@ -192,17 +187,16 @@ class OnPremPool:
     def _set_health(self, member: Member, healthy: bool, why: str) -> None:
         member.healthy = healthy
         member.fails = member.oks = 0
-        self._gauges(member)
         logs.event(
             "upstream health", pool=self.name, upstream=member.name, healthy=healthy, why=why
         )
 
-    def _gauges(self, m: Member) -> None:
-        if m.in_flight_gauge is None:
-            m.in_flight_gauge = self.metrics.upstream_in_flight.labels(self.name, m.name)
-            m.healthy_gauge = self.metrics.upstream_healthy.labels(self.name, m.name)
-        m.in_flight_gauge.set(m.outstanding)
-        m.healthy_gauge.set(1 if m.healthy else 0)
+    def _export(self, m: Member) -> None:
+        """In-flight and health per upstream, read when Prometheus scrapes (a `set()` on
+        every send and release cost more than the pick itself)."""
+        labels = (self.name, m.name)
+        self.metrics.upstream_in_flight.labels(*labels).set_function(lambda: m.outstanding)
+        self.metrics.upstream_healthy.labels(*labels).set_function(lambda: int(m.healthy))
 
     async def _check_forever(self) -> None:
         while True:
