@@ -281,4 +281,6 @@ PREFILTER = CLF._prefilter
 def test_fast_scan_equals_full_scan_on_generated_long_texts(text: str) -> None:
     long = FILLER + text
     assert CLF.scan([long]) == CLF.scan_all([long])
+    many = [text] + [FILLER[i : i + 4000] for i in range(0, LONG, 4000)]  # long in total
+    assert CLF.scan(many) == CLF.scan_all(many)
     test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(text=long)

@@ -58,18 +58,19 @@ class Prefilter:
         self.fallbacks = 0  # passes whose result was unknown (all parts ran)
         self._plans: dict[int, tuple[tuple[int, Callable[[str], bool]], ...]] = {}
 
-    def present(self, text: str) -> int:
+    def present(self, text: str, long: bool = False) -> int:
         """Bit i set when `text` contains hint pattern i (all bits when RE2 failed).
 
         All hints share one DFA, whose states are combinations of every hint's progress.
         On prose that stays small, but random-looking input (base64, digit soup) makes it
         build new states at every byte: 1 MB of base64 took 320 ms, of random digits,
-        spaces and brackets 0.9 s. Texts from `LONG` bytes on therefore use a Set where the
-        shape hints (counted repeats: card, IBAN, ID, phone, token shapes) count as always
-        present; those checks run as they did before the prefilter, the word hints still
-        skip the rest, and the pass stays near 30-60 ms per MB whatever the input."""
+        spaces and brackets 0.9 s, and a fresh 16 KB of them still 30-60 ms. Long input
+        (`long`, or a text from `LONG` bytes) therefore gets a Set where the shape hints
+        (counted repeats: card, IBAN, ID, phone, token shapes) count as always present:
+        those checks run as they did before the prefilter, the word hints still skip the
+        rest, and the pass stays near 30-60 ms per MB whatever the input."""
         data = text.encode("utf-8", "surrogatepass")
-        found = (self.set if len(data) < LONG else self.long_set).Match(data)
+        found = (self.long_set if long or len(data) >= LONG else self.set).Match(data)
         if not found or 0 not in found:
             self.fallbacks += 1
             return self.everything
@@ -93,8 +94,9 @@ class Prefilter:
     def scan(self, texts: Sequence[str]) -> tuple[str, ...]:
         """Labels that fire on any text, in recognizer order (same as checking every one)."""
         fired: set[int] = set()
+        long = len(texts) > 1 and sum(map(len, texts)) >= LONG  # many texts, one budget
         for text in texts:
-            for i, found in self.plan(self.present(text)):
+            for i, found in self.plan(self.present(text, long)):
                 if i not in fired and found(text):
                     fired.add(i)
         if not fired:
