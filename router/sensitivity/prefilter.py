@@ -11,9 +11,9 @@ which ~1.5 µs is the binding's call overhead); the same hints as one Python `re
 alternation took 28 µs (search) to 40 µs (findall), more than the whole 25 µs budget. The
 Set reads 1 MB in ~17 ms, linear in the length.
 Result (benchmarks/router/detectors.py --baseline, CPU µs per text, same rounds): the code
-before this module 187–206, prefiltered 28–47, ratio 0.15 (quietest run) to 0.24
-(loadavg 2); what is left is mostly the validators on real identifiers (stdnum's IBAN and
-resident-ID checks, phonenumbers) that the data set asks for.
+before this module 187–206, prefiltered 28–50, ratio 0.15 (quietest run) to 0.24
+(loadavg 3.5); what is left is mostly the validators on real identifiers (stdnum's IBAN and
+resident-ID checks, phonenumbers) that the data set asks for. Long input: see `present`.
 
 Fail closed: the Python binding drops RE2's error flag (a DFA out of memory returns an
 empty match list), so the Set also holds an always-matching canary; a result without it
