@@ -94,7 +94,10 @@ class HealthCheckConfig(Strict):
     timeout_s: float = Field(1.0, gt=0)
     unhealthy_after: int = Field(2, ge=1)
     healthy_after: int = Field(2, ge=1)
-    eject_on_failure: bool = Field(True, description="a failed request takes it out at once")
+    eject_on_failure: bool = Field(
+        False, description="a failed request takes it out at once (off: one busy answer "
+        "must not empty the pool; the breaker ejects after breaker.consecutive_failures)",
+    )  # fmt: skip
 
 
 class OnPremConfig(Strict):

@@ -244,8 +244,10 @@ def test_confidential_without_onprem_is_503_never_sagemaker(env):
     assert env.client.get("/readyz").status_code == 200  # sagemaker still takes public ones
 
 
-def test_failed_upstream_is_ejected_then_probed_back(env):
+def test_failed_upstream_is_ejected_then_probed_back(env, monkeypatch):
     pool = env.app_state.pools["onprem"]
+    eject = pool.config.health.model_copy(update={"eject_on_failure": True})  # default: off
+    monkeypatch.setattr(pool, "config", pool.config.model_copy(update={"health": eject}))
     env.onprem[0].fail_next = [503] * 50
     env.onprem[1].fail_next = [503] * 50
     r = env.client.post("/v1/chat/completions", json=chat(CARD))

@@ -72,6 +72,7 @@ async def _onprem_send(url: str, ctx: RequestContext, read_stream: bool = False,
     The state is (outstanding, healthy, busy connections, idle connections); the pool's
     first health check runs beside the request on a connection of its own.
     """
+    cfg.setdefault("health", {"eject_on_failure": True})  # what these tests watch
     config = OnPremConfig(upstreams=[{"name": "g", "url": url}], **cfg)
     pool = OnPremPool(config, RouterMetrics(), NoOutlier())
     await pool.start()
@@ -149,6 +150,15 @@ def test_onprem_error_statuses(gpu, status, answer, retryable, retry_after):
     )
     assert failure.retry_after == retry_after and fake.fail_next == []
     assert state == (0, False, 0, 2)  # ejected at once; its connection stays usable
+
+
+def test_by_default_one_busy_answer_does_not_eject(gpu):
+    """The breaker (issue 7) ejects after several failures; the pool's instant ejection is
+    opt-in, or one 503 from a busy GPU would empty a small pool."""
+    fake, url = gpu
+    fake.fail_next[:] = [503]
+    failure, _, state = asyncio.run(_onprem_send(url, _ctx(), health={}))
+    assert failure.status == 503 and state[:2] == (0, True)
 
 
 def test_onprem_unreachable_and_timeout(gpu):
