@@ -136,3 +136,16 @@ def test_select_rejects_unknown_labels() -> None:
     with pytest.raises(ValueError, match="unknown detector"):
         registry.select(["card", "nope"])
     assert [d.label for d in registry.select(["iban", "card"])] == ["iban", "card"]
+
+
+def test_cn_id_where_stdnum_region_table_raises() -> None:
+    """python-stdnum raises KeyError for some region codes; the checksum and birth date
+    decide there, so the request is neither failed nor let through unread."""
+    from stdnum.cn import ric
+
+    from router.sensitivity.detectors.cn_id import DETECTOR
+
+    with pytest.raises(KeyError):
+        ric.is_valid("111524493909266859")
+    assert DETECTOR.found("身份证 111524493909266859")  # checksum right
+    assert not DETECTOR.found("身份证 111524493909266850")  # checksum wrong
