@@ -159,3 +159,25 @@ def test_a_failing_detector_fails_closed():
     decision = asyncio.run(clf.classify(["Write a haiku about autumn."]))
     assert (decision.sensitivity, decision.reasons) == ("confidential", ("classifier_error",))
     assert _failures(metrics) == 1
+
+
+def test_a_huge_prompt_is_scanned_off_the_event_loop():
+    """A 1 MB prompt takes a large fraction of a second to scan; small requests that arrive
+    meanwhile must not wait for it, and the big one is still read in full."""
+    clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
+    prose = "The quarterly weather report says it will rain in the north. " * 17_000
+    huge = prose + " card 4111 1111 1111 1111"
+
+    async def run() -> tuple[float, float, tuple[str, ...]]:
+        start = time.perf_counter()
+        big = asyncio.create_task(clf.classify([huge]))
+        await asyncio.sleep(0)  # the big scan has started
+        small = await clf.classify(["What is the capital of France?"])
+        small_done = time.perf_counter() - start
+        decision = await big
+        assert small.sensitivity == "public"
+        return small_done, time.perf_counter() - start, decision.reasons
+
+    small_done, big_done, reasons = asyncio.run(run())
+    assert reasons == ("card",)  # the end of the huge prompt was read
+    assert small_done < big_done / 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
@@ -21,6 +22,10 @@ from router.sensitivity.header import header_verdict
 from router.sensitivity.prefilter import Prefilter
 
 LOG = logging.getLogger("edgepack.router")
+OFFLOAD_CHARS = 32 * 1024
+"""Texts longer than this in total are scanned in a worker thread: 1 MB of prose costs
+~0.4 s of CPU, which on the event loop would stall every other request as long (the
+thread shares the GIL, but the loop gets its turn every switch interval)."""
 
 
 class Classifier:
@@ -32,6 +37,7 @@ class Classifier:
         self.detectors = registry.select(config.detectors)
         self.batcher = batcher
         self.model_error: str | None = None  # set when a configured model failed to load
+        self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
 
     @property
     def ready(self) -> bool:
@@ -57,6 +63,13 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
+    async def _scan(self, texts: list[str]) -> tuple[str, ...]:
+        if sum(map(len, texts)) < OFFLOAD_CHARS:
+            return self.scan(texts)
+        if self._scanner is None:
+            self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
+        return await asyncio.get_running_loop().run_in_executor(self._scanner, self.scan, texts)
+
     async def classify(
         self, texts: list[str], headers: dict[str, str] | None = None, opaque: bool = False
     ) -> Decision:
@@ -75,7 +88,7 @@ class Classifier:
         if opaque:
             return Decision("confidential", ("opaque",))
         try:
-            labels = self.scan(texts)
+            labels = await self._scan(texts)
         except Exception as exc:  # a detector bug must not let a request through unread
             self.metrics.classifier_failures.inc()
             LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
