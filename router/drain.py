@@ -70,16 +70,22 @@ class DrainState:
             if self.on_drain is not None:
                 self.on_drain()
 
-    @contextlib.contextmanager
-    def track(self) -> Generator[None, None, None]:
+    def enter(self) -> None:
         self.in_flight += 1
         self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Generator[None, None, None]:
+        self.enter()
         try:
             yield
         finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
+            self.leave()
 
     async def wait_drained(self) -> bool:
         """Wait until nothing is in flight (and linger passed) or the grace period ends.
@@ -112,8 +118,11 @@ class DrainMiddleware:
         if self.state.draining:
             await _refuse(send, self.state.cfg.retry_after_s)
             return
-        with self.state.track():
+        self.state.enter()  # not `with track()`: this runs on every request
+        try:
             await self.app(scope, receive, send)
+        finally:
+            self.state.leave()
 
 
 async def _refuse(send: Any, retry_after: int) -> None:
