@@ -7,9 +7,11 @@ For each upstream latency (0 and 20 ms) it starts one upstream and every proxy i
 it, then runs wrk round-robin over variants and concurrencies (A B C D A B C D ...), each
 cell for a bounded time. Per cell: req/s, p50/p99, and the proxy process tree's CPU seconds
 per request (from /proc). Reported: medians over rounds; "added p50" is the median of the
-per-round differences to `direct`. With --model, the router also runs the INT8 classifier on
-every request (no detector may decide first) and /v1/classify is measured on its own.
-Prompts are the default recipe's eval split.
+per-round differences to `direct`. With --model, the model run (`model_run`) compares router
+model settings (--model-configs), each with detectors off (every request reaches the model)
+and on (as deployed), over /v1/classify and chat; prompts are the default recipe's eval split:
+
+    .venv/bin/python benchmarks/router/bench.py --skip-proxies --model PATH --rounds 3
 """
 
 from __future__ import annotations
@@ -94,26 +96,107 @@ def proxy_comparison(args, work: Path) -> list[dict]:
     return rows
 
 
+# Per-request classification time and who decided, read from /v1/classify answers inside
+# wrk (one thread: `ms` is that thread's global, copied out in done()) into a JSON file.
+CLASSIFY_LUA = """
+ms, by_model = {}, 0
+response = function(status, headers, body)
+  local v = body:match('"classifier_ms":%s*([%d%.eE+-]+)')
+  if v then ms[#ms + 1] = tonumber(v) end
+  if body:find('"reasons":%s*%[%s*%]') or body:find('"reasons":%s*%[%s*"model"%s*%]') then
+    by_model = by_model + 1
+  end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local all, n_model = {}, 0
+  for _, t in ipairs(threads) do
+    for _, v in ipairs(t:get("ms")) do all[#all + 1] = v end
+    n_model = n_model + t:get("by_model")
+  end
+  table.sort(all)
+  local f = io.open("OUT", "w")
+  if #all > 0 then
+    f:write(string.format('{"n": %d, "cls_p50_ms": %.3f, "cls_p99_ms": %.3f, "model_share": %.3f}',
+      #all, all[math.ceil(#all * 0.5)], all[math.ceil(#all * 0.99)], n_model / #all))
+  else
+    f:write("{}")
+  end
+  f:close()
+end
+"""
+
+# Router model settings compared by --model-configs (name=workers:threads:max_batch)
+# w1t1b32 is the settings before this change (one run at a time, 1 thread, batches of 32)
+MODEL_CONFIGS = {"w1t1b32": (1, 1, 32), "w1t2b32": (1, 2, 32), "w2t1b8": (2, 1, 8)}
+
+
+def model_router(upstream_url: str, work: Path, model: Path, detectors: bool, knobs: tuple):
+    """A router with the model; detectors off (every request reaches the model) or on."""
+    port = procs.free_port()
+    workers, threads, max_batch = knobs
+    model_cfg = {"path": str(model), "max_batch": max_batch, "max_wait_ms": 2,
+                 "timeout_ms": 2000, "threads": threads, "workers": workers}  # fmt: skip
+    cfg = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}]},
+        "admission": {"per_upstream_limit": 256},
+        "limits": {"deadline_s": 30},
+        "classifier": {"model": model_cfg} | ({} if detectors else {"detectors": []}),
+    }
+    path = work / f"router-{port}.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "router", "--config"]
+    return procs.Server("router+model", [*argv, str(path)], port, "/readyz").wait()
+
+
 def model_run(args, work: Path, model: Path) -> list[dict]:
+    """Every cell: classified req/s, p50/p99, router CPU per request; /v1/classify cells
+    also the per-request classification time (classifier_ms) and the model's share.
+    `all`: detectors off, every eval prompt reaches the model;
+    `eval`: detectors on over the whole eval split, as deployed (the model runs only
+    where no detector decided)."""
     up = procs.upstream(0.0)
-    router = procs.router(up.url, work, model=model)
-    public = texts()
-    chat = load.lua_script(load.chat_bodies(public), {}, work)
-    classify = load.lua_script([json.dumps({"text": t}).encode() for t in public], {}, work)
+    prompts = {"all": texts(), "eval": texts()}
+    routers = {}
     rows = []
     try:
-        load.run_wrk(router.url + "/v1/classify", classify, 16, 2)  # warm-up
+        for cname in args.model_configs:
+            for mix in args.mixes:
+                knobs = MODEL_CONFIGS[cname]
+                routers[(cname, mix)] = model_router(up.url, work, model, mix == "eval", knobs)
+        scripts = {}
+        for mix, ps in prompts.items():
+            chat = load.lua_script(load.chat_bodies(ps), {}, work)
+            bodies = [json.dumps({"text": t}).encode() for t in ps]
+            classify = load.lua_script(bodies, {}, work)
+            scripts[mix] = {"classify": classify, "chat": chat}
+        for (_, mix), router in routers.items():  # warm-up
+            load.run_wrk(router.url + "/v1/classify", scripts[mix]["classify"], 16, 1)
         for rnd in range(args.rounds):
-            for c in (16, 64):
-                for name, path, script in (
-                    ("classify", "/v1/classify", classify),
-                    ("router+model", "/v1/chat/completions", chat),
-                ):
-                    r = measure(router, router.url + path, script, c, args.seconds)
-                    rows.append({"variant": name, "c": c, "round": rnd, **r})
-                    print(json.dumps(rows[-1]), flush=True)
+            for c in args.model_concurrency:
+                for (cname, mix), router in routers.items():
+                    for kind, path in (
+                        ("classify", "/v1/classify"),
+                        ("chat", "/v1/chat/completions"),
+                    ):
+                        script = scripts[mix][kind]
+                        stats = work / "classify-stats.json"
+                        if kind == "classify":
+                            lua = CLASSIFY_LUA.replace("OUT", str(stats))
+                            script = work / f"classify-{mix}-stats.lua"
+                            script.write_text(scripts[mix][kind].read_text() + lua)
+                            stats.unlink(missing_ok=True)
+                        r = measure(router, router.url + path, script, c, args.seconds)
+                        if kind == "classify" and stats.is_file():
+                            r |= json.loads(stats.read_text())
+                        variant = f"{kind}/{mix}/{cname}"
+                        rows.append({"variant": variant, "c": c, "round": rnd, **r})
+                        print(json.dumps(rows[-1]), flush=True)
     finally:
-        router.stop()
+        for router in routers.values():
+            router.stop()
         up.stop()
     return rows
 
@@ -125,7 +208,15 @@ def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     out = []
     for key, rs in groups.items():
         s = dict(zip(keys, key, strict=True))
-        for m in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
+        for m in (
+            "rps",
+            "p50_ms",
+            "p99_ms",
+            "cpu_us_per_req",
+            "cls_p50_ms",
+            "cls_p99_ms",
+            "model_share",
+        ):
             vals = [r[m] for r in rs if m in r]
             if vals:
                 s[m] = round(statistics.median(vals), 3)
@@ -158,6 +249,16 @@ def main() -> int:
     p.add_argument("--variants", default="direct,router,nginx,litellm")
     p.add_argument("--model", default="auto", help="INT8 model for the model run; 'none' skips")
     p.add_argument("--skip-proxies", action="store_true", help="only the model run")
+    p.add_argument(
+        "--model-configs",
+        type=lambda s: s.split(","),
+        default=list(MODEL_CONFIGS),
+        help=f"router model settings to compare: {MODEL_CONFIGS} (workers, threads, max_batch)",
+    )
+    p.add_argument("--mixes", type=lambda s: s.split(","), default=["all", "eval"])
+    p.add_argument(
+        "--model-concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
+    )
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     args = p.parse_args()
     args.variants = args.variants.split(",")

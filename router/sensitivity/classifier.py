@@ -125,7 +125,10 @@ def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classi
             from router.sensitivity.model import OnnxSensitivityModel
 
             batcher = MicroBatcher(
-                OnnxSensitivityModel.load(model), model.max_batch, model.max_wait_ms / 1000
+                OnnxSensitivityModel.load(model),
+                model.max_batch,
+                model.max_wait_ms / 1000,
+                model.workers,
             )
         except Exception as exc:
             error = (

@@ -1,0 +1,153 @@
+"""Micro-batching with several runs in flight (router/sensitivity/batching.py): answers go
+back to the right caller, batches overlap up to `workers`, duplicates are scored once,
+a failing batch fails only its own callers, and the config wires `workers` through."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from fixtures.router_model import make_classifier_dir
+from pydantic import ValidationError
+
+from router.config import ClassifierConfig, ModelConfig
+from router.metrics import RouterMetrics
+from router.sensitivity.batching import MicroBatcher
+from router.sensitivity.classifier import build_classifier
+from router.sensitivity.model import OnnxSensitivityModel
+
+
+class _Recording:
+    """Wraps a model: records each run's texts and the most runs seen at once; `delay`
+    keeps a run busy long enough for the next batch to start beside it."""
+
+    def __init__(self, model=None, delay: float = 0.02) -> None:
+        self.model, self.delay = model, delay
+        self.lock = threading.Lock()
+        self.runs: list[list[str]] = []
+        self.in_flight = self.max_in_flight = 0
+
+    def scores(self, texts: list[str]) -> list[float]:
+        with self.lock:
+            self.runs.append(list(texts))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if any("boom" in t for t in texts):
+                raise RuntimeError("run failed")
+            if self.model is not None:
+                return self.model.scores(texts)
+            return [zlib.crc32(t.encode()) / 2**32 for t in texts]  # a fixed value per text
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def _gather(batcher: MicroBatcher, texts: list[str]) -> list:
+    async def run():
+        try:
+            return await asyncio.gather(*(batcher.score(t) for t in texts), return_exceptions=True)
+        finally:
+            batcher.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp_path_factory) -> OnnxSensitivityModel:
+    """The tiny classifier in FP32 (a text's score does not depend on its batch-mates, where
+    dynamic INT8 scales per run), its head widened so that every prompt scores differently
+    and a swapped answer cannot hide in rounding."""
+    import onnx
+    from onnx import numpy_helper
+
+    folder = make_classifier_dir(tmp_path_factory.mktemp("batching") / "onnx", seed=3)
+    graph = onnx.load(folder / "model.onnx")
+    for init in graph.graph.initializer:
+        if init.name == "classifier.weight":
+            w = numpy_helper.to_array(init)
+            w = (w - w.mean(axis=1, keepdims=True)) * 3e4
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(graph, folder / "spread.onnx")
+    return OnnxSensitivityModel.load(ModelConfig(path=folder / "spread.onnx"))
+
+
+def test_overlapping_batches_answer_every_caller_with_its_own_score():
+    model = _Recording(delay=0.005)
+    texts = [f"prompt {i} " + "x" * (i % 13) for i in range(120)]
+    scores = _gather(MicroBatcher(model, max_batch=5, max_wait=0.001, workers=3), texts)
+    assert scores == [zlib.crc32(t.encode()) / 2**32 for t in texts]
+    assert model.max_in_flight == 3  # three runs overlapped, never more
+    assert max(len(r) for r in model.runs) <= 5
+    assert sorted(t for r in model.runs for t in r) == sorted(texts)  # each scored once
+
+
+def test_one_worker_runs_one_batch_at_a_time():
+    model = _Recording()
+    _gather(MicroBatcher(model, max_batch=4, max_wait=0.0, workers=1), [str(i) for i in range(20)])
+    assert model.max_in_flight == 1 and len(model.runs) >= 5
+
+
+def test_concurrent_onnx_runs_match_solo_runs(fp32_model):
+    words = ["word", "longer", "词"]
+    texts = [f"request {i}: " + " ".join(words[: 1 + i % 3] * (i % 9)) for i in range(48)]
+    alone = [fp32_model.scores([t])[0] for t in texts]
+    assert len({round(a, 5) for a in alone}) >= 40  # distinct: a mix-up would show
+    model = _Recording(fp32_model, delay=0.002)
+    scores = _gather(MicroBatcher(model, max_batch=6, max_wait=0.001, workers=2), texts)
+    assert model.max_in_flight == 2 and len(model.runs) >= 8
+    assert scores == pytest.approx(alone, abs=1e-6)
+
+
+def test_identical_texts_in_a_batch_are_scored_once():
+    model = _Recording()
+    texts = ["same prompt"] * 10 + ["other"] * 3 + ["third"]
+    batcher = MicroBatcher(model, max_batch=32, max_wait=0.01, workers=2)
+    scores = _gather(batcher, texts)
+    assert model.runs == [["same prompt", "other", "third"]]
+    assert batcher.texts == 3 and batcher.batches == 1
+    assert scores == [zlib.crc32(t.encode()) / 2**32 for t in texts]
+
+
+def test_a_failing_batch_fails_only_its_own_callers():
+    model = _Recording()
+    texts = ["fine 1", "boom", "fine 2", "fine 3"]
+    results = _gather(MicroBatcher(model, max_batch=1, max_wait=0.0, workers=2), texts)
+    assert isinstance(results[1], RuntimeError)
+    assert [r for i, r in enumerate(results) if i != 1] == [
+        zlib.crc32(t.encode()) / 2**32 for t in ("fine 1", "fine 2", "fine 3")
+    ]
+
+
+def test_a_caller_gone_before_its_batch_starts_is_not_scored():
+    model = _Recording(delay=0.1)
+
+    async def run():
+        batcher = MicroBatcher(model, max_batch=1, max_wait=0.0, workers=1)
+        first = asyncio.create_task(batcher.score("first"))
+        await asyncio.sleep(0.01)  # "first" is running; "late" waits for the only worker
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.score("late"), 0.02)
+        result = await first
+        await asyncio.sleep(0.05)
+        batcher.close()
+        return result
+
+    assert asyncio.run(run()) == zlib.crc32(b"first") / 2**32
+    assert model.runs == [["first"]]
+
+
+def test_workers_come_from_the_config(tmp_path):
+    folder = make_classifier_dir(tmp_path / "onnx")
+    cfg = ClassifierConfig(model=ModelConfig(path=folder / "model.int8.onnx", workers=3))
+    clf = build_classifier(cfg, RouterMetrics())
+    assert clf.ready and clf.batcher.workers == 3 and clf.batcher.executor._max_workers == 3
+    clf.batcher.close()
+    assert ModelConfig(path=Path("m.onnx")).workers == 2  # the 2-core default
+    with pytest.raises(ValidationError, match="workers"):
+        ModelConfig(path=Path("m.onnx"), workers=0)
