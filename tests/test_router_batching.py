@@ -151,3 +151,23 @@ def test_workers_come_from_the_config(tmp_path):
     assert ModelConfig(path=Path("m.onnx")).workers == 2  # the 2-core default
     with pytest.raises(ValidationError, match="workers"):
         ModelConfig(path=Path("m.onnx"), workers=0)
+
+
+def test_an_idle_batcher_sends_a_lone_request_at_once_and_waits_only_under_load():
+    model = _Recording(delay=0.05)
+
+    async def run():
+        idle = MicroBatcher(model, max_batch=8, max_wait=5.0, workers=2)
+        await asyncio.wait_for(idle.score("alone"), 2)  # nothing in flight: no 5 s wait
+        idle.close()
+        batcher = MicroBatcher(model, max_batch=8, max_wait=0.03, workers=2)
+        busy = asyncio.create_task(batcher.score("busy"))
+        await asyncio.sleep(0.01)  # "busy" runs; the next ones wait up to 30 ms for company
+        first = asyncio.create_task(batcher.score("a"))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(batcher.score("b"))
+        await asyncio.gather(busy, first, second)
+        batcher.close()
+
+    asyncio.run(run())
+    assert model.runs == [["alone"], ["busy"], ["a", "b"]]

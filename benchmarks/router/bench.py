@@ -128,16 +128,27 @@ end
 """
 
 # Router model settings compared by --model-configs (name=workers:threads:max_batch)
-# w1t1b32 is the settings before this change (one run at a time, 1 thread, batches of 32)
-MODEL_CONFIGS = {"w1t1b32": (1, 1, 32), "w1t2b32": (1, 2, 32), "w2t1b8": (2, 1, 8)}
+# w1t1b32: one run at a time as before the change, 1 thread, batches of 32
+MODEL_CONFIGS = {
+    "w1t1b32": (1, 1, 32),
+    "w1t2b32": (1, 2, 32),
+    "w2t1b8": (2, 1, 8),
+    "w2t2b8": (2, 2, 8),
+    "w2t1b16": (2, 1, 16),
+}
 
 
-def model_router(upstream_url: str, work: Path, model: Path, detectors: bool, knobs: tuple):
-    """A router with the model; detectors off (every request reaches the model) or on."""
+def model_router(
+    upstream_url: str, work: Path, model: Path, detectors: bool, knobs: tuple, code: Path | None
+):
+    """A router with the model; detectors off (every request reaches the model) or on.
+    `code`: run an older checkout's router/ (--baseline; it knows no `workers` key)."""
     port = procs.free_port()
     workers, threads, max_batch = knobs
     model_cfg = {"path": str(model), "max_batch": max_batch, "max_wait_ms": 2,
-                 "timeout_ms": 2000, "threads": threads, "workers": workers}  # fmt: skip
+                 "timeout_ms": 2000, "threads": threads}  # fmt: skip
+    if code is None:
+        model_cfg["workers"] = workers
     cfg = {
         "listen": {"host": "127.0.0.1", "port": port},
         "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}]},
@@ -147,7 +158,9 @@ def model_router(upstream_url: str, work: Path, model: Path, detectors: bool, kn
     }
     path = work / f"router-{port}.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
-    argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "router", "--config"]
+    boot = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
+    argv = [sys.executable, "-c", boot + "from pipeline.cli import main; main()", "router"]
+    argv.append("--config")
     return procs.Server("router+model", [*argv, str(path)], port, "/readyz").wait()
 
 
@@ -164,8 +177,11 @@ def model_run(args, work: Path, model: Path) -> list[dict]:
     try:
         for cname in args.model_configs:
             for mix in args.mixes:
-                knobs = MODEL_CONFIGS[cname]
-                routers[(cname, mix)] = model_router(up.url, work, model, mix == "eval", knobs)
+                code = args.baseline if cname == "before" else None
+                knobs = (1, 1, 32) if cname == "before" else MODEL_CONFIGS[cname]
+                routers[(cname, mix)] = model_router(
+                    up.url, work, model, mix == "eval", knobs, code
+                )
         scripts = {}
         for mix, ps in prompts.items():
             chat = load.lua_script(load.chat_bodies(ps), {}, work)
@@ -255,6 +271,12 @@ def main() -> int:
         default=list(MODEL_CONFIGS),
         help=f"router model settings to compare: {MODEL_CONFIGS} (workers, threads, max_batch)",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="an older checkout (git archive REV router pipeline | tar -x -C DIR): adds "
+        "model config `before`, its router with max_batch 32, 1 thread",
+    )
     p.add_argument("--mixes", type=lambda s: s.split(","), default=["all", "eval"])
     p.add_argument(
         "--model-concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64]
@@ -262,6 +284,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     args = p.parse_args()
     args.variants = args.variants.split(",")
+    if args.baseline:
+        args.model_configs = ["before", *args.model_configs]
     result: dict = {"loadavg_before": loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
     with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp:
         work = Path(tmp)

@@ -1,8 +1,10 @@
 """Micro-batching: concurrent requests share ONNX Runtime runs, `workers` runs in flight.
 
-The first request of a batch waits at most `max_wait` seconds for company (or until
-`max_batch` texts are queued); then one run scores them all, padded per length group to
-its longest prompt (model.py), in a worker thread so the event loop keeps serving.
+While another run is in flight, the first request of a batch waits at most `max_wait`
+seconds for company (or until `max_batch` texts are queued); an idle batcher sends a lone
+request at once (the wait would only add to its latency). Then one run scores them all,
+padded per length group to its longest prompt (model.py), in a worker thread so the event
+loop keeps serving.
 Up to `workers` batches run at once on one shared InferenceSession (ORT allows concurrent
 `run()`); while every worker is busy the next batch collects, so under load batches fill
 up without any extra wait. Identical texts in a batch are scored once.
@@ -64,8 +66,8 @@ class MicroBatcher:
         while True:
             first = await queue.get()
             await slots.acquire()  # every worker busy: the queue keeps filling meanwhile
-            if self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
-                await asyncio.sleep(self.max_wait)  # let concurrent requests join
+            if self.max_wait > 0 and self._running and queue.qsize() < self.max_batch - 1:
+                await asyncio.sleep(self.max_wait)  # under load: let concurrent requests join
             # get_nowait only: wait_for(queue.get()) can drop an item when the timeout and
             # the get race (CPython 3.11), and a dropped caller would wait for its timeout
             batch = [first]
