@@ -1,7 +1,8 @@
 """How the router's HTTP server and client were chosen: a quick, interleaved measurement.
 
 Servers: the same tiny ASGI app (router.testing's OpenAI-protocol server) under
-uvicorn+uvloop+httptools, uvicorn+asyncio+h11 and granian (from the benchmark venv), driven
+uvicorn+uvloop+httptools (as is, and with the router's coalesced writes,
+router/http_protocol.py), uvicorn+asyncio+h11 and granian (from the benchmark venv), driven
 by wrk at concurrency 16; server CPU µs per request from /proc. Clients: aiohttp (default
 session and tuned), httpx and the router's own router/upstreams/http1.py posting to one
 upstream (a separate uvicorn process) at concurrency 16, interleaved round-robin, CPU µs
@@ -57,6 +58,14 @@ def servers() -> dict[str, list[str]]:
     out = {
         "uvicorn-httptools": [*uv, "--loop", "uvloop", "--http", "httptools"],
         "uvicorn-h11": [*uv, "--loop", "asyncio", "--http", "h11"],
+        "uvicorn-coalesced": [  # the router's protocol: one write per answer
+            py,
+            "-c",
+            "import sys, uvicorn\n"
+            "from router.http_protocol import CoalescingHttpToolsProtocol as P\n"
+            f"uvicorn.run({APP!r}, factory=True, host='127.0.0.1', port=int(sys.argv[-1]),"
+            " loop='uvloop', http=P, access_log=False, log_level='warning')",
+        ],
     }
     granian = HERE / ".venv" / "bin" / "granian"
     if granian.exists():
