@@ -59,6 +59,9 @@ class ModelConfig(Strict):
     timeout_ms: float = Field(500, gt=0, description="no answer by then → confidential")
     threads: int = Field(1, gt=0, le=64, description="ONNX Runtime intra-op threads per run")
     workers: int = Field(2, gt=0, le=64, description="runs in flight at once (one session)")
+    solo_threads: int = Field(
+        2, gt=0, le=64, description="intra-op threads of a run with none beside it (a 2nd session)"
+    )
 
     @field_validator("path", "tokenizer")
     @classmethod

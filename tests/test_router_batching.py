@@ -59,7 +59,7 @@ def _gather(batcher: MicroBatcher, texts: list[str]) -> list:
 
 
 @pytest.fixture(scope="module")
-def fp32_model(tmp_path_factory) -> OnnxSensitivityModel:
+def spread_onnx(tmp_path_factory) -> Path:
     """The tiny classifier in FP32 (a text's score does not depend on its batch-mates, where
     dynamic INT8 scales per run), its head widened so that every prompt scores differently
     and a swapped answer cannot hide in rounding."""
@@ -74,7 +74,12 @@ def fp32_model(tmp_path_factory) -> OnnxSensitivityModel:
             w = (w - w.mean(axis=1, keepdims=True)) * 3e4
             init.CopyFrom(numpy_helper.from_array(w, init.name))
     onnx.save(graph, folder / "spread.onnx")
-    return OnnxSensitivityModel.load(ModelConfig(path=folder / "spread.onnx"))
+    return folder / "spread.onnx"
+
+
+@pytest.fixture(scope="module")
+def fp32_model(spread_onnx) -> OnnxSensitivityModel:
+    return OnnxSensitivityModel.load(ModelConfig(path=spread_onnx, solo_threads=1))
 
 
 def test_overlapping_batches_answer_every_caller_with_its_own_score():
@@ -171,3 +176,37 @@ def test_an_idle_batcher_sends_a_lone_request_at_once_and_waits_only_under_load(
 
     asyncio.run(run())
     assert model.runs == [["alone"], ["busy"], ["a", "b"]]
+
+
+class _WithAlone(_Recording):
+    def scores_alone(self, texts: list[str]) -> list[float]:
+        with self.lock:
+            self.runs.append(["<alone>"])
+        return self.scores(texts)
+
+
+def test_a_run_with_none_beside_it_uses_scores_alone():
+    model = _WithAlone(delay=0.05)
+
+    async def run():
+        batcher = MicroBatcher(model, max_batch=8, max_wait=0.0, workers=2)
+        await batcher.score("first")  # alone
+        both = [asyncio.create_task(batcher.score(t)) for t in ("a", "b")]
+        await asyncio.sleep(0.01)  # "a" and "b" run alone as one batch; "c" starts beside it
+        await asyncio.gather(*both, batcher.score("c"))
+        batcher.close()
+        return batcher.alone
+
+    assert asyncio.run(run()) == 2
+    assert model.runs == [["<alone>"], ["first"], ["<alone>"], ["a", "b"], ["c"]]
+
+
+def test_the_solo_session_scores_like_the_shared_one(spread_onnx):
+    path = spread_onnx
+    texts = ["short", "a somewhat longer prompt about the weather", "第三个句子"]
+    two = OnnxSensitivityModel.load(ModelConfig(path=path, threads=1, solo_threads=2))
+    assert two.solo_session is not None
+    assert two.solo_session.get_session_options().intra_op_num_threads == 2
+    assert two.scores_alone(texts) == pytest.approx(two.scores(texts), abs=1e-6)
+    one = OnnxSensitivityModel.load(ModelConfig(path=path, threads=2, solo_threads=2))
+    assert one.solo_session is None  # no more threads to gain: no second session

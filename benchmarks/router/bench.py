@@ -127,7 +127,7 @@ done = function(summary, latency, requests)
 end
 """
 
-# Router model settings compared by --model-configs (name=workers:threads:max_batch)
+# Router model settings compared by --model-configs: (workers, threads, max_batch[, solo])
 # w1t1b32: one run at a time as before the change, 1 thread, batches of 32
 MODEL_CONFIGS = {
     "w1t1b32": (1, 1, 32),
@@ -135,6 +135,7 @@ MODEL_CONFIGS = {
     "w2t1b8": (2, 1, 8),
     "w2t2b8": (2, 2, 8),
     "w2t1b16": (2, 1, 16),
+    "w2t1b8s2": (2, 1, 8, 2),  # a run with none beside it on a 2-thread session
 }
 
 
@@ -144,11 +145,13 @@ def model_router(
     """A router with the model; detectors off (every request reaches the model) or on.
     `code`: run an older checkout's router/ (--baseline; it knows no `workers` key)."""
     port = procs.free_port()
-    workers, threads, max_batch = knobs
+    workers, threads, max_batch, *rest = knobs
+    solo = rest[0] if rest else threads  # solo ≤ threads: no second session
     model_cfg = {"path": str(model), "max_batch": max_batch, "max_wait_ms": 2,
                  "timeout_ms": 2000, "threads": threads}  # fmt: skip
     if code is None:
         model_cfg["workers"] = workers
+        model_cfg["solo_threads"] = solo
     cfg = {
         "listen": {"host": "127.0.0.1", "port": port},
         "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}]},

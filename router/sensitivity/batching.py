@@ -25,6 +25,9 @@ from typing import Protocol
 
 
 class BatchModel(Protocol):
+    """May also offer `scores_alone(texts)`: used for a run that starts while no other is in
+    flight (OnnxSensitivityModel runs it on a session with more intra-op threads)."""
+
     def scores(self, texts: list[str]) -> list[float]:
         """P(positive label) for each text, in order."""
         ...
@@ -48,6 +51,7 @@ class MicroBatcher:
         self._running: set[asyncio.Task] = set()  # strong references to batches in flight
         self.batches = 0  # runs so far (tests and the benchmark read it)
         self.texts = 0  # distinct texts scored so far (duplicates in a batch count once)
+        self.alone = 0  # runs that started with no other in flight (model.scores_alone)
 
     async def score(self, text: str) -> float:
         if self._worker is None or self._worker.done():
@@ -77,18 +81,22 @@ class MicroBatcher:
             if not live:
                 slots.release()
                 continue
-            task = asyncio.create_task(self._score_batch(live))
+            task = asyncio.create_task(self._score_batch(live, alone=not self._running))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             task.add_done_callback(lambda _: slots.release())
 
-    async def _score_batch(self, batch: list[Pending]) -> None:
+    async def _score_batch(self, batch: list[Pending], alone: bool = False) -> None:
         self.batches += 1
         unique = list(dict.fromkeys(t for t, _ in batch))
         self.texts += len(unique)
+        run = self.model.scores
+        if alone and hasattr(self.model, "scores_alone"):
+            run = self.model.scores_alone  # nothing else in flight: the model may use more threads
+            self.alone += 1
         loop = asyncio.get_running_loop()
         try:
-            scores = await loop.run_in_executor(self.executor, self.model.scores, unique)
+            scores = await loop.run_in_executor(self.executor, run, unique)
             by_text = dict(zip(unique, scores, strict=True))
         except Exception as exc:  # every caller of this batch fails (closed, in classifier)
             for _, future in batch:
