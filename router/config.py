@@ -40,12 +40,12 @@ class ListenConfig(Strict):
 class ModelConfig(Strict):
     """The ONNX classifier from a build's dist/<recipe>-<target>/onnx/.
 
-    Defaults suit a 2-core sidecar (batching.py has the figures): `workers` runs of
-    `threads` intra-op threads each, i.e. two single-threaded batches in flight, which
-    scored ~1.5× the texts/s of one batch on two threads; `max_batch` 8 keeps one run near
-    0.1 s of CPU so a queued request is not stuck behind a long run (the CPU per text
-    at 8 or 32 is the same within noise). Use threads ≥ 2 and workers 1 on a host with
-    spare cores and light traffic: a lone prompt is answered sooner.
+    Defaults suit a 2-core sidecar (figures: batching.py, benchmarks/router/README.md):
+    `workers` 2 runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches
+    in flight (1.7–1.9× the req/s of one at a time; one run on 2 threads did less), and a
+    run that starts with none beside it on a second session of `solo_threads` 2 (a lone
+    prompt answered ~1.3 ms sooner, +33 MB). `max_batch` 8 costs the same CPU per text as
+    32 with shorter runs to queue behind. More cores: likely workers ≈ cores (not measured).
     """
 
     enabled: bool = True
