@@ -83,7 +83,7 @@ def fp32_model(spread_onnx) -> OnnxSensitivityModel:
 
 
 def test_overlapping_batches_answer_every_caller_with_its_own_score():
-    model = _Recording(delay=0.005)
+    model = _Recording(delay=0.02)
     texts = [f"prompt {i} " + "x" * (i % 13) for i in range(120)]
     scores = _gather(MicroBatcher(model, max_batch=5, max_wait=0.001, workers=3), texts)
     assert scores == [zlib.crc32(t.encode()) / 2**32 for t in texts]
