@@ -4,7 +4,7 @@ costs and from the machine's load (CPU time, not wall time). Variants, interleav
 production wiring (issue 7's steps), core only (pass-through seams), core without the
 per-request log line.
 
-    .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile]
+    .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile [--sort K]]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import logging
 import statistics
 import sys
@@ -111,6 +110,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--sort", default="tottime", help="pstats order with --profile (e.g. ncalls)")
     args = p.parse_args()
     payloads = bodies()
     logs.setup("info")
@@ -144,7 +144,7 @@ def main() -> int:
             prof.enable()
             await drive(variants["production"], payloads, args.n)
             prof.disable()
-            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "25")))
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(40)
 
     asyncio.run(run())
     print(
