@@ -136,11 +136,6 @@ class ResponseCache:
     async def close(self) -> None:
         await self._client.aclose()
 
-    def count(self, result: str) -> None:
-        """Count a lookup: hit | miss | bypass | error (the metric's label)."""
-        if self.metrics is not None:
-            self.metrics.cache.labels(result=result).inc()
-
     async def get(self, key: str) -> CachedResponse | None:
         if self._clock() < self._off_until:
             return None
@@ -171,7 +166,7 @@ class ResponseCache:
         stored. A fetch error reaches every waiter of that flight."""
         hit = await self.get(key)
         if hit is not None:
-            self.count("hit")
+            count(self.metrics, "hit")
             return hit, True
         flight = self._flights.get(key)
         if flight is not None:
@@ -179,11 +174,11 @@ class ResponseCache:
                 resp = await asyncio.shield(flight)
             except _LeaderGone:  # the leader was cancelled: take over its call
                 return await self.get_or_fetch(key, fetch)
-            self.count("hit")  # served by the leader's upstream call
+            count(self.metrics, "hit")  # served by the leader's upstream call
             return resp, True
         fut: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
         self._flights[key] = fut
-        self.count("miss")
+        count(self.metrics, "miss")
         try:
             resp = await fetch()
         except BaseException as exc:
@@ -198,7 +193,7 @@ class ResponseCache:
         return resp, False
 
     def _failed(self, op: str, exc: BaseException) -> None:
-        self.count("error")
+        count(self.metrics, "error")
         self._off_until = self._clock() + self.cfg.off_after_error_s
         log.warning("redis %s failed (%s); cache off for %.1fs", op, type(exc).__name__,
                     self.cfg.off_after_error_s)  # fmt: skip
@@ -219,10 +214,6 @@ class CacheSeam:
         self.cache = ResponseCache(cfg, metrics) if cfg.enabled else None
         self._flights: dict[str, asyncio.Future[CachedResponse | None]] = {}
 
-    def _count(self, result: str) -> None:
-        if self.metrics is not None:
-            self.metrics.cache.labels(result=result).inc()
-
     def _key(self, ctx: Any) -> str | None:
         decision = getattr(ctx, "decision", None)
         sensitivity = getattr(decision, "sensitivity", "confidential")
@@ -231,7 +222,7 @@ class CacheSeam:
         why = cache_decision(sensitivity, ctx.payload, ctx.headers, self.cfg)
         if why != "use":
             if why != "confidential":  # confidential requests leave no trace here at all
-                self._count("bypass")
+                count(self.metrics, "bypass")
             return None
         model = str(ctx.payload.get("model", ""))
         return cache_key(ctx.payload, model, str(getattr(ctx.api, "value", ctx.api)),
@@ -252,10 +243,10 @@ class CacheSeam:
                 with contextlib.suppress(TimeoutError):
                     hit = await asyncio.wait_for(asyncio.shield(flight), remaining)
         if hit is None:
-            self._count("miss")
+            count(self.metrics, "miss")
             self._lead(key)
             return None
-        self._count("hit")
+        count(self.metrics, "hit")
         ctx.cache_key = None  # nothing to store
         return UpstreamReply(hit.status, hit.content_type, body=hit.body, upstream="cache")
 
@@ -316,3 +307,9 @@ async def _close_later(cache: ResponseCache, after_s: float = 5.0) -> None:
     await asyncio.sleep(after_s)
     with contextlib.suppress(Exception):
         await cache.close()
+
+
+def count(metrics: Any, result: str) -> None:
+    """Count a lookup: hit | miss | bypass | error (the metric's label)."""
+    if metrics is not None:
+        metrics.child(metrics.cache, result).inc()

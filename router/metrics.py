@@ -6,6 +6,8 @@ change a name here and there together. Labels never carry request text.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (
@@ -20,6 +22,7 @@ class RouterMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()
         self.registry = r
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "edgepack_router_requests", "Routed requests",
             ["route", "sensitivity", "status"], registry=r,
@@ -95,3 +98,12 @@ class RouterMetrics:
         self.config_reloads = Counter(
             "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
         )  # result: ok|rejected
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, resolved once per label set: on the request path
+        `labels()` costs more than the inc/observe that follows it."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

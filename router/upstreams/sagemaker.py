@@ -82,7 +82,10 @@ class SageMakerPool:
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="sagemaker")
         self.client = None
-        self.in_flight = 0
+        self.in_flight = 0  # read when Prometheus scrapes, like the on-prem pool's
+        metrics.upstream_in_flight.labels(name, config.endpoint_name).set_function(
+            lambda: self.in_flight
+        )
 
     async def start(self) -> None:
         self.client = await asyncio.get_running_loop().run_in_executor(self.executor, self._client)
@@ -131,9 +134,7 @@ class SageMakerPool:
                 503, "no_upstream_available", "sagemaker client not started", retryable=True
             )
         loop = asyncio.get_running_loop()
-        gauge = self.metrics.upstream_in_flight.labels(self.name, self.config.endpoint_name)
         self.in_flight += 1
-        gauge.set(self.in_flight)
         try:
             call = self._invoke_stream if ctx.stream else self._invoke
             future = loop.run_in_executor(self.executor, call, self._params(ctx))
@@ -148,7 +149,6 @@ class SageMakerPool:
             ) from None
         finally:
             self.in_flight -= 1
-            gauge.set(self.in_flight)
         if isinstance(result, UpstreamFailure):
             result.upstream = self.config.endpoint_name
             raise result
