@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -381,7 +381,7 @@ class AdmissionSeam:
 
 class Admit:
     """`async with seam.admit(ctx, route)`: holds the slot for the block. A streamed answer
-    takes the slot over (`ctx.admission_slot`, see hold_for_stream) and releases it at its
+    takes the slot over (`ctx.admission_slot`, see RetrySeam.call) and releases it at its
     end. A class, not @asynccontextmanager: this runs on every request."""
 
     __slots__ = ("ctx", "route", "seam", "slot")
@@ -399,13 +399,3 @@ class Admit:
         if slot is not None and self.ctx.admission_slot is slot:
             self.ctx.admission_slot = None
             slot.release()
-
-
-async def hold_for_stream(stream: AsyncIterator[bytes], slot: Slot) -> AsyncIterator[bytes]:
-    """Pass a stream on and keep its admission slot until the stream ends or is closed:
-    a streaming answer occupies the upstream as long as it runs."""
-    try:
-        async for chunk in stream:
-            yield chunk
-    finally:
-        slot.release()

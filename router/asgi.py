@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -101,3 +102,16 @@ async def _pump(send: Send, chunks: AsyncIterator[bytes]) -> None:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def then(stream: AsyncIterator[bytes], done: Callable[[], object]) -> AsyncIterator[bytes]:
+    """Pass a stream through, then run `done` (sync or async) however it ended; closing
+    this closes `stream` too, so the upstream below is freed at once."""
+    try:
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                yield chunk
+    finally:
+        result = done()
+        if inspect.isawaitable(result):
+            await result

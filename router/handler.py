@@ -11,14 +11,11 @@ before each call, so no step can send a confidential request to the cloud.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from router import ingress, policy, respond
-from router.asgi import Receive, Scope, Send
+from router.asgi import Receive, Scope, Send, then
 from router.config import RouterConfig
 from router.context import Api, RequestContext
 from router.errors import RouterError, no_route
@@ -111,20 +108,8 @@ class Handler:
         if reply.stream is None:
             await admit.__aexit__(None, None, None)
         else:
-            reply.stream = _after(reply.stream, lambda: admit.__aexit__(None, None, None))
+            reply.stream = then(reply.stream, lambda: admit.__aexit__(None, None, None))
         return reply
-
-
-async def _after(stream: AsyncIterator[bytes], done: Callable[[], object]) -> AsyncIterator[bytes]:
-    """Pass a stream through, then run `done` (sync or async) however it ended."""
-    try:
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                yield chunk
-    finally:
-        result = done()
-        if inspect.isawaitable(result):
-            await result
 
 
 def _answer_for(failure: UpstreamFailure | None, ctx: RequestContext) -> RouterError:

@@ -4,16 +4,14 @@ X-Route / X-Sensitivity / X-Request-Id headers, one metrics update and one JSON 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
 from router import logs
-from router.asgi import Receive, Send, send_stream, send_whole
+from router.asgi import Receive, Send, send_stream, send_whole, then
 from router.context import RequestContext
 from router.errors import RouterError
 from router.metrics import RouterMetrics
@@ -63,33 +61,14 @@ async def send_reply(
         await send_whole(send, reply.status, headers, reply.body or b"")
         return
     headers.setdefault("cache-control", "no-cache")
-    stream = _counted(ctx, reply.stream, reply.status, metrics)
+    stream = then(reply.stream, lambda: finish(ctx, reply.status, metrics))  # finished at its end
     await send_stream(send, receive, reply.status, headers, stream)
-
-
-async def _counted(
-    ctx: RequestContext, stream: AsyncIterator[bytes], status: int, metrics: RouterMetrics
-) -> AsyncIterator[bytes]:
-    """Pass chunks on as they arrive; the request is finished when the stream is."""
-    try:
-        async with contextlib.aclosing(stream):
-            async for chunk in stream:
-                yield chunk
-    finally:
-        finish(ctx, status, metrics)
 
 
 def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
     """Count and log the request once: metrics labels are route/sensitivity/status only."""
     route = ctx.route or "none"
     sensitivity = ctx.decision.sensitivity if ctx.decision else "unknown"
-    cache = metrics.__dict__.setdefault("_respond_children", {})
-    key = (route, sensitivity, status)
-    children = cache.get(key)
-    if children is None:  # labels() costs more than the increment: resolve each set once
-        children = (metrics.requests.labels(route, sensitivity, str(status)),
-                    metrics.latency.labels(route))  # fmt: skip
-        cache[key] = children
-    children[0].inc()
-    children[1].observe(time.monotonic() - ctx.started)
+    metrics.child(metrics.requests, route, sensitivity, str(status)).inc()
+    metrics.child(metrics.latency, route).observe(time.monotonic() - ctx.started)
     logs.request_record(ctx, status)

@@ -267,15 +267,6 @@ class RetrySeam:
         self.cfg = cfg
         self.metrics = metrics
         self.budgets: dict[str, RetryBudget] = {}
-        self._attempts: dict[tuple[str, str], Any] = {}  # counter children, resolved once
-
-    def _count_attempt(self, route: str, outcome: str) -> None:
-        child = self._attempts.get((route, outcome))
-        if child is None:
-            child = self._attempts[route, outcome] = self.metrics.upstream_attempts.labels(
-                route, outcome
-            )
-        child.inc()
 
     def reconfigure(self, cfg: RetryConfig) -> None:
         self.cfg = cfg
@@ -296,19 +287,19 @@ class RetrySeam:
                 reply = await attempt()
             except Exception:
                 if m is not None:
-                    self._count_attempt(route, "failure")
+                    m.child(m.upstream_attempts, route, "failure").inc()
                 raise
             if m is not None:
-                self._count_attempt(route, "success")
+                m.child(m.upstream_attempts, route, "success").inc()
             return reply
 
         def retried(n: int, exc: BaseException) -> None:
             if m is not None:
-                m.retries.labels(route).inc()
+                m.child(m.retries, route).inc()
 
         def exhausted() -> None:
             if m is not None:
-                m.retry_budget_exhausted.labels(route).inc()
+                m.child(m.retry_budget_exhausted, route).inc()
 
         try:
             reply = await call_with_retries(
@@ -320,10 +311,10 @@ class RetrySeam:
             raise stop.cause from None
         slot = getattr(ctx, "admission_slot", None)
         if getattr(reply, "stream", None) is not None and slot is not None:
-            from router.admission import hold_for_stream
+            from router.asgi import then
 
             ctx.admission_slot = None  # the stream releases it when it ends
-            reply.stream = hold_for_stream(reply.stream, slot)
+            reply.stream = then(reply.stream, slot.release)  # a stream holds the upstream
         return reply
 
 
