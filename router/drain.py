@@ -79,14 +79,6 @@ class DrainState:
         if self.in_flight == 0:
             self._idle.set()
 
-    @contextlib.contextmanager
-    def track(self) -> Generator[None, None, None]:
-        self.enter()
-        try:
-            yield
-        finally:
-            self.leave()
-
     async def wait_drained(self) -> bool:
         """Wait until nothing is in flight (and linger passed) or the grace period ends.
         True if everything finished."""

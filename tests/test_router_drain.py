@@ -140,10 +140,11 @@ def _eventually(check, timeout=5.0) -> bool:
 def test_drain_state_waits_for_in_flight_within_grace():
     async def main():
         state = DrainState(DrainConfig(grace_period_s=0.2, linger_s=0))
-        with state.track():
-            state.begin_drain()
-            assert not state.ready
-            assert await state.wait_drained() is False  # grace period over, one still running
+        state.enter()
+        state.begin_drain()
+        assert not state.ready
+        assert await state.wait_drained() is False  # grace period over, one still running
+        state.leave()
         assert await state.wait_drained() is True
 
     asyncio.run(main())

@@ -95,26 +95,31 @@ def start(name: str, argv: list[str]) -> procs.Server:
 
 def server_rounds(rounds: int, seconds: float, work: Path) -> dict:
     running = {name: start(name, argv) for name, argv in servers().items()}
-    script = load.lua_script([BODY], {}, work)
-    results: dict[str, list[dict]] = {n: [] for n in running}
     try:
-        for s in running.values():
-            load.run_wrk(s.url + "/v1/chat/completions", script, 16, 1)
-        for _ in range(rounds):
-            for name, s in running.items():
-                before = s.cpu()
-                r = load.run_wrk(s.url + "/v1/chat/completions", script, 16, seconds)
-                r["cpu_us_per_req"] = (s.cpu() - before) / r["requests"] * 1e6
-                results[name].append(r)
+        return _interleaved(running, load.lua_script([BODY], {}, work), rounds, seconds)
     finally:
         for s in running.values():
             s.stop()
+
+
+def _interleaved(running: dict, script: Path, rounds: int, seconds: float) -> dict:
+    """Warm each server up, then `rounds` of one wrk cell each (c=16, round-robin);
+    medians of req/s, p50 and the server's CPU µs per request."""
+    import bench
+
+    url = "/v1/chat/completions"
+    for s in running.values():
+        load.run_wrk(s.url + url, script, 16, 1)
+    res: dict[str, list[dict]] = {n: [] for n in running}
+    for _ in range(rounds):
+        for n, s in running.items():
+            res[n].append(bench.measure(s, s.url + url, script, 16, seconds))
     return {
         n: {
-            m: round(statistics.median(r[m] for r in rs), 3)
+            m: round(statistics.median(r[m] for r in rs), 2)
             for m in ("rps", "p50_ms", "cpu_us_per_req")
         }
-        for n, rs in results.items()
+        for n, rs in res.items()
     }
 
 
@@ -247,25 +252,12 @@ def router_ab(rev: str, rounds: int, seconds: float, work: Path) -> dict:
             routers[name] = procs.router(up.url, work)
         procs.ROOT = root
         script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
-        url = "/v1/chat/completions"
-        for s in routers.values():
-            load.run_wrk(s.url + url, script, 16, 1)
-        res: dict[str, list[dict]] = {n: [] for n in routers}
-        for _ in range(rounds):
-            for n, s in routers.items():
-                res[n].append(bench.measure(s, s.url + url, script, 16, seconds))
+        return _interleaved(routers, script, rounds, seconds)
     finally:
         procs.ROOT = root
         for s in routers.values():
             s.stop()
         up.stop()
-    return {
-        n: {
-            m: round(statistics.median(r[m] for r in rs), 2)
-            for m in ("rps", "p50_ms", "cpu_us_per_req")
-        }
-        for n, rs in res.items()
-    }
 
 
 def main() -> int:
