@@ -36,8 +36,27 @@ EVAL = Path(__file__).resolve().parents[2] / "recipes/data/sensitivity/eval.json
 
 
 def load() -> tuple[list[str], list[str]]:
-    rows = [json.loads(line) for line in EVAL.read_text().splitlines() if line.strip()]
+    rows = rows_of(EVAL)
     return [r["text"] for r in rows], [r["text"] for r in rows if r["label"] == "public"]
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def quality(clf: Classifier) -> None:
+    """Rules-only precision/recall of "confidential" on the eval split (the model is off), and
+    whether the prefiltered scan gives the full scan's labels on every text: a speed change
+    must leave both lines as they were."""
+    rows = rows_of(EVAL)
+    fired = [bool(clf.scan([row["text"]])) for row in rows]
+    truth = [row["label"] == "confidential" for row in rows]
+    tp = sum(f and t for f, t in zip(fired, truth, strict=True))
+    fp, fn = sum(fired) - tp, sum(truth) - tp
+    differ = sum(clf.scan([row["text"]]) != clf.scan_all([row["text"]]) for row in rows)
+    print(f"rules only on {len(rows)} eval texts: precision {tp / max(tp + fp, 1):.4f}, "
+          f"recall {tp / max(tp + fn, 1):.4f} (tp {tp}, fp {fp}, fn {fn}); "
+          f"prefiltered ≠ full scan on {differ} texts")  # fmt: skip
 
 
 def per_text_us(fn: Callable[[str], object], texts: list[str]) -> float:
@@ -151,6 +170,7 @@ def main() -> None:
           f"avg {sum(map(len, texts)) / len(texts):.0f} chars")  # fmt: skip
     for _ in range(2):  # warm-up: regex caches, stdnum / phonenumbers data
         per_text_us(lambda t: clf.scan_all([t]), texts), per_text_us(lambda t: clf.scan([t]), texts)
+    quality(clf)
     headline(clf, texts, args.rounds, args.baseline)
     per_detector(clf, texts, max(3, args.rounds // 3))
     long_text(clf, public, args.long_mb)

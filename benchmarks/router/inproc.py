@@ -27,6 +27,7 @@ from pipeline.schema_io import load_model  # noqa: E402
 from router import logs  # noqa: E402
 from router.app import build_app  # noqa: E402
 from router.config import RouterConfig  # noqa: E402
+from router.drain import quiet_gc  # noqa: E402
 from router.seams import Seams  # noqa: E402
 from router.upstreams.base import UpstreamReply  # noqa: E402
 
@@ -127,6 +128,7 @@ def main() -> int:
             for app in variants.values():  # start pools, warm up
                 await stack.enter_async_context(app.lifespan_context())
                 await drive(app, payloads, 200)
+            quiet_gc()  # as the server does after start-up (router/drain.py)
             await measure()
 
     async def measure() -> None:
