@@ -23,8 +23,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from router.errors import RouterError
+from router.upstreams.base import UpstreamFailure
+
 Tier = Literal["high", "normal", "low"]
 TIERS: tuple[Tier, ...] = ("high", "normal", "low")  # highest priority first
+_AHEAD: dict[str, tuple[Tier, ...]] = {t: TIERS[: TIERS.index(t) + 1] for t in TIERS}
+"""Each tier and the tiers above it: the queues a new request of that tier may not jump."""
 
 
 class AdmissionConfig(BaseModel):
@@ -133,7 +138,7 @@ class DrainRate:
         return len(self._done) / span
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     """A held admission slot; release it exactly once (idempotent)."""
 
@@ -198,8 +203,9 @@ class AdmissionController:
 
     def try_acquire(self, tier: Tier) -> Slot | None:
         """A slot now, or None; never jumps a queue of its own or a higher tier."""
-        ahead = TIERS[: TIERS.index(tier) + 1]
-        if any(self.queued(t) for t in ahead) or self.in_use >= self._caps[tier]:
+        if self.in_use >= self._caps[tier] or any(
+            self._queues[t] and self.queued(t) for t in _AHEAD[tier]
+        ):
             return None
         self.in_use += 1
         return Slot(self, tier, since=self._clock())
@@ -343,23 +349,31 @@ class AdmissionSeam:
         return Admit(self, ctx, route)
 
     async def acquire(self, ctx: object, route: str) -> Slot | None:
-        """The request's slot in `route`'s pool (None: that pool has no limit)."""
-        from router.errors import RouterError
-        from router.upstreams.base import UpstreamFailure
-
+        """The request's slot in `route`'s pool (None: that pool has no limit). A free slot
+        is taken at once; only a full pool awaits its queue (`_wait`)."""
         ctx.tier = resolve_tier(ctx.headers, self.cfg)
         ctx.deadline = request_deadline(ctx.headers, self.cfg, ctx.started, ctx.deadline)
         pool = self.pool_of(ctx, route)
         controller = self.controllers.get(pool)
         if controller is None:
             return None
+        slot = controller.try_acquire(ctx.tier)
+        if slot is None:
+            slot = await self._wait(controller, ctx, route)
+        if route == "fallback" and self.metrics is not None:
+            self.metrics.fallbacks.labels(pool.removeprefix("fallback-")).inc()
+        return slot
+
+    async def _wait(self, controller: AdmissionController, ctx: object, route: str) -> Slot:
+        """Queue for a slot: the last allowed route up to the deadline, an earlier one for
+        `spill_wait_s` (then the handler tries the next route)."""
         routes = ctx.routes or (route,)
-        last = route not in routes or routes.index(route) == len(routes) - 1
+        last = routes[-1] == route or route not in routes
         wait_until = (
             ctx.deadline if last else min(ctx.deadline, self._clock() + self.cfg.spill_wait_s)
         )
         try:
-            slot = await controller.acquire(ctx.tier, wait_until, spill=not last)
+            return await controller.acquire(ctx.tier, wait_until, spill=not last)
         except Shed as shed:
             kind = "rate_limited" if shed.status == 429 else "overloaded"
             message = f"{route} is busy for tier {ctx.tier} ({shed.reason})"
@@ -367,9 +381,6 @@ class AdmissionSeam:
                 raise UpstreamFailure(shed.status, kind, message, retryable=True,
                                       retry_after=shed.retry_after) from None  # fmt: skip
             raise RouterError(shed.status, kind, message, retry_after=shed.retry_after) from None
-        if route == "fallback" and self.metrics is not None:
-            self.metrics.fallbacks.labels(pool.removeprefix("fallback-")).inc()
-        return slot
 
     @staticmethod
     def _clock() -> float:

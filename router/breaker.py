@@ -175,12 +175,12 @@ class BreakerSet:
         self._breakers: dict[tuple[str, str], Breaker] = {}
 
     def get(self, pool: str, upstream: str) -> Breaker:
-        key = (pool, upstream)
-        if key not in self._breakers:
+        b = self._breakers.get((pool, upstream))
+        if b is None:
             b = Breaker(self.cfg, f"{pool}/{upstream}", self._mirror, self._clock)
-            self._breakers[key] = b
+            self._breakers[pool, upstream] = b
             self._mirror(b, False)
-        return self._breakers[key]
+        return b
 
     # router.seams.Outlier: the pools ask before picking and report every result.
     def allow(self, pool: str, upstream: str) -> bool:

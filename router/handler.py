@@ -63,21 +63,27 @@ class Handler:
             self.in_flight -= 1
 
     async def route(self, ctx: RequestContext) -> UpstreamReply:
-        """Try each allowed route in order; the last failure becomes the answer."""
-        assert ctx.decision is not None
+        """Try each allowed route in order; the last failure becomes the answer. A pool is
+        asked `usable()` once up front (that list is `ctx.routes`), and again only for a
+        route tried after another one failed: its state may have changed meanwhile."""
+        decision = ctx.decision
+        assert decision is not None
+        pools = self.pools
         routes = policy.routes_for(
-            ctx.decision, self.config.policy, "sagemaker" in self.pools, "fallback" in self.pools
+            decision, self.config.policy, "sagemaker" in pools, "fallback" in pools
         )
-        ctx.routes = tuple(r for r in routes if r in self.pools and self.pools[r].usable())
-        if not ctx.decision.confidential:
+        ctx.routes = tuple(r for r in routes if r in pools and pools[r].usable())
+        if not decision.confidential:
             cached = await self.seams.cache.lookup(ctx)
             if cached is not None:
                 ctx.route = "cache"
                 return cached
         failure: UpstreamFailure | None = None
         for route in routes:
-            pool = self.pools.get(route)
-            if pool is None or not pool.usable() or not policy.allowed(ctx.decision, route):
+            pool = pools.get(route)
+            if pool is None or not policy.allowed(decision, route):
+                continue
+            if not (route in ctx.routes if failure is None else pool.usable()):
                 continue
             if ctx.remaining() <= 0:
                 break
@@ -88,7 +94,7 @@ class Handler:
                 if not exc.retryable:
                     break
                 continue
-            if not ctx.decision.confidential and reply.stream is None:
+            if not decision.confidential and reply.stream is None:
                 await self.seams.cache.store(ctx, reply)
             return reply
         raise _answer_for(failure, ctx)

@@ -196,30 +196,36 @@ async def call_with_retries(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    first_failure: Exception | None = None,
 ) -> T:
     """Run `attempt_fn(attempt)` (attempt counts from 0) until it succeeds or must stop.
 
     `committed()` says whether a byte already reached the caller (then never retry).
+    `first_failure`: the caller already made attempt 0 (and counted the request in the
+    budget), and this is how it failed; the loop goes on from there.
     Raises RetryAborted with the last failure once retrying is not allowed.
     """
-    budget.record_request()
+    if first_failure is None:
+        budget.record_request()
+    failure = first_failure
     attempt = 0
     while True:
-        try:
-            return await attempt_fn(attempt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            delay, why = _next_delay(exc, attempt, cfg, budget, deadline, committed,
-                                     classify_fn, clock, rng, budget_reserve)  # fmt: skip
-            if delay is None:
-                if why == "budget" and on_budget_exhausted is not None:
-                    on_budget_exhausted()
-                raise RetryAborted(exc, why, attempt + 1) from exc
-            attempt += 1
-            if on_retry is not None:
-                on_retry(attempt, exc)
-            await sleep(delay)
+        if failure is None:
+            try:
+                return await attempt_fn(attempt)
+            except Exception as exc:  # CancelledError is a BaseException: it passes
+                failure = exc
+        delay, why = _next_delay(failure, attempt, cfg, budget, deadline, committed,
+                                 classify_fn, clock, rng, budget_reserve)  # fmt: skip
+        if delay is None:
+            if why == "budget" and on_budget_exhausted is not None:
+                on_budget_exhausted()
+            raise RetryAborted(failure, why, attempt + 1) from failure
+        attempt += 1
+        if on_retry is not None:
+            on_retry(attempt, failure)
+        failure = None
+        await sleep(delay)
 
 
 def _next_delay(
@@ -279,19 +285,49 @@ class RetrySeam:
         return self.budgets[route]
 
     async def call(self, ctx: Any, route: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        m = self.metrics
+        """The first attempt runs right here: a request that succeeds at once (nearly all)
+        pays for the budget's request count and one metric, not for the retry loop. A
+        failure goes on in `call_with_retries`, whose rules (backoff, budget, deadline,
+        Retry-After) decide about every retry."""
+        budget = self.budget(route)
+        budget.record_request()
+        try:
+            reply = await self._once(ctx, route, attempt)
+        except Exception as first:
+            reply = await self._retry(ctx, route, attempt, budget, first)
+        slot = getattr(ctx, "admission_slot", None)
+        if getattr(reply, "stream", None) is not None and slot is not None:
+            from router.asgi import then
 
-        async def once(n: int) -> T:
-            ctx.attempts += 1
-            try:
-                reply = await attempt()
-            except Exception:
-                if m is not None:
-                    m.child(m.upstream_attempts, route, "failure").inc()
-                raise
+            ctx.admission_slot = None  # the stream releases it when it ends
+            reply.stream = then(reply.stream, slot.release)  # a stream holds the upstream
+        return reply
+
+    async def _once(self, ctx: Any, route: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """One attempt, counted in `ctx.attempts` and edgepack_router_upstream_attempts."""
+        ctx.attempts += 1
+        m = self.metrics
+        try:
+            reply = await attempt()
+        except Exception:
             if m is not None:
-                m.child(m.upstream_attempts, route, "success").inc()
-            return reply
+                m.child(m.upstream_attempts, route, "failure").inc()
+            raise
+        if m is not None:
+            m.child(m.upstream_attempts, route, "success").inc()
+        return reply
+
+    async def _retry(
+        self,
+        ctx: Any,
+        route: str,
+        attempt: Callable[[], Awaitable[T]],
+        budget: RetryBudget,
+        first: Exception,
+    ) -> T:
+        """After a failed first attempt: retry while `call_with_retries` allows it, or raise
+        the last failure."""
+        m = self.metrics
 
         def retried(n: int, exc: BaseException) -> None:
             if m is not None:
@@ -302,20 +338,14 @@ class RetrySeam:
                 m.child(m.retry_budget_exhausted, route).inc()
 
         try:
-            reply = await call_with_retries(
-                once, cfg=self.cfg, budget=self.budget(route), deadline=ctx.deadline,
+            return await call_with_retries(
+                lambda n: self._once(ctx, route, attempt), cfg=self.cfg, budget=budget,
+                deadline=ctx.deadline, first_failure=first,
                 budget_reserve=0.0 if ctx.tier == "high" else self.cfg.budget_high_reserve,
                 classify_fn=classify_failure, on_retry=retried, on_budget_exhausted=exhausted,
             )  # fmt: skip
         except RetryAborted as stop:
             raise stop.cause from None
-        slot = getattr(ctx, "admission_slot", None)
-        if getattr(reply, "stream", None) is not None and slot is not None:
-            from router.asgi import then
-
-            ctx.admission_slot = None  # the stream releases it when it ends
-            reply.stream = then(reply.stream, slot.release)  # a stream holds the upstream
-        return reply
 
 
 def classify_failure(exc: BaseException) -> Verdict:

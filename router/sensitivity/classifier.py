@@ -17,11 +17,15 @@ from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
 from router.sensitivity import registry
 from router.sensitivity.batching import MicroBatcher
-from router.sensitivity.decision import Decision
+from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.prefilter import Prefilter
 
 LOG = logging.getLogger("edgepack.router")
+CONFIDENTIAL: Sensitivity = "confidential"
+PUBLIC: Sensitivity = "public"
+Verdict = tuple[Sensitivity, tuple[str, ...]]
+"""What the steps decide; `classify` makes it a `Decision` with the time it took."""
 OFFLOAD_CHARS = 32 * 1024
 """Texts longer than this in total are scanned in a worker thread: 1 MB of prose costs
 ~0.4 s of CPU, which on the event loop would stall every other request as long (the
@@ -63,9 +67,7 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
-    async def _scan(self, texts: list[str]) -> tuple[str, ...]:
-        if sum(map(len, texts)) < OFFLOAD_CHARS:
-            return self.scan(texts)
+    async def _scan_offloaded(self, texts: list[str]) -> tuple[str, ...]:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
         return await asyncio.get_running_loop().run_in_executor(self._scanner, self.scan, texts)
@@ -74,45 +76,48 @@ class Classifier:
         self, texts: list[str], headers: dict[str, str] | None = None, opaque: bool = False
     ) -> Decision:
         start = time.perf_counter()
-        decision = await self._decide(texts, headers or {}, opaque)
+        sensitivity, reasons = await self._decide(texts, headers or {}, opaque)
         elapsed = time.perf_counter() - start
         self.metrics.classify_seconds.observe(elapsed)
-        return Decision(decision.sensitivity, decision.reasons, elapsed * 1000)
+        return Decision(sensitivity, reasons, elapsed * 1000)
 
-    async def _decide(self, texts: list[str], headers: dict[str, str], opaque: bool) -> Decision:
+    async def _decide(self, texts: list[str], headers: dict[str, str], opaque: bool) -> Verdict:
         verdict = header_verdict(headers, self.config)
         if verdict == "confidential":
-            return Decision("confidential", ("header",))
+            return CONFIDENTIAL, ("header",)
         if verdict == "trusted_public":
-            return Decision("public", ("header",))
+            return PUBLIC, ("header",)
         if opaque:
-            return Decision("confidential", ("opaque",))
+            return CONFIDENTIAL, ("opaque",)
         try:
-            labels = await self._scan(texts)
+            if sum(map(len, texts)) < OFFLOAD_CHARS:
+                labels = self.scan(texts)
+            else:
+                labels = await self._scan_offloaded(texts)
         except Exception as exc:  # a detector bug must not let a request through unread
             self.metrics.classifier_failures.inc()
             LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
-            return Decision("confidential", ("classifier_error",))
+            return CONFIDENTIAL, ("classifier_error",)
         if labels:
-            return Decision("confidential", labels)
+            return CONFIDENTIAL, labels
         model = self.config.model
         if model is None or not model.enabled:
-            return Decision("public")
+            return PUBLIC, ()
         return await self._model_decision("\n".join(texts), model.threshold, model.timeout_ms)
 
-    async def _model_decision(self, text: str, threshold: float, timeout_ms: float) -> Decision:
+    async def _model_decision(self, text: str, threshold: float, timeout_ms: float) -> Verdict:
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
-            return Decision("confidential", ("classifier_error",))
+            return CONFIDENTIAL, ("classifier_error",)
         try:
             score = await asyncio.wait_for(self.batcher.score(text), timeout_ms / 1000)
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()
             LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
-            return Decision("confidential", ("classifier_error",))
+            return CONFIDENTIAL, ("classifier_error",)
         if score >= threshold:
-            return Decision("confidential", ("model",))
-        return Decision("public")
+            return CONFIDENTIAL, ("model",)
+        return PUBLIC, ()
 
 
 def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classifier:
