@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.schema_io import load_model
     from router.app import build_app
     from router.config import RouterConfig
-    from router.http_protocol import CoalescingHttpToolsProtocol
+    from router.http_protocol import HttpProtocol
     from router.testing.openai_server import FakeOpenAI
     from router.testing.sagemaker_server import FakeSageMaker
     from router.testing.serve import ServerThread
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data, where = _config(onprem.url, sagemaker.url, 0), Path("<demo>")
     config = load_model(RouterConfig, where, data=data)
-    router = ServerThread(build_app(config), port=args.port, http=CoalescingHttpToolsProtocol)
+    router = ServerThread(build_app(config), port=args.port, http=HttpProtocol)
     router.start()
     model = config.classifier.model
     classifier = f"ONNX model {model.path}" if model is not None else "rules only (no build)"

@@ -1,51 +1,457 @@
-"""uvicorn's httptools protocol, with the writes of one loop iteration sent as one.
+"""The router's HTTP/1.1 server protocol: a lean stand-in for uvicorn's httptools protocol.
 
-Why: uvicorn writes a response's status line + headers and its body as two `write()`s,
-and uvloop sends each at once: two syscalls and two TCP segments per answer. Buffering a
-connection's writes until the end of the current event-loop iteration joins them without
-delaying anything the loop could have sent sooner; `close()` flushes first. Measured with
-a bare ASGI app, wrk c=16 (benchmarks/router/README.md): 87 → 67 µs CPU per request.
+Why: on this kind of machine every Python operation costs ~0.1 µs, and uvicorn's protocol
+and ASGI cycle spend ~50 µs of CPU per request (an empty app; a bare asyncio Protocol
+answering from a task needs ~20): as much as a third of the router's own code
+(benchmarks/router/README.md). This one keeps what a sidecar on loopback needs, with as few
+operations per request as it can: httptools parses; one task per request runs the ASGI
+app, started when the headers are complete; a body that has arrived is handed over in one
+`receive()`; the status line, headers and a whole body leave in one write; a body of
+unknown length is sent chunked. Keep-alive, pipelined requests (answered in order),
+`Expect: 100-continue`, HEAD, write flow control and client disconnects (`http.disconnect`)
+behave as in ASGI servers. An idle connection is closed after `timeout_keep_alive` by one
+lazily re-armed timer per connection, not a timer per request.
+
+It serves the router's own app, which follows the ASGI spec (lower-case header names, no
+CR/LF in values: its headers come from its code, or from upstream answers that a parser has
+already split), so response headers are not re-validated. Left out: WebSocket upgrades,
+HTTP/2 and uvicorn's `limit_concurrency`/`limit_max_requests` (admission control is the
+router's own, router/admission.py). It plugs into `uvicorn.Server` (`http=HttpProtocol`),
+which keeps the lifespan, listening sockets, signals and graceful shutdown (router/drain.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
 
+log = logging.getLogger("edgepack.router.http")
 
-class CoalescingTransport:
-    """Wraps a transport: `write` collects, a `call_soon` callback sends what collected."""
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(data)
-
-    def flush(self) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        if not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:  # everything else is the real transport's
-        return getattr(self._transport, name)
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers; beyond: 431
+BODY_HIGH_WATER = 64 * 1024  # unread request body that pauses reading from the socket
+STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+NO_BODY_STATUS = frozenset({204, 304})
+FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+ASGI = {"version": "3.0", "spec_version": "2.3"}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+def plain_response(status: int, text: str) -> bytes:
+    """A complete `connection: close` answer the protocol gives itself (400, 431, 500)."""
+    body = text.encode()
+    return b"".join([
+        STATUS_LINES[status],
+        b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n",
+        b"content-length: %d\r\n\r\n" % len(body),
+        body,
+    ])  # fmt: skip
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection. The constructor's signature is the one uvicorn.Server calls."""
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.keep_alive_s = float(config.timeout_keep_alive)
+        self.server_state = server_state
+        self.app_state = app_state
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.addresses: tuple[Any, Any] = (None, None)
+        self.parsing: Exchange | None = None  # the request the parser is reading
+        self.active: Exchange | None = None  # the request being answered
+        self.queue: deque[Exchange] = deque()  # pipelined requests waiting their turn
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.in_head = False
+        self.head_bytes = 0  # head bytes of earlier reads, while the head is incomplete
+        self.last_read = b""
+        self.expect_continue = False
+        self.last_data = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future] = []
+        self.default_list: object = None  # uvicorn's date/server headers, and joined:
+        self.default_bytes = b""
+
+    # connection events
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self.transport = transport
+        self.server_state.connections.add(self)
+        self.addresses = (
+            transport.get_extra_info("sockname"),
+            transport.get_extra_info("peername"),
+        )
+        self.last_data = self.loop.time()
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        for exchange in (self.active, self.parsing, *self.queue):
+            if exchange is not None:
+                exchange.disconnected = True
+                exchange.wake()
+        self.queue.clear()
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = self.loop.time()
+        self.last_read = data
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # no upgrades here: answer it as plain HTTP/1.1
+            if self.parsing is not None:
+                self.parsing.keep_alive = False
+                self.on_message_complete()
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._refuse(431, "request header fields too large")
+            else:
+                self._refuse(400, "invalid HTTP request")
+            return
+        if self.in_head:  # headers still incomplete after this read
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, "request header fields too large")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def shutdown(self) -> None:
+        """uvicorn.Server's graceful shutdown: close now if idle, else after this answer."""
+        if self.active is None and self.parsing is None:
+            self.transport.close()
+            return
+        for exchange in (self.active, self.parsing):
+            if exchange is not None:
+                exchange.keep_alive = False
+        self.queue.clear()
+
+    # parser callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.in_head = True
+        self.head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        """Checks the head's size only when the reads that carried it could exceed it."""
+        self.in_head = False
+        if self.head_bytes + len(self.last_read) > MAX_HEAD_BYTES:
+            size = len(self.url) + sum(len(k) + len(v) for k, v in self.headers)
+            if size > MAX_HEAD_BYTES:
+                raise HeadTooLarge
+        parser = self.parser
+        version = parser.get_http_version()
+        exchange = Exchange(
+            self, self._scope(version), version != "1.0" and parser.should_keep_alive()
+        )
+        if self.expect_continue:
+            self.expect_continue = False
+            exchange.expect_continue = True
+        self.parsing = exchange
+        if self.active is None:
+            self._start(exchange)
+        else:
+            self.queue.append(exchange)
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.parsing
+        if exchange is None or exchange.finished:  # answered already: the rest is dropped
+            return
+        exchange.chunks.append(body)
+        exchange.unread += len(body)
+        if exchange.unread > BODY_HIGH_WATER:
+            self._pause_reading()
+        if exchange.waiter is not None:
+            exchange.wake()
+
+    def on_message_complete(self) -> None:
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is not None:
+            exchange.complete = True
+            if exchange.waiter is not None:
+                exchange.wake()
+
+    # helpers
+    def _scope(self, version: str) -> dict[str, Any]:
+        url = self.url
+        if 63 in url or 37 in url or url[:1] != b"/":  # "?", "%" or not "/...": the long way
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path or b"/", parsed.query or b""
+            path = unquote(raw_path.decode("latin-1"))
+        else:
+            raw_path, query, path = url, b"", url.decode("latin-1")
+        scope = {
+            "type": "http",
+            "asgi": ASGI,
+            "http_version": version,
+            "server": self.addresses[0],
+            "client": self.addresses[1],
+            "scheme": "http",
+            "method": self.parser.get_method().decode("ascii"),
+            "root_path": "",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": self.headers,
+        }
+        if self.app_state:
+            scope["state"] = self.app_state.copy()
+        return scope
+
+    def _start(self, exchange: Exchange) -> None:
+        """Run the app for `exchange`. Its task is not put in uvicorn's task set: graceful
+        shutdown waits for the connection, which closes after the answer."""
+        self.active = exchange
+        self.loop.create_task(exchange.run(self.app))
+
+    def answered(self, exchange: Exchange) -> None:
+        """`exchange`'s last byte is written: close, or go on with the next request."""
+        self.active = None
+        if not exchange.keep_alive:
+            self.transport.close()
+            return
+        if self.queue:
+            self._start(self.queue.popleft())
+        if self.read_paused:  # also after an answer given before its whole request came
+            self._resume_reading()
+        self.last_data = self.loop.time()
+
+    def default_headers(self) -> bytes:
+        """uvicorn.Server's date/server headers, re-joined only when its list changes."""
+        current = self.server_state.default_headers
+        if current is not self.default_list:
+            self.default_list = current
+            self.default_bytes = b"".join(k + b": " + v + b"\r\n" for k, v in current)
+        return self.default_bytes
+
+    def _refuse(self, status: int, text: str) -> None:
+        log.info("refused a request: %s", text)
+        if self.active is None:  # an answer in progress must not be interleaved
+            self.transport.write(plain_response(status, text))
+        self.transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        self.idle_timer = self.loop.call_at(self.last_data + self.keep_alive_s, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close a connection silent for `timeout_keep_alive` with no answer being made;
+        otherwise look again when it could be due."""
+        self.idle_timer = None
+        if self.transport.is_closing():
+            return
+        if self.active is not None:
+            self.last_data = self.loop.time()
+        elif self.loop.time() >= self.last_data + self.keep_alive_s:
+            self.transport.close()
+            return
+        self._arm_idle_timer()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused and not self.queue:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        waiter = self.loop.create_future()
+        self.drain_waiters.append(waiter)
+        await waiter
+
+
+class Exchange:
+    """One request and its answer: the ASGI `receive` and `send` of one task. Attributes
+    most requests never change are class defaults, so a request sets only four."""
+
+    unread = 0  # request body bytes the app has not received yet
+    complete = False  # the whole request body is here
+    body_given = False
+    expect_continue = False
+    waiter: asyncio.Future | None = None  # receive() waiting for body or disconnect
+    disconnected = False
+    started = False  # http.response.start seen
+    head_sent = False
+    chunked = False
+    silent = False  # HEAD, 204, 304: headers only
+    finished = False  # the last body byte is written
+    status = 200
+    headers: Any = ()
+
+    def __init__(self, proto: HttpProtocol, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.proto = proto
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.chunks: list[bytes] = []
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def run(self, app: Any) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:  # as uvicorn does: answer 500, or cut the connection
+            log.error("exception in the ASGI application", exc_info=exc)
+            self._abort()
+        else:
+            if not self.finished and not self.disconnected:
+                log.error("the ASGI application returned without a complete answer")
+                self._abort()
+
+    def _abort(self) -> None:
+        """500 if nothing was sent yet, then close: a half-sent answer cannot be mended."""
+        if self.finished or self.disconnected:
+            return
+        self.finished = True
+        if not self.head_sent:
+            self.proto.transport.write(plain_response(500, "Internal Server Error"))
+        self.proto.transport.close()
+
+    async def receive(self) -> dict[str, Any]:
+        if self.complete and not self.body_given:  # the usual case: the body is all here
+            self.body_given = True
+            chunks = self.chunks
+            if self.proto.read_paused:
+                self.proto._resume_reading()
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await self._receive_slowly()
+
+    async def _receive_slowly(self) -> dict[str, Any]:
+        """Body pieces as they arrive; after the body, wait for the client to go away."""
+        while not self.disconnected and not self.finished:
+            if self.chunks or (self.complete and not self.body_given):
+                chunks, self.chunks = self.chunks, []
+                self.unread = 0
+                self.body_given = self.complete
+                self.proto._resume_reading()
+                body = b"".join(chunks)
+                return {"type": "http.request", "body": body, "more_body": not self.complete}
+            if self.expect_continue:
+                self.expect_continue = False
+                self.proto.transport.write(CONTINUE)
+            self.waiter = self.proto.loop.create_future()
+            await self.waiter
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        proto = self.proto
+        if proto.write_paused and not self.disconnected:
+            await proto.drain()
+        if self.disconnected:
+            return
+        if not self.started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"expected http.response.start, got {message['type']!r}")
+            self.started = True
+            self.expect_continue = False
+            self.status = message["status"]
+            self.headers = message.get("headers", ())
+            return  # the head leaves with the first body bytes
+        if self.finished or message["type"] != "http.response.body":
+            raise RuntimeError(f"unexpected ASGI message {message['type']!r} for this answer")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.head_sent:
+            if self.chunked:
+                body = self._chunk(body, more)
+            elif self.silent:
+                body = b""
+        else:
+            body = self._head(body, more)
+        if body:
+            proto.transport.write(body)
+        if not more:
+            self.finished = True
+            if self.waiter is not None:
+                self.wake()
+            proto.answered(self)
+
+    def _head(self, body: bytes, more: bool) -> bytes:
+        """Status line, headers and the first body bytes, framed: the app's content-length,
+        else the body's length if it is the whole body, else chunked."""
+        self.head_sent = True
+        status = self.status
+        parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        parts.append(self.proto.default_headers())
+        framed = no_body = status in NO_BODY_STATUS or status < 200
+        said_close = False
+        for name, value in self.headers:
+            if name in FRAMING:
+                framed = True
+            elif name == b"connection" and value.lower() == b"close":
+                self.keep_alive, said_close = False, True
+            parts += (name, b": ", value, b"\r\n")
+        if not framed:
+            if not more:
+                parts.append(b"content-length: %d\r\n" % len(body))
+            elif self.scope["http_version"] == "1.1":
+                self.chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # HTTP/1.0: the close ends the body
+        if not self.keep_alive and not said_close:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if no_body or self.scope["method"] == "HEAD":
+            self.chunked, self.silent = False, True
+        elif self.chunked:
+            parts.append(self._chunk(body, more))
+        else:
+            parts.append(body)
+        return b"".join(parts)
+
+    def _chunk(self, body: bytes, more: bool) -> bytes:
+        framed = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+        return framed if more else framed + b"0\r\n\r\n"

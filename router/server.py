@@ -19,7 +19,7 @@ def serve(
     """Serve until SIGTERM has drained the requests in flight (router/drain.py: exit 0);
     SIGHUP reloads `config_path`, keeping the old config if the new one is bad."""
     from router.drain import run_router
-    from router.http_protocol import CoalescingHttpToolsProtocol
+    from router.http_protocol import HttpProtocol
 
     logs.setup(config.logging.level)
     run_router(
@@ -28,7 +28,7 @@ def serve(
         host or config.listen.host,
         port if port is not None else config.listen.port,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,
+        http=HttpProtocol,
         access_log=False,
         proxy_headers=False,  # a sidecar on the pod's loopback: no forwarded-for to trust
         server_header=False,
