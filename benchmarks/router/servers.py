@@ -1,7 +1,7 @@
 """How the router's HTTP server and client were chosen: a quick, interleaved measurement.
 
 Servers: the same tiny ASGI app (router.testing's OpenAI-protocol server) under
-uvicorn+uvloop+httptools (as is, and with the router's coalesced writes,
+uvicorn+uvloop+httptools (as is, and with the router's own protocol,
 router/http_protocol.py), uvicorn+asyncio+h11 and granian (from the benchmark venv), driven
 by wrk at concurrency 16; server CPU µs per request from /proc. Clients: aiohttp (default
 session and tuned), httpx and the router's own router/upstreams/http1.py posting to one
@@ -54,17 +54,19 @@ def servers() -> dict[str, list[str]]:
         "--no-access-log",
         "--log-level",
         "warning",
+        "--no-proxy-headers",  # as the router runs
     ]
     out = {
         "uvicorn-httptools": [*uv, "--loop", "uvloop", "--http", "httptools"],
         "uvicorn-h11": [*uv, "--loop", "asyncio", "--http", "h11"],
-        "uvicorn-coalesced": [  # the router's protocol: one write per answer
+        "router-protocol": [  # uvicorn.Server with the router's own HTTP/1.1 protocol
             py,
             "-c",
             "import sys, uvicorn\n"
-            "from router.http_protocol import CoalescingHttpToolsProtocol as P\n"
+            "from router.http_protocol import HttpProtocol as P\n"
             f"uvicorn.run({APP!r}, factory=True, host='127.0.0.1', port=int(sys.argv[-1]),"
-            " loop='uvloop', http=P, access_log=False, log_level='warning')",
+            " loop='uvloop', http=P, access_log=False, log_level='warning',"
+            " proxy_headers=False)",
         ],
     }
     granian = HERE / ".venv" / "bin" / "granian"
