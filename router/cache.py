@@ -25,6 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.upstreams.base import UpstreamReply
+
 log = logging.getLogger("edgepack.router.cache")
 
 # Body fields that never change the model's answer.
@@ -215,10 +217,10 @@ class CacheSeam:
         self._flights: dict[str, asyncio.Future[CachedResponse | None]] = {}
 
     def _key(self, ctx: Any) -> str | None:
-        decision = getattr(ctx, "decision", None)
-        sensitivity = getattr(decision, "sensitivity", "confidential")
         if self.cache is None:
             return None
+        decision = getattr(ctx, "decision", None)
+        sensitivity = getattr(decision, "sensitivity", "confidential")
         why = cache_decision(sensitivity, ctx.payload, ctx.headers, self.cfg)
         if why != "use":
             if why != "confidential":  # confidential requests leave no trace here at all
@@ -229,8 +231,6 @@ class CacheSeam:
                          self.cfg.key_prefix)  # fmt: skip
 
     async def lookup(self, ctx: Any) -> Any:
-        from router.upstreams.base import UpstreamReply
-
         key = self._key(ctx)
         ctx.cache_key = key
         if key is None:
