@@ -10,11 +10,12 @@ per request of the client process (uvloop).
 
     .venv/bin/python benchmarks/router/servers.py --rounds 3
     .venv/bin/python benchmarks/router/servers.py --clients-only --rounds 5
-    .venv/bin/python benchmarks/router/servers.py --router-ab 8297841 --rounds 5
+    .venv/bin/python benchmarks/router/servers.py --router-ab REV [--ab-paths P ...] --rounds 5
 
 `--router-ab REV` measures the whole router (`edgepack router`, the way bench.py starts it)
-from two copies of HEAD, one with router/upstreams/onprem.py from REV (8297841: the pool on
-aiohttp), interleaved.
+from HEAD and from REV, interleaved; with `--ab-paths`, the second tree is HEAD with only
+those paths from REV (e.g. `--router-ab 8297841 --ab-paths router/upstreams/onprem.py`:
+the pool on aiohttp).
 """
 
 from __future__ import annotations
@@ -223,35 +224,34 @@ def client_rounds(rounds: int, n: int) -> dict:
     }
 
 
-def _tree(root: Path, work: Path, name: str, onprem_rev: str | None) -> Path:
-    """HEAD's files in `work/name`, with router/upstreams/onprem.py from `onprem_rev`."""
-    tree = work / name
-    tree.mkdir()
+def _tree(root: Path, work: Path, rev: str, paths: list[str]) -> Path:
+    """`rev`'s files in a new folder under `work`; with `paths`, HEAD's files with only
+    those taken from `rev`."""
+    tree = Path(tempfile.mkdtemp(dir=work))
     git = ["git", "-C", str(root)]
-    archive = subprocess.run([*git, "archive", "HEAD"], capture_output=True, check=True).stdout
+    base = "HEAD" if paths else rev
+    archive = subprocess.run([*git, "archive", base], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")
-    if onprem_rev:
-        path = "router/upstreams/onprem.py"
-        old = subprocess.run(
-            [*git, "show", f"{onprem_rev}:{path}"], capture_output=True, check=True
-        )
+    for path in paths:
+        old = subprocess.run([*git, "show", f"{rev}:{path}"], capture_output=True, check=True)
         (tree / path).write_bytes(old.stdout)
     return tree
 
 
-def router_ab(rev: str, rounds: int, seconds: float, work: Path) -> dict:
-    """The whole router, HEAD vs HEAD with the on-prem pool of `rev` (8297841: aiohttp),
-    each its own process in front of one upstream; wrk at c=16 with the eval split's
-    prompts, interleaved; the router process's CPU µs per request."""
+def router_ab(rev: str, paths: list[str], rounds: int, seconds: float, work: Path) -> dict:
+    """The whole router, HEAD vs `rev` (or HEAD with `paths` from `rev`), each its own
+    process in front of one upstream; wrk at c=16 with the eval split's prompts,
+    interleaved; the router process's CPU µs per request."""
     import bench
 
     up = procs.upstream(0.0)
     routers, root = {}, procs.ROOT
+    other = f"{','.join(paths)}@{rev}" if paths else rev
     try:
-        for name, onprem_rev in ((f"onprem@{rev}", rev), ("HEAD", None)):
-            procs.ROOT = _tree(root, work, name.replace("@", "-"), onprem_rev)  # the router's cwd
-            routers[name] = procs.router(up.url, work)
+        for name, tree_rev in ((other, rev), ("HEAD", "HEAD")):
+            procs.ROOT = _tree(root, work, tree_rev, paths if tree_rev != "HEAD" else [])
+            routers[name] = procs.router(up.url, work)  # the router runs in procs.ROOT
         procs.ROOT = root
         script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
         return _interleaved(routers, script, rounds, seconds)
@@ -271,15 +271,17 @@ def main() -> int:
     p.add_argument(
         "--router-ab",
         metavar="REV",
-        help="only: the whole router, HEAD vs HEAD "
-        "with router/upstreams/onprem.py from REV (8297841 = the aiohttp client)",
+        help="only: the whole router, HEAD vs REV (or HEAD with --ab-paths from REV)",
     )
+    p.add_argument("--ab-paths", nargs="*", default=[], metavar="PATH")
     args = p.parse_args()
     before = Path("/proc/loadavg").read_text().split()[:3]
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.router_ab:
-            result["router"] = router_ab(args.router_ab, args.rounds, args.seconds, Path(tmp))
+            result["router"] = router_ab(
+                args.router_ab, args.ab_paths, args.rounds, args.seconds, Path(tmp)
+            )
             args.clients_only, args.rounds = True, 0
         if not args.clients_only:
             result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp))
