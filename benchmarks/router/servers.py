@@ -39,17 +39,37 @@ import load  # noqa: E402
 import procs  # noqa: E402
 
 APP = "router.testing.openai_server:FakeOpenAI"
+EMPTY_APP = "servers:empty_app"  # what is left is the server's own cost
+
+
+def empty_app():
+    """An ASGI app (factory) that reads the body and answers a fixed JSON at once."""
+    answer = b'{"id":"x","object":"chat.completion","choices":[]}'
+    headers = [(b"content-type", b"application/json")]
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
-def servers() -> dict[str, list[str]]:
+def servers(app: str = APP) -> dict[str, list[str]]:
     py = sys.executable
     uv = [
         py,
         "-m",
         "uvicorn",
         "--factory",
-        APP,
+        app,
         "--host",
         "127.0.0.1",
         "--no-access-log",
@@ -65,7 +85,7 @@ def servers() -> dict[str, list[str]]:
             "-c",
             "import sys, uvicorn\n"
             "from router.http_protocol import HttpProtocol as P\n"
-            f"uvicorn.run({APP!r}, factory=True, host='127.0.0.1', port=int(sys.argv[-1]),"
+            f"uvicorn.run({app!r}, factory=True, host='127.0.0.1', port=int(sys.argv[-1]),"
             " loop='uvloop', http=P, access_log=False, log_level='warning',"
             " proxy_headers=False)",
         ],
@@ -84,7 +104,7 @@ def servers() -> dict[str, list[str]]:
             "--loop",
             "uvloop",
             "--no-ws",
-            APP,
+            app,
         ]
     return out
 
@@ -92,12 +112,12 @@ def servers() -> dict[str, list[str]]:
 def start(name: str, argv: list[str]) -> procs.Server:
     port = procs.free_port()
     argv = [*argv, "--port", str(port)]
-    env = dict(os.environ, PYTHONPATH=str(procs.ROOT))
+    env = dict(os.environ, PYTHONPATH=f"{procs.ROOT}{os.pathsep}{HERE}")
     return procs.Server(name, argv, port, "/health", env=env).wait()
 
 
-def server_rounds(rounds: int, seconds: float, work: Path) -> dict:
-    running = {name: start(name, argv) for name, argv in servers().items()}
+def server_rounds(rounds: int, seconds: float, work: Path, app: str = APP) -> dict:
+    running = {name: start(name, argv) for name, argv in servers(app).items()}
     try:
         return _interleaved(running, load.lua_script([BODY], {}, work), rounds, seconds)
     finally:
@@ -268,6 +288,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=3)
     p.add_argument("--requests", type=int, default=3000, help="per client and round")
     p.add_argument("--clients-only", action="store_true")
+    p.add_argument("--servers-only", action="store_true")
+    p.add_argument("--empty-app", action="store_true", help="servers answer from an empty app")
     p.add_argument(
         "--router-ab",
         metavar="REV",
@@ -284,8 +306,9 @@ def main() -> int:
             )
             args.clients_only, args.rounds = True, 0
         if not args.clients_only:
-            result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp))
-        if args.rounds:
+            app = EMPTY_APP if args.empty_app else APP
+            result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp), app)
+        if args.rounds and not args.servers_only:
             result["clients"] = client_rounds(args.rounds, args.requests)
     result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
     print(json.dumps(result, indent=2))
