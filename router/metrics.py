@@ -23,6 +23,7 @@ class RouterMetrics:
         r = registry or CollectorRegistry()
         self.registry = r
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._answers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "edgepack_router_requests", "Routed requests",
             ["route", "sensitivity", "status"], registry=r,
@@ -107,3 +108,13 @@ class RouterMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def answer_children(self, route: str, sensitivity: str, status: int) -> tuple[Any, Any]:
+        """The `requests` and `latency` children every answer updates, found with one lookup
+        per answer (a closed set of label values: routes × sensitivities × statuses)."""
+        key = (route, sensitivity, status)
+        pair = self._answers.get(key)
+        if pair is None:
+            requests = self.child(self.requests, route, sensitivity, str(status))
+            pair = self._answers[key] = (requests, self.child(self.latency, route))
+        return pair

@@ -69,6 +69,7 @@ def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
     """Count and log the request once: metrics labels are route/sensitivity/status only."""
     route = ctx.route or "none"
     sensitivity = ctx.decision.sensitivity if ctx.decision else "unknown"
-    metrics.child(metrics.requests, route, sensitivity, str(status)).inc()
-    metrics.child(metrics.latency, route).observe(time.monotonic() - ctx.started)
+    requests, latency = metrics.answer_children(route, sensitivity, status)
+    requests.inc()
+    latency.observe(time.monotonic() - ctx.started)
     logs.request_record(ctx, status)
