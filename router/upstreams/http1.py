@@ -103,22 +103,26 @@ class Response:
 
     __slots__ = (
         "_body", "_buffered", "_conn", "_error", "_parts", "_paused", "_stream", "_waiter",
-        "complete", "deadline", "head_done", "headers", "interim", "status", "until_eof",
+        "complete", "deadline", "head_done", "headers", "interim", "status",
     )  # fmt: skip
 
-    def __init__(self, conn: _Connection, stream: bool) -> None:
-        self.status = 0
+    def __init__(self, conn: _Connection, stream: bool, deadline: float) -> None:
+        self.status = self._buffered = 0
         self.headers: dict[str, str] = {}
-        self.complete = self.head_done = self.until_eof = self.interim = False
+        self.complete = self.head_done = self.interim = self._paused = False
         self._conn: _Connection | None = conn
         self._stream = stream
         self._parts: collections.deque[bytes] | list[bytes] = collections.deque() if stream else []
         self._body: bytes | None = None
         self._error: HttpError | None = None
         self._waiter: asyncio.Future | None = None
-        self.deadline = 0.0  # loop.time() by which the response must be complete
-        self._buffered = 0
-        self._paused = False
+        self.deadline = deadline  # loop.time() by which the response must be complete
+
+    @property
+    def body(self) -> bytes | None:
+        """The whole body if it is here (a response not streamed, once `request` returned),
+        else None: `read()` it. Spares the caller a coroutine per request."""
+        return self._body
 
     async def read(self) -> bytes:
         """The whole body (waits for the rest of it when the response was streamed)."""
@@ -228,7 +232,7 @@ class _Connection(asyncio.Protocol):
             resp._fail(ProtocolError(f"invalid HTTP response: {exc}"))
             self.abort()  # also when the bad bytes followed a complete response
             return
-        if not resp.head_done and not resp.complete:
+        if not (resp.head_done or resp.complete):
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 resp._fail(ProtocolError(f"response head over {MAX_HEAD_BYTES} bytes"))
@@ -241,7 +245,7 @@ class _Connection(asyncio.Protocol):
         self.pool._lost(self)
         resp = self.response
         if resp is not None and not resp.complete:
-            if resp.head_done and resp.until_eof:
+            if resp.head_done and _until_eof(resp):
                 resp._on_complete(reuse=False)  # a body delimited by the end of the connection
             else:
                 why = f": {exc}" if exc else ""
@@ -256,9 +260,11 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.response.headers  # type: ignore[union-attr]
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        key = _KEYS.get(name) or _key(name)
+        if key in headers:
+            headers[key] = f"{headers[key]}, {value.decode('latin-1')}"
+        else:
+            headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         resp = self.response
@@ -269,12 +275,6 @@ class _Connection(asyncio.Protocol):
             return
         resp.status = status  # type: ignore[union-attr]
         resp.head_done = True  # type: ignore[union-attr]
-        headers = resp.headers  # type: ignore[union-attr]
-        resp.until_eof = (  # type: ignore[union-attr]
-            "content-length" not in headers
-            and "chunked" not in headers.get("transfer-encoding", "")
-            and status not in (204, 304)
-        )
         if resp._stream:  # type: ignore[union-attr]
             resp._wake()  # type: ignore[union-attr]
 
@@ -353,6 +353,8 @@ class Http1Pool:
         self._inflight: set[Response] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_at = _NEVER
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it first ran in
+        self._starts: dict[tuple[str, str], str] = {}  # (method, path) → request line + host
 
     @property
     def connections(self) -> int:
@@ -372,21 +374,20 @@ class Http1Pool:
         timeout: float,
         stream: bool = False,
     ) -> Response:
-        head = self._head(method, path, headers or {}, body)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        conn = self._take_idle(loop) or await self._acquire(loop, deadline)
-        resp = Response(conn, stream)
-        conn.response = resp
-        resp.deadline = deadline
+        message = self._message(method, path, headers, body)
+        loop = self._loop or self._bind()
+        now = loop.time()
+        deadline = now + timeout
+        conn = self._take_idle(now) or await self._acquire(loop, deadline)
+        conn.response = resp = Response(conn, stream, deadline)
         self._inflight.add(resp)
         if deadline < self._sweep_at:
             self._arm(loop, deadline)
         resp._waiter = waiter = loop.create_future()
-        if body and len(body) > 16384:
-            conn.transport.writelines((head, body))  # no copy of a big body
+        if type(message) is tuple:
+            conn.transport.writelines(message)  # no copy of a big body
         else:
-            conn.transport.write(head + body if body else head)
+            conn.transport.write(message)  # type: ignore[arg-type]
         try:
             await waiter
         except BaseException:
@@ -396,24 +397,47 @@ class Http1Pool:
             raise resp._error
         return resp
 
-    def _head(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bytes:
-        lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
-        if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
-            raise ValueError("line break in a request header")
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """A pool serves one event loop; asking for it once (not per request) spares a
+        getpid() syscall that `asyncio.get_running_loop()` makes on every call."""
+        self._loop = loop = asyncio.get_running_loop()
+        return loop
+
+    def _message(
+        self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes
+    ) -> bytes | tuple[bytes, bytes]:
+        """The request's bytes: head and body as one (or as two when the body is big, so it
+        is not copied). The request line and host are built once per method and path."""
+        start = self._starts.get((method, path)) or self._start(method, path)
+        if headers:
+            lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+            if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
+                raise ValueError("line break in a request header")
+        else:
+            lines = ""
+        if body or method == "POST":
+            head = f"{start}content-length: {len(body)}\r\n{lines}\r\n".encode("latin-1")
+        else:
+            head = f"{start}{lines}\r\n".encode("latin-1")
+        if len(body) > 16384:
+            return head, body
+        return head + body if body else head
+
+    def _start(self, method: str, path: str) -> str:
         if " " in path or "\n" in path or "\r" in path:
             raise ValueError(f"invalid request path {path!r}")
-        length = f"content-length: {len(body)}\r\n" if body or method == "POST" else ""
-        return (
-            f"{method} {self.prefix}{path} HTTP/1.1\r\n{self._host_line}{length}{lines}\r\n"
-        ).encode("latin-1")
+        start = f"{method} {self.prefix}{path} HTTP/1.1\r\n{self._host_line}"
+        if len(self._starts) < 64:  # the router asks for a few fixed paths
+            self._starts[(method, path)] = start
+        return start
 
-    def _take_idle(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+    def _take_idle(self, now: float) -> _Connection | None:
         idle = self._idle
         while idle:
             conn = idle.pop()
             if conn.closed or conn.transport.is_closing():
                 continue  # the server closed it while idle
-            if loop.time() - conn.idle_since > self.idle_timeout_s:
+            if now - conn.idle_since > self.idle_timeout_s:
                 conn.abort()  # the server may close it any moment now
                 continue
             return conn
@@ -423,7 +447,7 @@ class Http1Pool:
         while True:
             if self.closed:
                 raise ConnectError("connection pool closed")
-            conn = self._take_idle(loop)
+            conn = self._take_idle(loop.time())
             if conn is not None:
                 return conn
             if self._count < self.max_connections:
@@ -502,9 +526,10 @@ class Http1Pool:
         if self.closed:
             conn.abort()
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = self._loop.time()  # type: ignore[union-attr]
         self._idle.append(conn)
-        self._wake_one()
+        if self._waiters:
+            self._wake_one()
 
     def _lost(self, conn: _Connection) -> None:
         if conn in self._idle:
@@ -535,6 +560,24 @@ class Http1Pool:
 
 
 _NEVER = float("inf")
+_KEYS: dict[bytes, str] = {}  # header name as sent → lower-cased str (decoding each cost more)
+
+
+def _key(name: bytes) -> str:
+    key = name.decode("latin-1").lower()
+    if len(_KEYS) < 256:  # servers send a handful of names; a hostile one cannot grow it
+        _KEYS[name] = key
+    return key
+
+
+def _until_eof(resp: Response) -> bool:
+    """Is this response's body delimited by the end of the connection (no length, not chunked)?"""
+    headers = resp.headers
+    return (
+        "content-length" not in headers
+        and "chunked" not in headers.get("transfer-encoding", "")
+        and resp.status not in (204, 304)
+    )
 
 
 def _set_result(future: asyncio.Future, value: object) -> None:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 from router import logs
 from router.config import OnPremConfig, OnPremUpstream
-from router.context import RequestContext
+from router.context import Api, RequestContext
 from router.metrics import RouterMetrics
 from router.seams import Outlier
 from router.upstreams.base import UpstreamFailure, UpstreamReply
@@ -40,7 +40,9 @@ from router.upstreams.http1 import (
 )
 
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
+_COPIED = FORWARD_HEADERS[:-1]  # x-request-id is the router's own (kept or generated)
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+_PATHS = {api: api.upstream_path for api in Api}  # the property builds a dict per call
 
 
 @dataclass
@@ -52,13 +54,15 @@ class Member:
     fails: int = 0  # consecutive failed checks
     oks: int = 0  # consecutive passed checks
     http: Http1Pool | None = None  # its keep-alive connections (from start() to close())
+    name: str = field(init=False)  # the config's, copied: read on every pick and record
+    weight: float = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.config.name
+    def __post_init__(self) -> None:
+        self.name = self.config.name
+        self.weight = self.config.weight
 
     def load(self) -> float:
-        return (self.outstanding + 1) / self.config.weight
+        return (self.outstanding + 1) / self.weight
 
 
 class OnPremPool:
@@ -106,15 +110,18 @@ class OnPremPool:
         """Weighted least-outstanding among available members; random among equals."""
         best: list[Member] = []
         best_load = float("inf")
+        allow, name = self.outlier.allow, self.name
         for m in self.members:
-            if not self._available(m):
+            if not (m.healthy and allow(name, m.name)):
                 continue
-            load = m.load()
+            load = (m.outstanding + 1) / m.weight
             if load < best_load:
                 best, best_load = [m], load
             elif load == best_load:
                 best.append(m)
-        return random.choice(best) if best else None
+        if len(best) < 2:
+            return best[0] if best else None
+        return random.choice(best)
 
     async def send(self, ctx: RequestContext) -> UpstreamReply:
         member = self.pick()
@@ -130,30 +137,27 @@ class OnPremPool:
         if picked is not None:
             picked(self.name, member.name)  # a half-open breaker counts its probes
         member.outstanding += 1
-        released = False
-
-        def release(ok: bool) -> None:
-            nonlocal released
-            if not released:
-                released = True
-                member.outstanding -= 1
-                self._record(member, ok)
-
         try:
-            return await self._exchange(ctx, member, release)
+            reply = await self._exchange(ctx, member)
         except BaseException:
-            release(False)
+            member.outstanding -= 1
+            self._record(member, False)
             raise
+        if reply.stream is None:  # a stream gives its slot back when it ends (_chunks)
+            member.outstanding -= 1
+            self._record(member, True)
+        return reply
 
-    async def _exchange(self, ctx: RequestContext, member: Member, release) -> UpstreamReply:
-        assert member.http is not None, "pool not started"
-        headers = {k: ctx.headers[k] for k in FORWARD_HEADERS if k in ctx.headers}
+    async def _exchange(self, ctx: RequestContext, member: Member) -> UpstreamReply:
+        http = member.http
+        assert http is not None, "pool not started"
+        given = ctx.headers
+        headers = {k: given[k] for k in _COPIED if k in given}
         headers["x-request-id"] = ctx.request_id
-        path = ctx.api.upstream_path
         try:
-            resp = await member.http.request(
-                "POST", path, headers, ctx.body, timeout=max(ctx.remaining(), 0.001),
-                stream=ctx.stream,
+            resp = await http.request(
+                "POST", _PATHS[ctx.api], headers, ctx.body,
+                timeout=max(ctx.remaining(), 0.001), stream=ctx.stream,
             )  # fmt: skip
         except HttpError as exc:
             raise _failure(member.name, exc, answered=False) from None
@@ -169,15 +173,29 @@ class OnPremPool:
                 upstream=member.name,
             )
         if not ctx.stream or not ctype.startswith("text/event-stream"):
-            try:
-                body = await resp.read()
-            except HttpError as exc:
-                raise _failure(member.name, exc, answered=True) from None
-            release(True)
+            body = resp.body  # whole once complete, as a response not streamed always is
+            if body is None:
+                try:
+                    body = await resp.read()
+                except HttpError as exc:
+                    raise _failure(member.name, exc, answered=True) from None
             return UpstreamReply(resp.status, ctype, body=body, upstream=member.name)
         return UpstreamReply(
-            resp.status, ctype, stream=_chunks(resp, release), upstream=member.name
+            resp.status, ctype, stream=_chunks(resp, self._releaser(member)), upstream=member.name
         )
+
+    def _releaser(self, member: Member) -> Callable[[bool], None]:
+        """Gives the stream's slot back once, when it ends (early, failed or complete)."""
+        released = False
+
+        def release(ok: bool) -> None:
+            nonlocal released
+            if not released:
+                released = True
+                member.outstanding -= 1
+                self._record(member, ok)
+
+        return release
 
     def _record(self, member: Member, ok: bool) -> None:
         self.outlier.record(self.name, member.name, ok)
