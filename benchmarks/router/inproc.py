@@ -1,6 +1,8 @@
 """The router's own CPU per request, without sockets: the ASGI app called in-process with an
 upstream pool that answers at once. Separates the router's code from uvicorn/aiohttp/kernel
-costs and from the machine's load (CPU time, not wall time). Variants, interleaved:
+costs and from the machine's load (CPU time, not wall time). After the warm-up, start-up
+objects are frozen out of the GC as the server does (router.drain.quiet_gc), so a full
+collection does not rescan them in the measured rounds. Variants, interleaved:
 production wiring (issue 7's steps), core only (pass-through seams), core without the
 per-request log line.
 
