@@ -128,14 +128,22 @@ class DrainRate:
         self._done: deque[float] = deque()
 
     def record(self) -> None:
-        self._done.append(self._clock())
+        """One completion. Old ones are dropped here too, not only when `rate()` is read
+        (at a shed or a /readyz), so the window stays bounded however rarely that is."""
+        now = self._clock()
+        self._done.append(now)
+        self._forget(now)
 
     def rate(self) -> float:
         now = self._clock()
-        while self._done and self._done[0] < now - self.window_s:
-            self._done.popleft()
+        self._forget(now)
         span = max(min(self.window_s, now - self._started), 0.5)
         return len(self._done) / span
+
+    def _forget(self, now: float) -> None:
+        edge = now - self.window_s
+        while self._done and self._done[0] < edge:
+            self._done.popleft()
 
 
 @dataclass(slots=True)

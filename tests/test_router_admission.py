@@ -171,3 +171,17 @@ def test_tier_and_deadline_from_headers():
 def test_config_rejects_reserving_everything():
     with pytest.raises(ValidationError, match="less than 1"):
         AdmissionConfig(reserved={"high": 0.7, "normal": 0.3})
+
+
+def test_drain_rate_window_stays_bounded_without_reads():
+    """Completions older than the window are dropped as new ones arrive, not only when the
+    rate is read (a router that never sheds and is never probed must not grow forever)."""
+    from router.admission import DrainRate
+
+    now = [0.0]
+    rate = DrainRate(10.0, clock=lambda: now[0])
+    for _ in range(10_000):
+        now[0] += 0.01  # 100 completions per second for 100 s
+        rate.record()
+    assert len(rate._done) <= 1001
+    assert abs(rate.rate() - 100.0) < 1.0
