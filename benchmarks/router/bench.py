@@ -164,7 +164,9 @@ def model_router(
     boot = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
     argv = [sys.executable, "-c", boot + "from pipeline.cli import main; main()", "router"]
     argv.append("--config")
-    return procs.Server("router+model", [*argv, str(path)], port, "/readyz").wait()
+    return procs.Server(  # both cores, also after pin(): the model runs need them
+        "router+model", [*argv, str(path)], port, "/readyz", cpus=procs.ALL_CPUS
+    ).wait()
 
 
 def model_run(args, work: Path, model: Path) -> list[dict]:
@@ -269,6 +271,11 @@ def main() -> int:
     p.add_argument("--model", default="auto", help="INT8 model for the model run; 'none' skips")
     p.add_argument("--skip-proxies", action="store_true", help="only the model run")
     p.add_argument(
+        "--pin", action="store_true",
+        help="each proxy on a core of its own, wrk and the upstream on the other (not the "
+        "model run, which needs both)",
+    )  # fmt: skip
+    p.add_argument(
         "--model-configs",
         type=lambda s: s.split(","),
         default=list(MODEL_CONFIGS),
@@ -286,6 +293,8 @@ def main() -> int:
     )
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     args = p.parse_args()
+    if args.pin:
+        procs.pin()
     args.variants = args.variants.split(",")
     if args.baseline:
         args.model_configs = ["before", *args.model_configs]

@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+PROXY_CPUS: frozenset[int] | None = None  # set by pin()
+
+
+def pin() -> None:
+    """Give the proxy under test a core of its own (the last one); this process, and so wrk
+    and the upstreams it starts, keep the others. Without it the scheduler places the proxy
+    beside wrk or the upstream in some runs and not others, and CPU per request moves by
+    ±20% from one process to the next on a 2-core machine."""
+    global PROXY_CPUS
+    if len(ALL_CPUS) > 1:
+        PROXY_CPUS = frozenset({max(ALL_CPUS)})
+        os.sched_setaffinity(0, ALL_CPUS - PROXY_CPUS)
 
 
 def free_port() -> int:
@@ -51,7 +64,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int, ready_path: str, env=None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], port: int, ready_path: str, env=None, cpus=None
+    ) -> None:
+        """`cpus`: where the process may run (None: where this one may)."""
         self.name, self.port, self.ready_path = name, port, ready_path
         self.proc = subprocess.Popen(
             argv,
@@ -60,6 +76,7 @@ class Server:
             stderr=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
 
     @property
@@ -124,7 +141,7 @@ def router(upstream_url: str, workdir: Path, model: Path | None = None) -> Serve
         str(path),
     ]
     name = "router+model" if model else "router"
-    return Server(name, argv, port, "/readyz").wait()
+    return Server(name, argv, port, "/readyz", cpus=PROXY_CPUS).wait()
 
 
 NGINX_CONF = """
@@ -158,7 +175,7 @@ def nginx(upstream_url: str, workdir: Path) -> Server | None:
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream_url.split("//")[1]))
     argv = [NGINX, "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"]
-    return Server("nginx", argv, port, "/health").wait()
+    return Server("nginx", argv, port, "/health", cpus=PROXY_CPUS).wait()
 
 
 LITELLM_KEY = "sk-bench-1234"
@@ -199,4 +216,6 @@ def litellm(upstream_url: str, workdir: Path) -> Server | None:
         "--num_workers",
         "1",
     ]
-    return Server("litellm", argv, port, "/health/liveliness", env=env).wait(timeout=240)
+    return Server("litellm", argv, port, "/health/liveliness", env=env, cpus=PROXY_CPUS).wait(
+        timeout=240
+    )

@@ -113,7 +113,9 @@ def start(name: str, argv: list[str]) -> procs.Server:
     port = procs.free_port()
     argv = [*argv, "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=f"{procs.ROOT}{os.pathsep}{HERE}")
-    return procs.Server(name, argv, port, "/health", env=env).wait()
+    return procs.Server(
+        name, argv, port, "/health", env=env, cpus=None if name == "upstream" else procs.PROXY_CPUS
+    ).wait()
 
 
 def server_rounds(rounds: int, seconds: float, work: Path, app: str = APP) -> dict:
@@ -289,6 +291,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=3000, help="per client and round")
     p.add_argument("--clients-only", action="store_true")
     p.add_argument("--servers-only", action="store_true")
+    p.add_argument("--pin", action="store_true", help="servers under test on a core of their own")
     p.add_argument("--empty-app", action="store_true", help="servers answer from an empty app")
     p.add_argument(
         "--router-ab",
@@ -297,6 +300,8 @@ def main() -> int:
     )
     p.add_argument("--ab-paths", nargs="*", default=[], metavar="PATH")
     args = p.parse_args()
+    if args.pin:
+        procs.pin()
     before = Path("/proc/loadavg").read_text().split()[:3]
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
