@@ -291,10 +291,14 @@ class RetrySeam:
         Retry-After) decide about every retry."""
         budget = self.budget(route)
         budget.record_request()
+        ctx.attempts += 1
         try:
-            reply = await self._once(ctx, route, attempt)
+            reply = await attempt()
         except Exception as first:
+            self._count(route, "failure")
             reply = await self._retry(ctx, route, attempt, budget, first)
+        else:
+            self._count(route, "success")
         slot = getattr(ctx, "admission_slot", None)
         if getattr(reply, "stream", None) is not None and slot is not None:
             from router.asgi import then
@@ -304,18 +308,21 @@ class RetrySeam:
         return reply
 
     async def _once(self, ctx: Any, route: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """One attempt, counted in `ctx.attempts` and edgepack_router_upstream_attempts."""
+        """A retry, counted like the first attempt in `call`."""
         ctx.attempts += 1
-        m = self.metrics
         try:
             reply = await attempt()
         except Exception:
-            if m is not None:
-                m.child(m.upstream_attempts, route, "failure").inc()
+            self._count(route, "failure")
             raise
-        if m is not None:
-            m.child(m.upstream_attempts, route, "success").inc()
+        self._count(route, "success")
         return reply
+
+    def _count(self, route: str, outcome: str) -> None:
+        """edgepack_router_upstream_attempts{pool=route, outcome=success|failure}."""
+        m = self.metrics
+        if m is not None:
+            m.child(m.upstream_attempts, route, outcome).inc()
 
     async def _retry(
         self,
