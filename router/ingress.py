@@ -14,11 +14,15 @@ import random
 import re
 from typing import Any
 
+import orjson
+
 from router.asgi import Receive, Scope, header_dict, read_body
 from router.context import Api, RequestContext
 from router.errors import RouterError, bad_request
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))  # "0" or "."
+LONG_NUMBER = b"0" * 19  # a run of 19 digits, after DIGITS_AS_ZERO
 TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
 
 
@@ -74,12 +78,27 @@ def json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise bad_request("request body is not valid UTF-8") from None
     try:
-        payload = json.loads(text)
+        payload = loads(text, body)
     except json.JSONDecodeError as exc:
         raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(payload, dict):
         raise bad_request("request body must be a JSON object")
     return payload
+
+
+def loads(text: str, utf8: bytes) -> Any:
+    """`json.loads(text)`, the same value, 3-4x faster where orjson can give it (`utf8`:
+    the body `text` was decoded from). orjson refuses NaN/Infinity, lone surrogates and
+    out-of-range floats (the standard library then parses, or raises its own error), and
+    reads integers of 19 digits or more as floats, whose lost digits could hide an
+    identifier from the detectors: a body with such a digit run goes to the standard
+    library at once (found with two C passes: a regex took 3 µs per request)."""
+    if utf8.translate(DIGITS_AS_ZERO).find(LONG_NUMBER) < 0:
+        try:
+            return orjson.loads(utf8)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def chat_texts(messages: Any) -> list[str]:
@@ -141,7 +160,7 @@ def _read_invocation(ctx: RequestContext) -> None:
         raise bad_request("request body is not valid UTF-8") from None
     if ctype.startswith("application/json"):
         try:
-            ctx.texts = _strings(json.loads(text))
+            ctx.texts = _strings(loads(text, ctx.body))
         except json.JSONDecodeError as exc:
             raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     else:
