@@ -1,0 +1,277 @@
+"""The on-prem client alone, a revision against the working tree: CPU µs per request.
+
+    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --rounds 9
+    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --rounds 9 --upstream uvicorn
+
+Variants, interleaved round-robin in this one process (uvloop), each POSTing `--requests`
+times from 16 concurrent tasks after a warm-up; the process's user and system CPU apart
+(getrusage), medians over the rounds:
+
+- `bare`: an asyncio Protocol per task that writes a fixed request and waits for the end of
+  the chunked answer (no parsing, pool, headers or deadline): the floor.
+- `http1@REV` / `http1`: router/upstreams/http1.py's `Http1Pool.request` + `read()`.
+- `onprem@REV` / `onprem`: `OnPremPool.send` as the router calls it (one upstream, the
+  breaker as outlier), with REV's http1.py under REV's onprem.py.
+
+`--upstream bare` (default) answers from a bare uvloop Protocol with the bytes uvicorn
+sends for router.testing's OpenAI server, in one write, so the upstream is not the
+bottleneck; `--upstream uvicorn` is that server itself (three writes per answer, slower:
+the client then wakes up more often per request). Note /proc/loadavg: the cores are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import procs  # noqa: E402
+import servers  # noqa: E402
+
+BODY = servers.BODY
+PATH = "/v1/chat/completions"
+HEADERS = {"content-type": "application/json"}
+ANSWER_BODY = (
+    b'{"id": "cmpl-1", "object": "chat.completion", "created": 1795848422, "model": "bench", '
+    b'"choices": [{"index": 0, "finish_reason": "stop", '
+    b'"message": {"role": "assistant", "content": "answer from bench"}}]}'
+)
+ANSWER = (  # what uvicorn sends for router.testing's OpenAI server, here in one write
+    b"HTTP/1.1 200 OK\r\ndate: Sat, 28 Nov 2026 06:47:01 GMT\r\nserver: uvicorn\r\n"
+    b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    + b"%x\r\n%s\r\n0\r\n\r\n"
+    % (len(ANSWER_BODY), ANSWER_BODY)
+)
+
+
+def bare_upstream(port: int) -> None:
+    """Answer every request with ANSWER at once (httptools finds where requests end)."""
+    import httptools
+    import uvloop
+
+    class Upstream(asyncio.Protocol):
+        def connection_made(self, transport):  # type: ignore[override]
+            self.transport, self.parser = transport, httptools.HttpRequestParser(self)
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_message_complete(self) -> None:
+            self.transport.write(ANSWER)
+
+    async def serve() -> None:
+        await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", port, backlog=1024)
+        await asyncio.Event().wait()
+
+    uvloop.run(serve())
+
+
+class Bare(asyncio.Protocol):
+    """The floor: a fixed request out, bytes in until the chunked answer's last chunk."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request, self.buf = request, b""
+        self.done: asyncio.Future | None = None
+
+    def connection_made(self, transport):  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.buf.endswith(b"0\r\n\r\n"):
+            self.buf = b""
+            self.done.set_result(None)  # type: ignore[union-attr]
+
+    async def one(self) -> None:
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport.write(self.request)
+        await self.done
+
+
+def module_at(rev: str, path: str, name: str, work: Path, http1=None):
+    """`path` as it was at `rev`, imported as `name` (its http1 import bound to `http1`)."""
+    file = work / f"{name}.py"
+    git = ["git", "-C", str(procs.ROOT), "show", f"{rev}:{path}"]
+    file.write_bytes(subprocess.run(git, capture_output=True, check=True).stdout)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module  # dataclasses look their module up
+    saved = sys.modules["router.upstreams.http1"]
+    if http1 is not None:
+        sys.modules["router.upstreams.http1"] = http1
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.modules["router.upstreams.http1"] = saved
+    return module
+
+
+def variants(rev: str, work: Path, also: list[str]) -> dict[str, tuple]:
+    """name → (kind, http1 module, onprem module)."""
+    from router.upstreams import http1, onprem
+
+    old_http1 = module_at(rev, "router/upstreams/http1.py", "http1_at_rev", work)
+    old_onprem = module_at(rev, "router/upstreams/onprem.py", "onprem_at_rev", work, old_http1)
+    out = {
+        "bare": ("bare", None, None),
+        f"http1@{rev}": ("http1", old_http1, None),
+        "http1": ("http1", http1, None),
+        f"onprem@{rev}": ("onprem", old_http1, old_onprem),
+        "onprem": ("onprem", http1, onprem),
+    }
+    for i, path in enumerate(also):  # a candidate http1.py, under the working tree's onprem
+        spec = importlib.util.spec_from_file_location(f"http1_also{i}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        out[f"http1:{Path(path).stem}"] = ("http1", module, None)
+        out[f"onprem:{Path(path).stem}"] = ("onprem", module, onprem)
+    return out
+
+
+async def bare_client(url: str, c: int):
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST {PATH} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    loop = asyncio.get_running_loop()
+    conns = [
+        (await loop.create_connection(lambda: Bare(request), host, int(port)))[1] for _ in range(c)
+    ]
+
+    async def close() -> None:
+        for conn in conns:
+            conn.transport.close()
+
+    return (lambda i: conns[i].one()), close
+
+
+async def http1_client(http1, url: str):
+    pool = http1.Http1Pool(url, max_connections=64)
+    headers = {**HEADERS, "x-request-id": "0" * 32}
+
+    async def one(i: int) -> None:
+        r = await pool.request("POST", PATH, headers, BODY, timeout=30)
+        await r.read()
+
+    return one, pool.close
+
+
+async def onprem_client(http1, onprem, url: str):
+    """OnPremPool.send as the router calls it: one upstream, the breaker as outlier."""
+    from router.breaker import BreakerConfig, BreakerSet
+    from router.config import OnPremConfig
+    from router.context import Api, RequestContext
+    from router.metrics import RouterMetrics
+
+    config = OnPremConfig(upstreams=[{"name": "bench", "url": url}])
+    pool = onprem.OnPremPool(config, RouterMetrics(), BreakerSet(BreakerConfig()))
+    for m in pool.members:  # start() without its health checker
+        m.http = http1.Http1Pool(m.base, max_connections=64)
+    headers = {**HEADERS, "accept": "*/*", "host": "router", "user-agent": "bench"}
+
+    async def one(i: int) -> None:
+        ctx = RequestContext("0" * 32, Api.chat, BODY, "application/json", "*/*", headers)
+        ctx.deadline = time.monotonic() + 30
+        reply = await pool.send(ctx)
+        assert reply.status == 200 and reply.body, reply
+
+    async def close() -> None:
+        for m in pool.members:
+            await m.http.close()
+
+    return one, close
+
+
+async def measure(variant: tuple, url: str, n: int, c: int = 16) -> tuple[float, float]:
+    """User and system CPU µs per request of `n` POSTs from `c` tasks (after a warm-up)."""
+    kind, http1, onprem = variant
+    if kind == "bare":
+        one, close = await bare_client(url, c)
+    elif kind == "http1":
+        one, close = await http1_client(http1, url)
+    else:
+        one, close = await onprem_client(http1, onprem, url)
+
+    async def worker(i: int, k: int) -> None:
+        for _ in range(k):
+            await one(i)
+
+    await asyncio.gather(*(worker(i, 20) for i in range(c)))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.gather(*(worker(i, n // c) for i in range(c)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    await close()
+    done = n // c * c
+    user = (after.ru_utime - before.ru_utime) / done * 1e6
+    return user, (after.ru_stime - before.ru_stime) / done * 1e6
+
+
+def run(rev: str, rounds: int, n: int, upstream: str, work: Path, also: list[str]) -> dict:
+    import uvloop
+
+    kinds = variants(rev, work, also)
+    if upstream == "bare":
+        up = servers.start("bare-upstream", [sys.executable, __file__, "--serve"])
+    else:
+        up = servers.start("upstream", servers.servers()["uvicorn-httptools"])
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
+    try:
+        for _ in range(rounds):
+            for name, variant in kinds.items():
+                runs[name].append(uvloop.run(measure(variant, up.url, n)))
+    finally:
+        up.stop()
+    out = {}
+    for name, rs in runs.items():
+        total = [u + s for u, s in rs]
+        out[name] = {
+            "cpu_us_per_req": round(statistics.median(total), 1),
+            "user": round(statistics.median(u for u, _ in rs), 1),
+            "sys": round(statistics.median(s for _, s in rs), 1),
+            "min": round(min(total), 1),
+            "rounds": [round(x, 1) for x in total],
+        }
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rev", default="HEAD", help="the revision to compare the working tree with")
+    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--requests", type=int, default=3000, help="per variant and round")
+    p.add_argument("--upstream", choices=("bare", "uvicorn"), default="bare")
+    p.add_argument("--also", nargs="*", default=[], help="candidate http1.py files to add")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        bare_upstream(args.port)
+        return 0
+    before = Path("/proc/loadavg").read_text().split()[:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {
+            "client_ab": run(
+                args.rev, args.rounds, args.requests, args.upstream, Path(tmp), args.also
+            )
+        }
+    result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
+    for name, row in result["client_ab"].items():
+        print(f"{name:>16} {json.dumps(row)}")
+    print("loadavg", json.dumps(result["loadavg"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
