@@ -216,7 +216,6 @@ class _Connection(asyncio.Protocol):
         self.counted = False  # holds one of the pool's slots (from connect until lost)
         self.idle_since = 0.0
         self.head_bytes = 0
-        self.unsent: bytes | tuple[bytes, bytes] | None = None  # queued for the pool's flush
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -287,11 +286,7 @@ class _Connection(asyncio.Protocol):
         if resp.interim:  # type: ignore[union-attr]
             resp.interim = False  # type: ignore[union-attr]
             return
-        reuse = (
-            self.parser.should_keep_alive()
-            and self.unsent is None
-            and not self.transport.get_write_buffer_size()
-        )
+        reuse = self.parser.should_keep_alive() and not self.transport.get_write_buffer_size()
         resp._on_complete(reuse)  # type: ignore[union-attr]
 
     # --- pool side ---------------------------------------------------------------------
@@ -360,7 +355,6 @@ class Http1Pool:
         self._sweep_at = _NEVER
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it first ran in
         self._starts: dict[tuple[str, str], str] = {}  # (method, path) → request line + host
-        self._pending: list[_Connection] = []  # requests waiting for this loop pass's flush
 
     @property
     def connections(self) -> int:
@@ -390,11 +384,10 @@ class Http1Pool:
         if deadline < self._sweep_at:
             self._arm(loop, deadline)
         resp._waiter = waiter = loop.create_future()
-        conn.unsent = message
-        pending = self._pending
-        pending.append(conn)
-        if len(pending) == 1:
-            loop.call_soon(self._flush)
+        if type(message) is tuple:
+            conn.transport.writelines(message)  # no copy of a big body
+        else:
+            conn.transport.write(message)  # type: ignore[arg-type]
         try:
             await waiter
         except BaseException:
@@ -403,22 +396,6 @@ class Http1Pool:
         if resp._error is not None:
             raise resp._error
         return resp
-
-    def _flush(self) -> None:
-        """Send the requests of one loop pass back to back (see the module docstring)."""
-        pending, self._pending = self._pending, []
-        for conn in pending:
-            message, conn.unsent = conn.unsent, None
-            transport = conn.transport
-            if message is None or conn.closed or transport.is_closing():
-                continue  # cancelled, or lost before its turn: connection_lost fails it
-            try:
-                if type(message) is tuple:
-                    transport.writelines(message)  # no copy of a big body
-                else:
-                    transport.write(message)  # type: ignore[arg-type]
-            except Exception:  # never leave the rest unsent; its response fails
-                conn.abort()
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """A pool serves one event loop; asking for it once (not per request) spares a
