@@ -7,6 +7,9 @@ production wiring (issue 7's steps), core only (pass-through seams), core withou
 per-request log line.
 
     .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile [--sort K]]
+    # A/B against another revision's router/, in the same process and rounds:
+    mkdir -p /tmp/base && git archive REV router | tar -x -C /tmp/base
+    .venv/bin/python benchmarks/router/inproc.py --n 400 --rounds 40 --baseline /tmp/base
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import io
 import json
 import logging
+import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +45,7 @@ ANSWER = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content"
 
 class InstantPool:
     name = "onprem"
+    reply = UpstreamReply  # the baseline's own class for its pool
 
     async def start(self) -> None: ...
 
@@ -47,7 +55,7 @@ class InstantPool:
         return True
 
     async def send(self, ctx) -> UpstreamReply:
-        return UpstreamReply(200, "application/json", body=ANSWER, upstream="instant")
+        return self.reply(200, "application/json", body=ANSWER, upstream="instant")
 
 
 def bodies() -> list[bytes]:
@@ -59,16 +67,36 @@ def bodies() -> list[bytes]:
     ]
 
 
+CONFIG = {
+    "onprem": {"upstreams": [{"name": "instant", "url": "http://127.0.0.1:9"}]},
+    "admission": {"per_upstream_limit": 256},
+}
+
+
 def app_for(seams: Seams | None):
-    cfg = load_model(
-        RouterConfig,
-        Path("<bench>"),
-        data={
-            "onprem": {"upstreams": [{"name": "instant", "url": "http://127.0.0.1:9"}]},
-            "admission": {"per_upstream_limit": 256},
-        },
-    )
+    cfg = load_model(RouterConfig, Path("<bench>"), data=CONFIG)
     return build_app(cfg, seams=seams, pools={"onprem": InstantPool()})
+
+
+# `from router.x`, `from router import`, `import router.x`, "router.sensitivity..." (registry)
+ROUTER_IMPORT = re.compile(r"(?<=from )router(?=[. ])|(?<=import )router(?=\.)|(?<=\")router(?=\.)")
+
+
+def baseline_app(tree: Path):
+    """The production wiring of `tree`/router (another revision), imported as package
+    `router_base` in this process: both trees then run in the same interleaved rounds, as
+    separate processes on this shared machine differ by more than most changes."""
+    pkg = Path(tempfile.mkdtemp(prefix="inproc-")) / "router_base"
+    shutil.copytree(tree / "router", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in pkg.rglob("*.py"):
+        path.write_text(ROUTER_IMPORT.sub("router_base", path.read_text()))
+    sys.path.insert(0, str(pkg.parent))
+    mod = lambda name: importlib.import_module(f"router_base.{name}")  # noqa: E731
+    pool = InstantPool()
+    pool.reply = mod("upstreams.base").UpstreamReply
+    mod("logs").SINK = logs.SINK
+    cfg = load_model(mod("config").RouterConfig, Path("<bench>"), data=CONFIG)
+    return mod("app").build_app(cfg, seams=None, pools={"onprem": pool})
 
 
 async def drive(app, payloads: list[bytes], n: int) -> float:
@@ -114,6 +142,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--sort", default="tottime", help="pstats order with --profile (e.g. ncalls)")
+    p.add_argument("--baseline", type=Path, help="folder with another revision's router/")
     args = p.parse_args()
     payloads = bodies()
     logs.setup("info")
@@ -123,6 +152,8 @@ def main() -> int:
         "core": app_for(Seams()),
         "core-nolog": app_for(Seams()),
     }
+    if args.baseline:
+        variants["baseline"] = baseline_app(args.baseline)
     results: dict[str, list[float]] = {k: [] for k in variants}
 
     async def run() -> None:
@@ -160,6 +191,10 @@ def main() -> int:
         "rounds), loadavg",
         Path("/proc/loadavg").read_text().split()[:3],
     )
+    if args.baseline:
+        pairs = zip(results["production"], results["baseline"], strict=True)
+        ratio = statistics.median(new / old for new, old in pairs)
+        print(f"production/baseline: {ratio:.3f} (median of the per-round ratios)")
     return 0
 
 
