@@ -17,6 +17,7 @@ import uvloop
 
 from router.testing.openai_server import FakeOpenAI
 from router.testing.serve import ServerThread
+from router.upstreams import http1
 from router.upstreams.http1 import (
     ConnectError,
     ConnectionLost,
@@ -621,3 +622,77 @@ def test_close_lets_requests_in_flight_finish():
             return r.status, await r.read(), pool.connections
 
     assert run(main()) == (200, b"ok", 0)  # answered, then its connection was closed
+
+
+def test_request_lines_per_method_and_path_and_bad_paths_refused_every_time():
+    heads: list[bytes] = []
+
+    async def handler(reader, writer, n):
+        while True:
+            heads.append(await read_request(reader))
+            writer.write(OK)
+            await writer.drain()
+
+    async def main():
+        async with raw_server(handler) as (url, _):
+            pool = Http1Pool(url + "/base/")
+            for method, path, body in [("GET", "/a", b""), ("POST", "/a", b""), ("GET", "/a", b"")]:
+                await (await pool.request(method, path, JSON, body, timeout=5)).read()
+            refused = 0
+            for _ in range(2):  # the request-line cache never holds a refused path
+                with pytest.raises(ValueError, match="invalid request path"):
+                    await pool.request("GET", "/a b", timeout=5)
+                refused += 1
+            await pool.close()
+            return url.removeprefix("http://"), refused
+
+    host, refused = run(main())
+    get, post, get_again = heads
+    assert get.startswith(b"GET /base/a HTTP/1.1\r\nhost: %s\r\n" % host.encode())
+    assert post.startswith(b"POST /base/a HTTP/1.1\r\nhost: %s\r\n" % host.encode())
+    assert b"content-length: 0\r\n" in post and b"content-length" not in get
+    assert get_again == get and refused == 2 and len(heads) == 3
+
+
+def test_header_names_lower_cased_repeats_joined_and_the_name_cache_bounded():
+    many = b"".join(b"X-Odd-%d: v\r\n" % i for i in range(400))  # a hostile variety of names
+
+    async def handler(reader, writer, n):
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Twice: 1\r\nx-twice: 2\r\n"
+            + many
+            + b"Content-Length: 2\r\n\r\nok"
+        )
+        await writer.drain()
+
+    async def main():
+        async with raw_server(handler) as (url, _):
+            pool = Http1Pool(url)
+            r = await pool.request("GET", "/", timeout=5)
+            await pool.close()
+            return r.headers, r.body
+
+    headers, body = run(main())
+    assert headers["content-type"] == "text/plain" and headers["x-twice"] == "1, 2"
+    assert headers["x-odd-399"] == "v" and len(headers) == 403 and body == b"ok"
+    assert len(http1._KEYS) <= 256
+
+
+def test_body_is_at_hand_unless_streamed(openai):
+    _fake, url = openai
+
+    async def main():
+        pool = Http1Pool(url)
+        whole = await pool.request("POST", "/v1/chat/completions", JSON, b"{}", timeout=5)
+        streamed = await pool.request(
+            "POST", "/v1/chat/completions", JSON, b'{"stream": true}', timeout=5, stream=True
+        )
+        before = streamed.body
+        rest = await streamed.read()
+        await pool.close()
+        return whole.body, before, rest, streamed.body
+
+    whole, before, rest, after = run(main())
+    assert b"answer from gpu" in whole and before is None and rest == after
+    assert rest.count(b"data: ") >= 2
