@@ -211,3 +211,47 @@ def test_iban_fast_check_agrees_with_stdnum() -> None:
         assert got == iban.is_valid(value), value
         answers[got] += 1
     assert min(answers.values()) > 500  # both answers were exercised
+
+
+def test_phone_possible_before_valid_is_exact() -> None:
+    """phone._valid asks is_possible_number first: exact only while every region's lengths are
+    among its calling code's main region's (libphonenumber's rule), so check that rule on the
+    installed metadata, and the answers against validation alone on many numbers."""
+    import random
+
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+
+    from router.sensitivity.detectors import phone
+
+    for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
+        main = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0]).general_desc
+        lengths = set(main.possible_length) | set(main.possible_length_local_only)
+        for region in regions:
+            desc = PhoneMetadata.metadata_for_region_or_calling_code(code, region).general_desc
+            assert desc.possible_length and set(desc.possible_length) <= lengths, region
+
+    def validation_only(value: str) -> bool:
+        for region in (None,) if value.startswith("+") else ("US", "CN", "GB"):
+            try:
+                number = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return True
+        return False
+
+    rng = random.Random(5)
+    values = [
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        if (example := phonenumbers.example_number(region)) is not None
+    ]
+    values += ["(650) 253-0000", "13800138000", "020 7031 3000", "32010220031104713"]
+    values += ["".join(rng.choice("0123456789") for _ in range(rng.randrange(7, 20)))
+               for _ in range(1500)]  # fmt: skip
+    values += ["+" + v for v in values[-300:]]
+    answers = [phone._valid(v) for v in values]
+    assert answers == [validation_only(v) for v in values]
+    assert 100 < sum(answers) < len(values) - 100  # both answers were exercised
