@@ -22,9 +22,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def header_dict(scope: Scope) -> dict[str, str]:
-    """Request headers, names lower-cased (ASGI servers already send them so); a repeated
-    header keeps its last value."""
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    """Request headers by name; a repeated header keeps its last value. Names arrive
+    lower-cased: the ASGI spec asks servers to send them so."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
