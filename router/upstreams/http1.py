@@ -19,6 +19,21 @@ split's prompts; two runs, loadavg ~1.5), swapping only this pool's client took 
 process from 1,046 / 1,046 to 622 / 680 µs CPU per request and from 846 / 649 to
 1,357 / 992 req/s.
 
+Per request now (`benchmarks/router/client_ab.py`, which runs this module and the on-prem
+pool from a revision and from the working tree beside a bare Protocol): one write and ~1.07
+reads, the bare Protocol's syscalls exactly (strace -c); the pool used to add two getpid()
+per request, which `asyncio.get_running_loop()` makes on every call in CPython 3.11, so a
+pool asks for its loop once. User-space work, counted with valgrind over a fake transport
+(deterministic, unlike CPU time here): 57.9k instructions per exchange, bare Protocol
+11.8k: building the request ~13k, parsing and the callbacks ~27k (httptools' header
+callbacks alone ~14k). Measured and not taken: a flush that writes one loop pass's
+requests back to back (`servers.py --pin --router-ab`: the router's CPU per request within
+the noise, req/s 6-20% lower, p50 up: the extra pass costs latency); headers parsed from
+the raw head only when asked (saves ~4.6k instructions, ~0.5 µs, for a second parser).
+The time a py-spy of the router shows on the `transport.write` line is the loopback write
+syscall itself (perf trace: 8 µs at least, 35 µs on average under wrk, waking the upstream
+on the other core); a remote upstream behind a NIC does not charge the router for that.
+
 Deadlines: a timer per request costs too much here: `loop.call_at` + `cancel` 5 µs,
 `asyncio.timeout` 12 µs (uvloop, in-loop), and end to end a per-request `call_at` cost
 11 µs (91 vs 80 µs). So each pool keeps one `call_at` timer at the earliest deadline in
