@@ -10,13 +10,21 @@ times from 16 concurrent tasks after a warm-up; the process's user and system CP
 - `bare`: an asyncio Protocol per task that writes a fixed request and waits for the end of
   the chunked answer (no parsing, pool, headers or deadline): the floor.
 - `http1@REV` / `http1`: router/upstreams/http1.py's `Http1Pool.request` + `read()`.
-- `onprem@REV` / `onprem`: `OnPremPool.send` as the router calls it (one upstream, the
-  breaker as outlier), with REV's http1.py under REV's onprem.py.
+- `onprem@REV` / `onprem`: `OnPremPool.usable` and `send` as the router calls them (one
+  upstream, the breaker as outlier, a RequestContext made per request), with REV's
+  http1.py under REV's onprem.py.
 
 `--upstream bare` (default) answers from a bare uvloop Protocol with the bytes uvicorn
 sends for router.testing's OpenAI server, in one write, so the upstream is not the
 bottleneck; `--upstream uvicorn` is that server itself (three writes per answer, slower:
 the client then wakes up more often per request). Note /proc/loadavg: the cores are shared.
+
+CPU time on these shared cores moves by ±20% between rounds; `--instructions` counts
+instead (valgrind's cachegrind, deterministic): each variant over a fake transport that
+answers every write on the next loop pass, run for N and 2N requests, the difference
+divided by N: the client's own user-space instructions per request, no kernel, no noise.
+
+    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --instructions
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
+import re
 import resource
 import statistics
 import subprocess
@@ -157,8 +167,10 @@ async def bare_client(url: str, c: int):
     return (lambda i: conns[i].one()), close
 
 
-async def http1_client(http1, url: str):
+async def http1_client(http1, url: str, fake: bool = False):
     pool = http1.Http1Pool(url, max_connections=64)
+    if fake:
+        fake_connections(http1, pool)
     headers = {**HEADERS, "x-request-id": "0" * 32}
 
     async def one(i: int) -> None:
@@ -168,7 +180,7 @@ async def http1_client(http1, url: str):
     return one, pool.close
 
 
-async def onprem_client(http1, onprem, url: str):
+async def onprem_client(http1, onprem, url: str, fake: bool = False):
     """OnPremPool.send as the router calls it: one upstream, the breaker as outlier."""
     from router.breaker import BreakerConfig, BreakerSet
     from router.config import OnPremConfig
@@ -179,11 +191,14 @@ async def onprem_client(http1, onprem, url: str):
     pool = onprem.OnPremPool(config, RouterMetrics(), BreakerSet(BreakerConfig()))
     for m in pool.members:  # start() without its health checker
         m.http = http1.Http1Pool(m.base, max_connections=64)
+        if fake:
+            fake_connections(http1, m.http)
     headers = {**HEADERS, "accept": "*/*", "host": "router", "user-agent": "bench"}
 
     async def one(i: int) -> None:
         ctx = RequestContext("0" * 32, Api.chat, BODY, "application/json", "*/*", headers)
         ctx.deadline = time.monotonic() + 30
+        assert pool.usable()  # the handler asks before each request
         reply = await pool.send(ctx)
         assert reply.status == 200 and reply.body, reply
 
@@ -216,6 +231,94 @@ async def measure(variant: tuple, url: str, n: int, c: int = 16) -> tuple[float,
     done = n // c * c
     user = (after.ru_utime - before.ru_utime) / done * 1e6
     return user, (after.ru_stime - before.ru_stime) / done * 1e6
+
+
+class FakeTransport:
+    """Answers each write with ANSWER on the next loop pass, as one read would."""
+
+    def __init__(self, protocol: asyncio.Protocol) -> None:
+        self.protocol, self.loop, self.closing = protocol, asyncio.get_running_loop(), False
+
+    def write(self, data: bytes) -> None:
+        self.loop.call_soon(self.protocol.data_received, ANSWER)  # type: ignore[attr-defined]
+
+    def writelines(self, parts) -> None:
+        self.write(b"".join(parts))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.loop.call_soon(self.protocol.connection_lost, None)
+
+    close = abort
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def fake_connections(http1, pool) -> None:
+    """Let `pool` (an Http1Pool) open FakeTransport connections instead of sockets."""
+
+    async def connect(loop, deadline):
+        pool._count += 1
+        conn = http1._Connection(pool)
+        conn.connection_made(FakeTransport(conn))
+        conn.counted = True
+        return conn
+
+    pool._connect = connect
+
+
+async def fake_run(variant: tuple, n: int, c: int = 16) -> None:
+    """`n` requests from `c` tasks over FakeTransport (after a warm-up), nothing measured:
+    valgrind counts from outside."""
+    kind, http1, onprem = variant
+    url = "http://127.0.0.1:9"
+    if kind == "bare":
+        conns = [Bare(b"POST / HTTP/1.1\r\n\r\n") for _ in range(c)]
+        for conn in conns:
+            conn.connection_made(FakeTransport(conn))
+
+        def one(i: int):
+            return conns[i].one()
+
+    elif kind == "http1":
+        one, _close = await http1_client(http1, url, fake=True)
+    else:
+        one, _close = await onprem_client(http1, onprem, url, fake=True)
+
+    async def worker(i: int, k: int) -> None:
+        for _ in range(k):
+            await one(i)
+
+    await asyncio.gather(*(worker(i, 20) for i in range(c)))
+    await asyncio.gather(*(worker(i, n // c) for i in range(c)))
+
+
+def instructions(rev: str, n: int, also: list[str]) -> dict[str, int]:
+    """User-space instructions per request of each variant (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        names = list(variants(rev, Path(tmp), also))
+    out = {}
+    for name in names:
+        counts = []
+        for k in (n, 2 * n):
+            argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+            argv += ["--cachegrind-out-file=/dev/null", sys.executable, __file__, "--rev", rev]
+            argv += ["--fake", name, "--requests", str(k), "--also", *also]
+            env = dict(os.environ, PYTHONHASHSEED="0")
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+            refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+            counts.append(int(refs.group(1).replace(",", "")))  # type: ignore[union-attr]
+        out[name] = round((counts[1] - counts[0]) / (n // 16 * 16))
+    return out
 
 
 def run(rev: str, rounds: int, n: int, upstream: str, work: Path, also: list[str]) -> dict:
@@ -253,11 +356,25 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=3000, help="per variant and round")
     p.add_argument("--upstream", choices=("bare", "uvicorn"), default="bare")
     p.add_argument("--also", nargs="*", default=[], help="candidate http1.py files to add")
+    p.add_argument("--instructions", action="store_true", help="count, under valgrind")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--fake", metavar="VARIANT", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
         bare_upstream(args.port)
+        return 0
+    if args.fake:
+        import uvloop
+
+        with tempfile.TemporaryDirectory() as tmp:
+            variant = variants(args.rev, Path(tmp), args.also)[args.fake]
+        uvloop.run(fake_run(variant, args.requests))
+        return 0
+    if args.instructions:
+        n = args.requests if args.requests != 3000 else 1600
+        for name, count in instructions(args.rev, n, args.also).items():
+            print(f"{name:>16} {count:>9,} instructions per request")
         return 0
     before = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
