@@ -43,6 +43,11 @@ class State(StrEnum):
     HALF_OPEN = "half_open"
 
 
+# Module-level names for the members: on Python 3.11 each `State.OPEN` attribute lookup
+# costs ~0.2 µs, and a request asks a breaker several times (~1 µs per request saved).
+CLOSED, OPEN, HALF_OPEN = State.CLOSED, State.OPEN, State.HALF_OPEN
+
+
 class Breaker:
     """Health of one upstream; `allow()` before a call, `record_*()` after it."""
 
@@ -57,7 +62,7 @@ class Breaker:
         self.name = name
         self._on_change = on_change
         self._clock = clock
-        self.state = State.CLOSED
+        self.state = CLOSED
         self.ejections = 0  # ejections in a row (decays after forget_after_s of health)
         self.total_ejections = 0
         self.open_until = 0.0
@@ -71,9 +76,9 @@ class Breaker:
     def available(self) -> bool:
         """Could this upstream take a request now? (no side effects; for picking)"""
         self._tick()
-        if self.state is State.CLOSED:
+        if self.state is CLOSED:
             return True
-        if self.state is State.HALF_OPEN:
+        if self.state is HALF_OPEN:
             return self._probes < self.cfg.half_open_probes
         return False
 
@@ -81,24 +86,24 @@ class Breaker:
         """Take permission for one call (a probe while half-open)."""
         if not self.available():
             return False
-        if self.state is State.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes += 1
         return True
 
     def record_success(self) -> None:
-        if self.state is State.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes = max(self._probes - 1, 0)
-            self._set(State.CLOSED)
+            self._set(CLOSED)
             self._outcomes.clear()
         self._consecutive = 0
         self._outcome(True)
 
     def record_failure(self) -> None:
-        if self.state is State.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes = max(self._probes - 1, 0)
             self._eject()
             return
-        if self.state is State.OPEN:
+        if self.state is OPEN:
             return  # a call started before the ejection; already counted
         self._consecutive += 1
         self._outcome(False)
@@ -107,12 +112,12 @@ class Breaker:
 
     def release_probe(self) -> None:
         """A probe ended without a verdict (cancelled, caller's error): free its place."""
-        if self.state is State.HALF_OPEN:
+        if self.state is HALF_OPEN:
             self._probes = max(self._probes - 1, 0)
 
     def snapshot(self) -> dict[str, object]:
         self._tick()
-        left = max(self.open_until - self._clock(), 0.0) if self.state is State.OPEN else 0.0
+        left = max(self.open_until - self._clock(), 0.0) if self.state is OPEN else 0.0
         return {
             "state": self.state.value,
             "ejections": self.total_ejections,
@@ -122,9 +127,9 @@ class Breaker:
     # internals ---------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self.state is State.OPEN and self._clock() >= self.open_until:
+        if self.state is OPEN and self._clock() >= self.open_until:
             self._probes = 0
-            self._set(State.HALF_OPEN)
+            self._set(HALF_OPEN)
 
     def _outcome(self, ok: bool) -> None:
         now = self._clock()
@@ -151,7 +156,7 @@ class Breaker:
         self.open_until = now + duration
         self._consecutive = 0
         self._outcomes.clear()
-        self._set(State.OPEN, ejected=True)
+        self._set(OPEN, ejected=True)
 
     def _set(self, state: State, ejected: bool = False) -> None:
         changed = state is not self.state or ejected
@@ -216,7 +221,7 @@ class BreakerSet:
         if m is None:
             return
         pool, _, upstream = b.name.partition("/")
-        is_open = b.state is State.OPEN
+        is_open = b.state is OPEN
         m.breaker_open.labels(pool=pool, upstream=upstream).set(1 if is_open else 0)
         if ejected and hasattr(m, "breaker_ejections"):
             m.breaker_ejections.labels(pool=pool, upstream=upstream).inc()
