@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark-only tools: nginx (the reverse-proxy floor), wrk (the load generator) from
-# Debian, and the LiteLLM proxy in its own venv (benchmarks/router/.venv, gitignored) so
+# Benchmark-only tools: nginx (the reverse-proxy floor), wrk (the load generator) and
+# valgrind (client_ab.py --instructions) from Debian, and the LiteLLM proxy in its own venv (benchmarks/router/.venv, gitignored) so
 # it never touches the project's .venv. Idempotent; run as root (apt-get).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
