@@ -5,10 +5,10 @@ httptools protocol spent 78 µs of CPU per request on an empty ASGI app, where a
 Protocol answering from a task needs ~20 (`benchmarks/router/servers.py --servers-only
 --empty-app`); this one spends 44, and the whole router 5% less CPU per request (README
 there). It keeps what a sidecar on loopback needs, with as few operations per request as
-it can: httptools parses; one task per request runs the ASGI
-app, started when the headers are complete; a body that has arrived is handed over in one
-`receive()`; the status line, headers and a whole body leave in one write; a body of
-unknown length is sent chunked. Keep-alive, pipelined requests (answered in order),
+it can: httptools parses; one task per request runs the ASGI app, started when the
+headers are complete; a body that has arrived is handed over in one `receive()`; the status
+line, headers and a whole body leave in one write; a body of unknown length is sent
+chunked. Keep-alive, pipelined requests (answered in order),
 `Expect: 100-continue`, HEAD, write flow control and client disconnects (`http.disconnect`)
 behave as in ASGI servers. An idle connection is closed after `timeout_keep_alive` by one
 lazily re-armed timer per connection, not a timer per request.
@@ -41,6 +41,7 @@ NO_BODY_STATUS = frozenset({204, 304})
 FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+RUNNING: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
 
 def plain_response(status: int, text: str) -> bytes:
@@ -250,7 +251,8 @@ class HttpProtocol(asyncio.Protocol):
         """Run the app for `exchange`. Its task is not put in uvicorn's task set: graceful
         shutdown waits for the connection, which closes after the answer."""
         self.active = exchange
-        self.loop.create_task(exchange.run(self.app))
+        exchange.task = task = self.loop.create_task(exchange.run(self.app))
+        RUNNING.add(task)
 
     def answered(self, exchange: Exchange) -> None:
         """`exchange`'s last byte is written: close, or go on with the next request."""
@@ -327,6 +329,7 @@ class Exchange:
     finished = False  # the last body byte is written
     status = 200
     headers: Any = ()
+    task: asyncio.Task | None = None
 
     def __init__(self, proto: HttpProtocol, scope: dict[str, Any], keep_alive: bool) -> None:
         self.proto = proto
@@ -349,6 +352,8 @@ class Exchange:
             if not self.finished and not self.disconnected:
                 log.error("the ASGI application returned without a complete answer")
                 self._abort()
+        finally:
+            RUNNING.discard(self.task)  # type: ignore[arg-type]
 
     def _abort(self) -> None:
         """500 if nothing was sent yet, then close: a half-sent answer cannot be mended."""

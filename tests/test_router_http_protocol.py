@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.http_protocol import HttpProtocol
+from router.http_protocol import RUNNING, HttpProtocol
 from router.testing.serve import ServerThread
 
 SEEN: list[str] = []  # what the app observed (disconnects)
@@ -302,6 +302,7 @@ def test_a_whole_answer_leaves_in_one_write():
         return transport.writes
 
     writes = asyncio.run(run())
+    assert not RUNNING  # the request's task held until it ended, then let go
     assert len(writes) == 1
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\ndate: today\r\n")
     assert writes[0].endswith(b'"length": 3, "host": "t"}')
