@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -23,15 +22,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-class Upstream(asyncio.Protocol):
-    """One keep-alive connection to the upstream; hands each answer to its waiter."""
+class Parsed(asyncio.Protocol):
+    """A connection whose bytes go to an httptools parser; the body is collected."""
 
-    def __init__(self, pool: list[Upstream]) -> None:
-        import httptools
-
-        self.pool, self.parser, self.body = pool, httptools.HttpResponseParser(self), []
-        self.client: Client | None = None
-        self.waiter: asyncio.Future | None = None
+    def __init__(self, parser_class) -> None:
+        self.parser, self.body = parser_class(self), []
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -41,6 +36,18 @@ class Upstream(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+
+
+class Upstream(Parsed):
+    """One keep-alive connection to the upstream; hands each answer to its waiter."""
+
+    def __init__(self, pool: list[Upstream]) -> None:
+        import httptools
+
+        super().__init__(httptools.HttpResponseParser)
+        self.pool = pool
+        self.client: Client | None = None
+        self.waiter: asyncio.Future | None = None
 
     def on_message_complete(self) -> None:
         body, self.body = b"".join(self.body), []
@@ -54,24 +61,15 @@ class Upstream(asyncio.Protocol):
         client.transport.write(answer)
 
 
-class Client(asyncio.Protocol):
+class Client(Parsed):
     """One downstream connection: each request goes to an idle upstream connection."""
 
     def __init__(self, pool: list[Upstream], with_task: bool) -> None:
         import httptools
 
-        self.pool, self.with_task, self.body = pool, with_task, []
-        self.parser = httptools.HttpRequestParser(self)
+        super().__init__(httptools.HttpRequestParser)
+        self.pool, self.with_task = pool, with_task
         self.loop = asyncio.get_running_loop()
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
 
     def on_message_complete(self) -> None:
         body, self.body = b"".join(self.body), []
@@ -110,6 +108,7 @@ def measure(rounds: int, seconds: float) -> dict:
     import bench
     import load
     import procs
+    import servers
 
     work = Path(tempfile.mkdtemp())
     up = procs.upstream(0.0)
@@ -122,21 +121,11 @@ def measure(rounds: int, seconds: float) -> dict:
         running = {n: s.wait() for n, s in running.items()}
         running["router"] = procs.router(up.url, work)
         script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
-        url = "/v1/chat/completions"
-        for s in running.values():
-            load.run_wrk(s.url + url, script, 16, 1)
-        res: dict[str, list[dict]] = {n: [] for n in running}
-        for _ in range(rounds):
-            for n, s in running.items():
-                res[n].append(bench.measure(s, s.url + url, script, 16, seconds))
+        return servers._interleaved(running, script, rounds, seconds)
     finally:
         for s in running.values():
             s.stop()
         up.stop()
-    keys = ("rps", "p50_ms", "cpu_us_per_req")
-    return {
-        n: {k: round(statistics.median(r[k] for r in rs), 1) for k in keys} for n, rs in res.items()
-    }
 
 
 def main() -> int:
