@@ -288,27 +288,17 @@ class RetrySeam:
         """The first attempt runs right here: a request that succeeds at once (nearly all)
         pays for the budget's request count and one metric, not for the retry loop. A
         failure goes on in `call_with_retries`, whose rules (backoff, budget, deadline,
-        Retry-After) decide about every retry."""
+        Retry-After) decide about every retry. (A streamed answer keeps its admission slot
+        until its end: the handler moves the slot's release into the stream.)"""
         budget = self.budget(route)
         budget.record_request()
-        ctx.attempts += 1
         try:
-            reply = await attempt()
+            return await self._once(ctx, route, attempt)
         except Exception as first:
-            self._count(route, "failure")
-            reply = await self._retry(ctx, route, attempt, budget, first)
-        else:
-            self._count(route, "success")
-        slot = getattr(ctx, "admission_slot", None)
-        if getattr(reply, "stream", None) is not None and slot is not None:
-            from router.asgi import then
-
-            ctx.admission_slot = None  # the stream releases it when it ends
-            reply.stream = then(reply.stream, slot.release)  # a stream holds the upstream
-        return reply
+            return await self._retry(ctx, route, attempt, budget, first)
 
     async def _once(self, ctx: Any, route: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """A retry, counted like the first attempt in `call`."""
+        """One attempt, counted in ctx.attempts and edgepack_router_upstream_attempts."""
         ctx.attempts += 1
         try:
             reply = await attempt()
