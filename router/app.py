@@ -121,11 +121,7 @@ def build_app(
     return RouterApp(handler, control)
 
 
-PROXIED = {
-    "/v1/chat/completions": Api.chat,
-    "/v1/completions": Api.completions,
-    "/invocations": Api.invocations,
-}
+PROXIED = {api.upstream_path: api for api in Api}  # the router serves the upstreams' paths
 
 
 class RouterApp:

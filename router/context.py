@@ -23,9 +23,14 @@ class Api(StrEnum):
 
     @property
     def upstream_path(self) -> str:
-        return {"chat": "/v1/chat/completions", "completions": "/v1/completions"}.get(
-            self.value, "/invocations"
-        )
+        return _UPSTREAM_PATHS[self.value]
+
+
+_UPSTREAM_PATHS = {  # read on every on-prem request: one lookup, no dict built per call
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "invocations": "/invocations",
+}
 
 
 @dataclass

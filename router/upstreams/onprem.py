@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from router import logs
 from router.config import OnPremConfig, OnPremUpstream
-from router.context import Api, RequestContext
+from router.context import RequestContext
 from router.metrics import RouterMetrics
 from router.seams import Outlier
 from router.upstreams.base import UpstreamFailure, UpstreamReply
@@ -42,7 +42,6 @@ from router.upstreams.http1 import (
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
 _COPIED = FORWARD_HEADERS[:-1]  # x-request-id is the router's own (kept or generated)
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-_PATHS = {api: api.upstream_path for api in Api}  # the property builds a dict per call
 
 
 @dataclass
@@ -156,7 +155,7 @@ class OnPremPool:
         headers["x-request-id"] = ctx.request_id
         try:
             resp = await http.request(
-                "POST", _PATHS[ctx.api], headers, ctx.body,
+                "POST", ctx.api.upstream_path, headers, ctx.body,
                 timeout=max(ctx.remaining(), 0.001), stream=ctx.stream,
             )  # fmt: skip
         except HttpError as exc:
