@@ -179,6 +179,15 @@ def test_header_with_a_line_break_is_refused_before_sending(openai):
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
 
+async def get_once(handler: Handler) -> http1.Response:
+    """One GET / from a fresh pool to a raw server; the pool is closed, the answer kept."""
+    async with raw_server(handler) as (url, _):
+        pool = Http1Pool(url)
+        r = await pool.request("GET", "/", timeout=5)
+        await pool.close()
+        return r
+
+
 @contextlib.asynccontextmanager
 async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, dict]]:
     """A TCP server on 127.0.0.1; `handler(reader, writer, n)` gets the n-th connection,
@@ -442,11 +451,8 @@ def test_interim_103_is_skipped():
         await writer.drain()
 
     async def main():
-        async with raw_server(handler) as (url, _):
-            pool = Http1Pool(url)
-            r = await pool.request("GET", "/", timeout=5)
-            await pool.close()
-            return r.status, await r.read(), "link" in r.headers
+        r = await get_once(handler)
+        return r.status, await r.read(), "link" in r.headers
 
     assert run(main()) == (200, b"ok", False)
 
@@ -667,11 +673,8 @@ def test_header_names_lower_cased_repeats_joined_and_the_name_cache_bounded():
         await writer.drain()
 
     async def main():
-        async with raw_server(handler) as (url, _):
-            pool = Http1Pool(url)
-            r = await pool.request("GET", "/", timeout=5)
-            await pool.close()
-            return r.headers, r.body
+        r = await get_once(handler)
+        return r.headers, r.body
 
     headers, body = run(main())
     assert headers["content-type"] == "text/plain" and headers["x-twice"] == "1, 2"
