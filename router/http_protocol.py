@@ -114,10 +114,7 @@ class HttpProtocol(asyncio.Protocol):
                 exchange.disconnected = True
                 exchange.wake()
         self.queue.clear()
-        waiters, self.drain_waiters = self.drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_writers()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -148,10 +145,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        waiters, self.drain_waiters = self.drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_writers()
 
     def shutdown(self) -> None:
         """uvicorn.Server's graceful shutdown: close now if idle, else after this answer."""
@@ -310,6 +304,12 @@ class HttpProtocol(asyncio.Protocol):
         waiter = self.loop.create_future()
         self.drain_waiters.append(waiter)
         await waiter
+
+    def _wake_writers(self) -> None:
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Exchange:
