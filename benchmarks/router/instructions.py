@@ -38,6 +38,7 @@ import procs  # noqa: E402
 import servers  # noqa: E402
 
 CONCURRENCY = 16
+HEALTH = {"interval_s": 3600}  # no checks while counting: they tick by wall time, not requests
 
 
 def requests(port: int) -> list[bytes]:
@@ -84,7 +85,7 @@ def measure(
     port = procs.free_port()
     cfg = {
         "listen": {"host": "127.0.0.1", "port": port},
-        "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}], "health": {}},
+        "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}], "health": HEALTH},
         "admission": {"per_upstream_limit": 256},
         "limits": {"deadline_s": 600},
         **(extra or {}),
