@@ -63,7 +63,7 @@ def test_no_request_lost_retries_in_budget_nothing_confidential_in_the_cloud(tmp
         m = env.metrics
         retries = {p: m.retries.labels(p)._value.get() for p in ("onprem", "sagemaker")}
         attempts = {
-            p: sum(m.upstream_attempts.labels(p, o)._value.get() for o in ("success", "failure"))
+            p: sum(m.upstream_attempts.labels(p, o).value for o in ("success", "failure"))
             for p in ("onprem", "sagemaker")
         }
         sm_calls = env.sagemaker.requests

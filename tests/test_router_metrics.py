@@ -1,0 +1,68 @@
+"""The request path's own counter and histogram (router/metrics.py) expose exactly what
+prometheus_client's Counter and Histogram would for the same updates."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from router.metrics import LATENCY_BUCKETS, LoopCounter, LoopHistogram, RouterMetrics
+
+
+def exposition(registry: CollectorRegistry) -> list[str]:
+    """The scrape's lines without `_created` (the request-path metrics do not export it)."""
+    text = generate_latest(registry).decode()
+    return [line for line in text.splitlines() if "_created" not in line]
+
+
+LABELS = st.sampled_from(["onprem", "sagemaker", "cache"])
+AMOUNTS = st.one_of(
+    st.sampled_from([0.0, *LATENCY_BUCKETS]),  # exactly on a bound: `le` includes it
+    st.floats(min_value=0, max_value=500, allow_nan=False),
+)
+
+
+@given(st.lists(st.tuples(LABELS, AMOUNTS), max_size=40))
+def test_histogram_matches_prometheus_client(observations):
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopHistogram("t_seconds", "doc", ("route",), LATENCY_BUCKETS, registry=ours)
+    ref = Histogram("t_seconds", "doc", ["route"], buckets=LATENCY_BUCKETS, registry=theirs)
+    for route, amount in observations:
+        mine.labels(route).observe(amount)
+        ref.labels(route).observe(amount)
+    assert exposition(ours) == exposition(theirs)
+
+
+@given(st.lists(st.tuples(LABELS, st.sampled_from(["200", "503"])), max_size=40))
+def test_counter_matches_prometheus_client(updates):
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = LoopCounter("t_requests", "doc", ("route", "status"), registry=ours)
+    ref = Counter("t_requests", "doc", ["route", "status"], registry=theirs)
+    for route, status in updates:
+        mine.labels(route, status).inc()
+        ref.labels(route=route, status=status).inc()
+    assert exposition(ours) == exposition(theirs)
+
+
+def test_labels_by_name_and_wrong_labels():
+    counter = LoopCounter("t_cache", "doc", ("result",), registry=CollectorRegistry())
+    counter.labels(result="hit").inc(2)
+    assert counter.labels("hit").value == 2
+    with pytest.raises(ValueError, match="t_cache takes labels"):
+        counter.labels("hit", "extra")
+
+
+def test_router_metrics_names_are_registered_once():
+    """Same names as before; a second registration of a name fails as with the library."""
+    m = RouterMetrics()
+    m.requests.labels("onprem", "public", "200").inc()
+    m.classify_seconds.observe(0.002)
+    assert m.registry.get_sample_value(
+        "edgepack_router_requests_total",
+        {"route": "onprem", "sensitivity": "public", "status": "200"},
+    ) == 1  # fmt: skip
+    assert m.registry.get_sample_value("edgepack_router_classify_seconds_count") == 1
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        LoopCounter("edgepack_router_requests", "again", ("route",), registry=m.registry)
