@@ -361,7 +361,7 @@ class AdmissionSeam:
         is taken at once; only a full pool awaits its queue (`_wait`)."""
         ctx.tier = resolve_tier(ctx.headers, self.cfg)
         ctx.deadline = request_deadline(ctx.headers, self.cfg, ctx.started, ctx.deadline)
-        pool = self.pool_of(ctx, route)
+        pool = route if route != "fallback" else self.pool_of(ctx, route)
         controller = self.controllers.get(pool)
         if controller is None:
             return None

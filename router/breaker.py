@@ -75,9 +75,9 @@ class Breaker:
 
     def available(self) -> bool:
         """Could this upstream take a request now? (no side effects; for picking)"""
-        self._tick()
-        if self.state is CLOSED:
+        if self.state is CLOSED:  # first: nearly every call, and `_tick` cannot change it
             return True
+        self._tick()
         if self.state is HALF_OPEN:
             return self._probes < self.cfg.half_open_probes
         return False
