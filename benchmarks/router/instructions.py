@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -92,12 +93,16 @@ def measure(
     }
     (work / f"router-{port}.yaml").write_text(yaml.safe_dump(cfg))
     out = work / f"callgrind-{port}.out"
-    argv = ["valgrind", "--tool=callgrind", "--cache-sim=no", f"--callgrind-out-file={out}"]
+    # time-driven work (log batches flushed after 100 ms, the server's 100 ms tick) counts
+    # per request as the wall time per request: a high priority keeps it steady under load
+    argv = ["nice", "-n", "-15"] if os.geteuid() == 0 else []
+    argv += ["valgrind", "--tool=callgrind", "--cache-sim=no", f"--callgrind-out-file={out}"]
     argv += [sys.executable, "-c", "from pipeline.cli import main; main()"]
     argv += ["router", "--config", str(work / f"router-{port}.yaml")]
     procs.ROOT, root = tree, procs.ROOT
     try:
-        server = procs.Server("router", argv, port, "/readyz").wait(timeout=600)
+        env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict/set layouts every run
+        server = procs.Server("router", argv, port, "/readyz", env=env).wait(timeout=600)
     finally:
         procs.ROOT = root
     try:
