@@ -216,6 +216,11 @@ class CacheSeam:
         self.cache = ResponseCache(cfg, metrics) if cfg.enabled else None
         self._flights: dict[str, asyncio.Future[CachedResponse | None]] = {}
 
+    @property
+    def active(self) -> bool:
+        """False while the cache is off in the config: the handler then skips this step."""
+        return self.cache is not None
+
     def _key(self, ctx: Any) -> str | None:
         if self.cache is None:
             return None

@@ -71,8 +71,9 @@ class DrainState:
                 self.on_drain()
 
     def enter(self) -> None:
+        if not self.in_flight:  # only the first one in makes the router busy
+            self._idle.clear()
         self.in_flight += 1
-        self._idle.clear()
 
     def leave(self) -> None:
         self.in_flight -= 1

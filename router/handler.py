@@ -73,8 +73,10 @@ class Handler:
             decision, self.config.policy, "sagemaker" in pools, "fallback" in pools
         )
         ctx.routes = tuple(r for r in routes if r in pools and pools[r].usable())
-        if not decision.confidential:
-            cached = await self.seams.cache.lookup(ctx)
+        cache = self.seams.cache
+        cacheable = cache.active and not decision.confidential
+        if cacheable:
+            cached = await cache.lookup(ctx)
             if cached is not None:
                 ctx.route = "cache"
                 return cached
@@ -94,8 +96,8 @@ class Handler:
                 if not exc.retryable:
                     break
                 continue
-            if not decision.confidential and reply.stream is None:
-                await self.seams.cache.store(ctx, reply)
+            if cacheable and reply.stream is None:
+                await cache.store(ctx, reply)
             return reply
         raise _answer_for(failure, ctx)
 

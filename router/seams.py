@@ -12,7 +12,8 @@ do nothing beyond one attempt, so the core router is complete on its own:
 - `Retry.call(ctx, route, attempt)` awaits `attempt()` (one pick + call, raises
   `UpstreamFailure`) as often as it judges safe; it must re-raise the last failure.
 - `Cache.lookup(ctx)` returns a stored `UpstreamReply` or None; `Cache.store(ctx, reply)` may
-  keep a whole-body reply. The handler never calls either for confidential requests.
+  keep a whole-body reply. The handler never calls either for confidential requests, nor
+  while `Cache.active` is false (no cache configured: two awaits per request saved).
 - `Outlier.allow(pool, upstream)` / `record(pool, upstream, ok)`: breaker / outlier ejection
   per upstream; the default ejects nothing (the on-prem pool's own health checks still do).
 - `Lifecycle.draining`: /readyz turns 503 and new requests get 503 + Retry-After.
@@ -45,6 +46,8 @@ class Retry(Protocol):
 
 
 class Cache(Protocol):
+    active: bool
+
     async def lookup(self, ctx: RequestContext) -> UpstreamReply | None: ...
 
     async def store(self, ctx: RequestContext, reply: UpstreamReply) -> None: ...
@@ -69,6 +72,8 @@ class OneAttempt:
 
 
 class NoCache:
+    active = False
+
     async def lookup(self, ctx: RequestContext) -> UpstreamReply | None:
         return None
 
