@@ -15,7 +15,6 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from prometheus_client import Counter, Histogram
 
 from pipeline.deploy import dockerfile, grafana, k8s, prometheus, router_config
 from pipeline.deploy.spec import DeployConfig
@@ -176,16 +175,12 @@ def test_service_and_hpa(manifests, deploy, recipe, config_text):
 
 
 def _exposed_names() -> set[str]:
-    """Every sample name RouterMetrics exposes (counters `_total`, histograms `_bucket`…)."""
-    metrics = RouterMetrics()
+    """Every sample name RouterMetrics exposes (counters `_total`, histograms `_bucket`…),
+    from what its registry collects: its own request-path collectors included."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     names: set[str] = set()
-    for attr in vars(metrics).values():
-        if isinstance(attr, Counter):
-            names.add(attr._name + "_total")
-        elif isinstance(attr, Histogram):
-            names |= {attr._name + s for s in ("_bucket", "_sum", "_count")}
-        elif hasattr(attr, "_name"):
-            names.add(attr._name)
+    for family in RouterMetrics().registry.collect():
+        names |= {family.name + s for s in suffixes.get(family.type, ("",))}
     return names
 
 
