@@ -29,8 +29,10 @@ from router.sensitivity.detectors import (
     bank_account,
     card,
     cn_id,
+    email,
     health,
     iban,
+    marker,
     passport,
     phone,
     secret,
@@ -221,6 +223,74 @@ def test_every_context_word_next_to_every_number_keeps_its_hints() -> None:
                     test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(
                         text=f"{word}{sep}{number}{end}"
                     )
+
+
+# every detector that needs a context word, with a candidate it accepts next to one
+CONTEXT_CASES = [
+    (email.DETECTOR, "jane.doe@gmail.com"), (bank_account.ACCOUNT, "12345678"),
+    (bank_account.ROUTING, "021000021"), (passport.DETECTOR, "X12345678"),
+    (phone.IN_CONTEXT, "(650) 253-0000"), (ssn.DETECTOR.parts[1], "167137280"),
+    (health.DIAGNOSIS, "diabetes"), (health.DIAGNOSIS, "确诊"),
+]  # fmt: skip
+
+
+def every_alternative(pattern: re.Pattern[str]) -> list[str]:
+    """One string per path through `pattern`'s alternations and optional parts (a class
+    gives its first character, `\\w+` one letter): every word a context regex lists."""
+
+    def expand(items) -> list[str]:
+        out = [""]
+        for op, av in items:
+            name = str(op)
+            if name == "LITERAL":
+                options = [chr(av)]
+            elif name == "BRANCH":
+                options = [w for alt in av[1] for w in expand(alt)]
+            elif name == "SUBPATTERN":
+                options = expand(av[3])
+            elif name == "MAX_REPEAT":
+                options = [w * max(av[0], 1) for w in expand(av[2])] + [""] * (av[0] == 0)
+            elif name == "IN":
+                first = av[0]
+                options = [chr(first[1][0] if str(first[0]) == "RANGE" else first[1])]
+                options = ["a"] if str(first[0]) == "CATEGORY" else options
+            elif name == "AT":
+                options = [""]
+            else:
+                raise AssertionError(f"unexpected {name} in {pattern.pattern!r}")
+            out = [a + b for a in out for b in options]
+        return out
+
+    return expand(re._parser.parse(pattern.pattern, pattern.flags))
+
+
+# every detector that needs a context word, with a candidate it accepts next to one
+CONTEXT_CASES = [
+    (email.DETECTOR, ["jane.doe@gmail.com"]), (bank_account.ACCOUNT, ["12345678"]),
+    (bank_account.ROUTING, ["021000021"]), (passport.DETECTOR, ["X12345678"]),
+    (phone.IN_CONTEXT, ["(650) 253-0000"]), (ssn.DETECTOR.parts[1], ["167137280"]),
+    (health.DIAGNOSIS, every_alternative(health.DIAGNOSIS.pattern)),
+]  # fmt: skip
+
+
+def test_every_word_of_a_context_pattern_keeps_its_hints() -> None:
+    """Every word each context regex lists (from the regex itself), in three cases, before
+    and after a candidate: a word the hint forgot ("reach him" once) fails here."""
+    for detector, values in CONTEXT_CASES:
+        words = every_alternative(detector.context)
+        assert len(words) >= 3
+        for word in {w for base in words for w in (base, base.upper(), base.title())}:
+            for value in values:
+                for text in (f"{word} {value}", f"{value}: {word}"):
+                    assert detector.found(text), text
+                    test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(text=text)
+    for word in every_alternative(marker.DETECTOR.pattern):  # a marker is its own context
+        assert marker.DETECTOR.found(f"({word.upper()})"), word
+        test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(text=word)
+
+
+def test_reach_him_is_an_email_context() -> None:
+    assert CLF.scan(["reach him at jane.doe@gmail.com"]) == ("email",)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

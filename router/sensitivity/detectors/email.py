@@ -17,7 +17,7 @@ HINTS = (  # "@host." (every address has one), and a context word anywhere (with
     any_of(
         ci(
             "my|me|his|her|their|personal|private|home|customer|patient|employee|client"
-            "|applicant|user's|wife|husband"
+            "|applicant|user's|wife|husband|reach him"  # "reach me/her" hold "me"/"her"
         ),
         exact("我", "他", "她", "客户", "患者", "员工", "私人", "个人"),
     ),
