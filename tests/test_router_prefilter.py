@@ -281,7 +281,7 @@ def test_every_word_of_a_context_pattern_keeps_its_hints() -> None:
         assert len(words) >= 3
         for word in {w for base in words for w in (base, base.upper(), base.title())}:
             for value in values:
-                for text in (f"{word} {value}", f"{value}: {word}"):
+                for text in (f"{word} {value}", f"{value}: {word}", f"{word}\n{value}"):
                     assert detector.found(text), text
                     test_a_part_that_fires_always_had_its_hints.hypothesis.inner_test(text=text)
     for word in every_alternative(marker.DETECTOR.pattern):  # a marker is its own context

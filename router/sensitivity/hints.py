@@ -58,6 +58,19 @@ def any_of(*patterns: str) -> str:
     return "|".join(f"(?:{p})" for p in patterns)
 
 
+WORD = "0-9A-Za-z_"  # ASCII `\w`, all of it inside Python's Unicode `\w`
+
+
+def words(pattern: str) -> str:
+    """`(?i)\\b(pattern)\\b` as a hint: `ci(pattern)` between characters outside ASCII `\\w`
+    (or the text's edges). Python's `\\b` next to a word's first or last letter needs a
+    neighbour outside its Unicode `\\w`, which is then outside ASCII `\\w` too, so the hint
+    stays implied; and "he" in "the", "me" in "some", "tel" in "hotel" no longer make a
+    context detector run. Every alternative must start and end with a letter, and be
+    listed whole ("telephone", not just "tel")."""
+    return fenced(ci(pattern), WORD, WORD)
+
+
 def fenced(core: str, before: str, after: str | None = None) -> str:
     """`core` preceded by text start or a char outside `before`, followed by one outside
     `after` or text end (no trailing fence when None): the pattern's `(?<![…])` / `(?![…])`

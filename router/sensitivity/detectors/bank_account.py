@@ -7,7 +7,7 @@ import re
 from stdnum.us import rtn
 
 from router.sensitivity.detector import DIGITS, DIGITS_SPACED, AnyOf, Detector, digits
-from router.sensitivity.hints import DIGIT, any_of, ci, exact
+from router.sensitivity.hints import DIGIT, any_of, exact, words
 
 ACCOUNT = Detector(
     "bank_account",
@@ -22,7 +22,7 @@ ACCOUNT = Detector(
     requires=(  # the digit run, and a banking word somewhere
         rf"{DIGIT}(?:[ -]?{DIGIT}){{5}}",  # its first six digits
         any_of(
-            ci("account|acct|a/c|bank|checking|savings|sort code|bsb|wire to"),
+            words("account|acct|a/c|bank|checking|savings|sort code|bsb|wire to"),
             exact("账号", "账户", "帐号", "帐户", "银行卡", "卡号", "开户行", "银行"),
         ),
     ),
@@ -36,7 +36,7 @@ ROUTING = Detector(
     hint=DIGITS,
     requires=(
         rf"{DIGIT}{{9}}",
-        any_of(ci("routing|aba|rtn"), exact("路由号")),
+        any_of(words("routing|aba|rtn"), exact("路由号")),
     ),
 )
 DETECTOR = AnyOf("bank_account", (ROUTING, ACCOUNT))

@@ -4,7 +4,7 @@ a project's support address in documentation is not personal data, a customer's 
 import re
 
 from router.sensitivity.detector import Detector
-from router.sensitivity.hints import any_of, ci, exact
+from router.sensitivity.hints import any_of, exact, words
 
 PATTERN = re.compile(r"(?a)(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
 CONTEXT = re.compile(
@@ -12,12 +12,12 @@ CONTEXT = re.compile(
     r"applicant|user's|wife|husband|reach (?:me|him|her))\b|我|他|她|客户|患者|员工|私人|个人"
 )
 
-HINTS = (  # "@host." (every address has one), and a context word anywhere (without \b)
+HINTS = (  # "@host." (every address has one), and a context word
     r"@[A-Za-z0-9-]+\.[A-Za-z0-9-]",
     any_of(
-        ci(
+        words(
             "my|me|his|her|their|personal|private|home|customer|patient|employee|client"
-            "|applicant|user's|wife|husband|reach him"  # "reach me/her" hold "me"/"her"
+            "|applicant|user's|wife|husband|reach (?:me|him|her)"
         ),
         exact("我", "他", "她", "客户", "患者", "员工", "私人", "个人"),
     ),

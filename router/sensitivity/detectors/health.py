@@ -4,7 +4,7 @@
 import re
 
 from router.sensitivity.detector import AnyOf, Detector
-from router.sensitivity.hints import FOLDS, SPACE, any_of, ci, exact
+from router.sensitivity.hints import FOLDS, SPACE, any_of, ci, exact, words
 
 # An MRN hint: the key word, its separators, then a value run (`(?i)[A-Z0-9-]`, Python's folds
 # included) that holds a digit, which the validator wants: "MRN stands for ..." has none.
@@ -42,7 +42,7 @@ CONDITION_HINT = any_of(  # CONDITIONS without \b, word stems where the pattern 
           "怀孕", "肝炎", "肿瘤", "处方"),
 )  # fmt: skip
 PERSON_HINT = any_of(
-    ci(
+    words(
         "my|i have|i've|i was|i got|he|she|his|her|him|patient|mr|mrs|ms|son|daughter|wife"
         "|husband|mother|father|employee"
     ),

@@ -5,7 +5,7 @@ the word passport / 护照; the shape alone is too common (SKUs, tickets) to cou
 import re
 
 from router.sensitivity.detector import Detector, digits
-from router.sensitivity.hints import DIGIT, any_of, ci, exact
+from router.sensitivity.hints import DIGIT, any_of, exact, words
 
 # classic (E12345678, X1234567) and newer alphanumeric numbers (C05HL0YV8), or 9 digits
 PATTERN = re.compile(  # FIRST_CHAR; then the rest of `[A-Z][A-Z0-9]{6,8}|\d{9}`
@@ -21,7 +21,7 @@ def _valid(value: str) -> bool:
 
 HINTS = (
     rf"[A-Z][A-Z0-9]{{6}}|{DIGIT}{{9}}",
-    any_of(ci("passport"), exact("护照")),
+    any_of(words("passports?"), exact("护照")),
 )
 
 DETECTOR = Detector("passport", PATTERN, _valid, CONTEXT, window=40, requires=HINTS)

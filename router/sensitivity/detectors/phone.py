@@ -7,7 +7,7 @@ import re
 import phonenumbers
 
 from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
-from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
+from router.sensitivity.hints import DIGIT, any_of, exact, fenced, words
 
 PATTERN = re.compile(  # FIRST_CHAR; then what `\+?\(?\d` needs after that first character
     r"(?P<v>[+(\d](?<![A-Za-z0-9_+][+(\d])(?:(?<=\+)\(?\d|(?<=\()\d|(?<=\d))"
@@ -47,7 +47,9 @@ INTERNATIONAL = Detector(
     requires=(fenced(rf"\+{DIGIT}[{DIGIT} ().-]{{7,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),),
 )
 CONTEXT_HINT = any_of(
-    ci("phone|tel|mobile|cell|call me|call him|call her|text me|texted|whatsapp|fax|contact"),
+    words(
+        "phone|tel|telephone|mobile|cell|call (?:me|him|her)|text me|texted|whatsapp|fax|contact"
+    ),
     exact("手机", "电话", "联系方式", "联系", "微信", "号码"),
 )
 IN_CONTEXT = Detector(

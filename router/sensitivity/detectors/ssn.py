@@ -7,7 +7,7 @@ import re
 from stdnum.us import ssn
 
 from router.sensitivity.detector import DIGITS, AnyOf, Detector
-from router.sensitivity.hints import DIGIT, any_of, ci, exact, fenced
+from router.sensitivity.hints import DIGIT, any_of, exact, fenced, words
 
 PATTERN = re.compile(r"(?P<v>\d(?<![\d-]\d)\d{2}[- ]\d{2}[- ]\d{4})(?![\d-])")  # FIRST_CHAR
 BARE = re.compile(r"(?P<v>\d(?<![\d-]\d)\d{8})(?![\d-])")  # only next to the word SSN
@@ -21,7 +21,7 @@ def _valid(value: str) -> bool:
 # prefilter hints: the patterns fenced like their lookarounds, the context words without \b
 SHAPED = fenced(rf"{DIGIT}{{3}}[- ]{DIGIT}{{2}}[- ]{DIGIT}{{4}}", "0-9-", "0-9-")
 NINE = rf"{DIGIT}{{9}}"
-WORDS = any_of(ci("ssn|social security"), exact("社安号", "社会安全号"))
+WORDS = any_of(words("ssn|social security"), exact("社安号", "社会安全号"))
 
 DETECTOR = AnyOf("ssn", (
     Detector("ssn", PATTERN, _valid, hint=DIGITS, requires=(SHAPED,)),
