@@ -32,7 +32,10 @@ import re2
 from router.sensitivity.detector import AnyOf
 from router.sensitivity.registry import Recognizer
 
-CANARY = "(?:)"  # matches every text, so a successful pass always reports it
+# Matches every text, so a successful pass always reports it; once, at the end: "(?:)"
+# matched at every byte, which made every DFA state a match state whose ids RE2 records
+# byte by byte (Match: 12.5k -> 8.6k instructions per eval text, under callgrind)
+CANARY = r"\z"
 LONG = 16 << 10  # UTF-8 bytes from which a text gets the word-hints-only Set (see below)
 COUNTED = re.compile(r"(?<!\\x)\{\d+(?:,\d*)?\}")  # a counted repeat, not a \x{…} escape
 
