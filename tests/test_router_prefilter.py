@@ -225,15 +225,6 @@ def test_every_context_word_next_to_every_number_keeps_its_hints() -> None:
                     )
 
 
-# every detector that needs a context word, with a candidate it accepts next to one
-CONTEXT_CASES = [
-    (email.DETECTOR, "jane.doe@gmail.com"), (bank_account.ACCOUNT, "12345678"),
-    (bank_account.ROUTING, "021000021"), (passport.DETECTOR, "X12345678"),
-    (phone.IN_CONTEXT, "(650) 253-0000"), (ssn.DETECTOR.parts[1], "167137280"),
-    (health.DIAGNOSIS, "diabetes"), (health.DIAGNOSIS, "确诊"),
-]  # fmt: skip
-
-
 def every_alternative(pattern: re.Pattern[str]) -> list[str]:
     """One string per path through `pattern`'s alternations and optional parts (a class
     gives its first character, `\\w+` one letter): every word a context regex lists."""
