@@ -6,7 +6,7 @@ import re
 
 from stdnum.us import rtn
 
-from router.sensitivity.detector import DIGITS, DIGITS_SPACED, AnyOf, Detector, digits
+from router.sensitivity.detector import AnyOf, Detector, digits
 from router.sensitivity.hints import DIGIT, any_of, exact, words
 
 ACCOUNT = Detector(
@@ -18,7 +18,6 @@ ACCOUNT = Detector(
         r"|账号|账户|帐号|帐户|银行卡|卡号|开户行|银行"
     ),
     window=25,
-    hint=DIGITS_SPACED,
     requires=(  # the digit run, and a banking word somewhere
         rf"{DIGIT}(?:[ -]?{DIGIT}){{5}}",  # its first six digits
         any_of(
@@ -33,7 +32,6 @@ ROUTING = Detector(
     rtn.is_valid,
     re.compile(r"(?i)\b(routing|aba|rtn)\b|路由号"),
     window=25,
-    hint=DIGITS,
     requires=(
         rf"{DIGIT}{{9}}",
         any_of(words("routing|aba|rtn"), exact("路由号")),

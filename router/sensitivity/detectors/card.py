@@ -4,7 +4,7 @@ import re
 
 from stdnum import luhn
 
-from router.sensitivity.detector import DIGITS_SPACED, Detector, digits
+from router.sensitivity.detector import Detector, digits
 from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(  # FIRST_CHAR
@@ -20,4 +20,4 @@ def _valid(value: str) -> bool:
 # the first 13 digits of a candidate (the 4th IIN digit is a `[ -]?\d` without separator)
 HINT = fenced(rf"[2-6]{DIGIT}{{2}}(?:[ -]?{DIGIT}){{10}}", "0-9A-Za-z")
 
-DETECTOR = Detector("card", PATTERN, _valid, hint=DIGITS_SPACED, requires=(HINT,))
+DETECTOR = Detector("card", PATTERN, _valid, requires=(HINT,))

@@ -7,7 +7,7 @@ import re
 
 from stdnum.cn import ric
 
-from router.sensitivity.detector import DIGITS, Detector
+from router.sensitivity.detector import Detector
 from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(r"(?P<v>[1-9](?<![0-9A-Za-z][1-9])\d{16}[\dXx])(?![0-9A-Za-z])")  # FIRST_CHAR
@@ -60,4 +60,4 @@ def _stdnum_valid(value: str) -> bool:
         return value[-1] == ric.calc_check_digit(value)
 
 
-DETECTOR = Detector("cn_id", PATTERN, _valid, hint=DIGITS, requires=(HINT,))
+DETECTOR = Detector("cn_id", PATTERN, _valid, requires=(HINT,))

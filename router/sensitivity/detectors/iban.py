@@ -8,7 +8,7 @@ from stdnum import iban, numdb
 from stdnum.iso7064 import mod_97_10
 from stdnum.util import get_cc_module
 
-from router.sensitivity.detector import DIGITS, Detector
+from router.sensitivity.detector import Detector
 from router.sensitivity.hints import DIGIT, fenced
 
 PATTERN = re.compile(  # FIRST_CHAR
@@ -55,4 +55,4 @@ def _bban_pattern(structure: str) -> re.Pattern[str]:
     )
 
 
-DETECTOR = Detector("iban", PATTERN, _valid, hint=DIGITS, requires=(HINT,))
+DETECTOR = Detector("iban", PATTERN, _valid, requires=(HINT,))

@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from router.sensitivity.detector import DIGITS_SPACED, AnyOf, Detector
+from router.sensitivity.detector import AnyOf, Detector
 from router.sensitivity.hints import DIGIT, any_of, exact, fenced, words
 
 PATTERN = re.compile(  # FIRST_CHAR; then what `\+?\(?\d` needs after that first character
@@ -43,7 +43,6 @@ INTERNATIONAL = Detector(
     "phone",
     re.compile(r"(?P<v>\+(?<![A-Za-z0-9_+]\+)\d[\d ().-]{7,18}\d)(?!\d)"),  # FIRST_CHAR
     _valid,
-    hint=re.compile(r"\+\d"),
     requires=(fenced(rf"\+{DIGIT}[{DIGIT} ().-]{{7,18}}{DIGIT}", "A-Za-z0-9_+", "0-9"),),
 )
 CONTEXT_HINT = any_of(
@@ -58,7 +57,6 @@ IN_CONTEXT = Detector(
     _valid,
     CONTEXT,
     window=30,
-    hint=DIGITS_SPACED,
     requires=(
         rf"{DIGIT}[{DIGIT} ().-]{{6}}",  # a digit and the next 6 of the candidate
         CONTEXT_HINT,

@@ -6,7 +6,7 @@ import re
 
 from stdnum.us import ssn
 
-from router.sensitivity.detector import DIGITS, AnyOf, Detector
+from router.sensitivity.detector import AnyOf, Detector
 from router.sensitivity.hints import DIGIT, any_of, exact, fenced, words
 
 PATTERN = re.compile(r"(?P<v>\d(?<![\d-]\d)\d{2}[- ]\d{2}[- ]\d{4})(?![\d-])")  # FIRST_CHAR
@@ -24,6 +24,6 @@ NINE = rf"{DIGIT}{{9}}"
 WORDS = any_of(words("ssn|social security"), exact("社安号", "社会安全号"))
 
 DETECTOR = AnyOf("ssn", (
-    Detector("ssn", PATTERN, _valid, hint=DIGITS, requires=(SHAPED,)),
-    Detector("ssn", BARE, _valid, CONTEXT, window=30, hint=DIGITS, requires=(NINE, WORDS)),
+    Detector("ssn", PATTERN, _valid, requires=(SHAPED,)),
+    Detector("ssn", BARE, _valid, CONTEXT, window=30, requires=(NINE, WORDS)),
 ))  # fmt: skip
