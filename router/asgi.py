@@ -19,6 +19,7 @@ from router.errors import RouterError
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
 
 
 def header_dict(scope: Scope) -> dict[str, str]:
@@ -54,14 +55,14 @@ def too_large(limit: int) -> RouterError:
     return RouterError(413, "request_too_large", f"request body exceeds {limit} bytes")
 
 
-def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def encode_headers(headers: dict[str, str]) -> RawHeaders:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def send_whole(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    raw = encode_headers(headers)
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+async def send_whole(send: Send, status: int, headers: RawHeaders, body: bytes) -> None:
+    """`headers` gets the content-length appended."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -69,14 +70,12 @@ async def send_stream(
     send: Send,
     receive: Receive,
     status: int,
-    headers: dict[str, str],
+    headers: RawHeaders,
     chunks: AsyncIterator[bytes],
 ) -> None:
     """Pass chunks on as they arrive. If the client goes away the upstream stream is closed
     at once (its `finally` frees the upstream), instead of being read to the end."""
-    await send(
-        {"type": "http.response.start", "status": status, "headers": encode_headers(headers)}
-    )
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     pump = asyncio.ensure_future(_pump(send, chunks))
     gone = asyncio.ensure_future(_disconnected(receive))
     try:

@@ -11,7 +11,7 @@ import time
 from starlette.responses import Response
 
 from router import logs
-from router.asgi import Receive, Send, send_stream, send_whole, then
+from router.asgi import RawHeaders, Receive, Send, encode_headers, send_stream, send_whole, then
 from router.context import RequestContext
 from router.errors import RouterError
 from router.metrics import RouterMetrics
@@ -25,6 +25,35 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.decision is not None:
         headers["x-sensitivity"] = ctx.decision.sensitivity
     return headers
+
+
+def reply_headers(ctx: RequestContext, reply: UpstreamReply) -> RawHeaders:
+    """`route_headers(ctx)` and the upstream's content type, as the byte pairs the server
+    writes. Only the request id differs from one answer to the next: the rest comes from a
+    few routes, sensitivities and content types, so each combination is encoded once."""
+    sensitivity = ctx.decision.sensitivity if ctx.decision is not None else ""
+    key = (ctx.route, sensitivity, reply.content_type)
+    raw = [(b"x-request-id", ctx.request_id.encode("latin-1")), *(_TAILS.get(key) or _tail(key))]
+    if reply.headers:  # the pools' extra headers (none sets any today) come first; ours win
+        extra = {k: v for k, v in reply.headers.items() if k not in OURS}
+        raw[:0] = encode_headers(extra)
+    return raw
+
+
+OURS = frozenset({"x-request-id", "x-route", "x-sensitivity", "content-type"})
+_TAILS: dict[tuple[str, str, str], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _tail(key: tuple[str, str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    """The encoded x-route, x-sensitivity and content-type pairs (each only if set);
+    at most 256 kept, as content types come from the upstreams' answers."""
+    route, sensitivity, content_type = key
+    named = ((b"x-route", route), (b"x-sensitivity", sensitivity))
+    tail = tuple((k, v.encode("latin-1")) for k, v in named if v)
+    tail += ((b"content-type", content_type.encode("latin-1")),)
+    if len(_TAILS) < 256:
+        _TAILS[key] = tail
+    return tail
 
 
 def error_body(err: RouterError) -> bytes:
@@ -45,7 +74,8 @@ def error_response(err: RouterError, ctx: RequestContext | None = None) -> Respo
 
 
 async def send_error(send: Send, err: RouterError, ctx: RequestContext | None = None) -> None:
-    await send_whole(send, err.status, error_headers(err, ctx), error_body(err))
+    headers = encode_headers(error_headers(err, ctx))
+    await send_whole(send, err.status, headers, error_body(err))
 
 
 async def send_reply(
@@ -55,12 +85,13 @@ async def send_reply(
     reply: UpstreamReply,
     metrics: RouterMetrics,
 ) -> None:
-    headers = {**reply.headers, **route_headers(ctx), "content-type": reply.content_type}
+    headers = reply_headers(ctx, reply)
     if reply.stream is None:
         finish(ctx, reply.status, metrics)
         await send_whole(send, reply.status, headers, reply.body or b"")
         return
-    headers.setdefault("cache-control", "no-cache")
+    if "cache-control" not in reply.headers:
+        headers.append((b"cache-control", b"no-cache"))
     stream = then(reply.stream, lambda: finish(ctx, reply.status, metrics))  # finished at its end
     await send_stream(send, receive, reply.status, headers, stream)
 
