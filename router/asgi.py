@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from router.errors import RouterError
+from router.http_protocol import DECODED_HEADERS
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -24,7 +25,11 @@ RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
 
 def header_dict(scope: Scope) -> dict[str, str]:
     """Request headers by name; a repeated header keeps its last value. Names arrive
-    lower-cased: the ASGI spec asks servers to send them so."""
+    lower-cased: the ASGI spec asks servers to send them so. The router's own server
+    (router/http_protocol.py) decodes them as it parses, which costs less."""
+    decoded = scope.get(DECODED_HEADERS)
+    if decoded is not None:
+        return decoded
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 

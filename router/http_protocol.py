@@ -42,6 +42,16 @@ FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 RUNNING: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str, by name
+_NAMES: dict[bytes, tuple[bytes, str]] = {}  # header name as sent → lower-cased bytes, str
+
+
+def _name(name: bytes) -> tuple[bytes, str]:
+    lower = name.lower()
+    pair = lower, lower.decode("latin-1")
+    if len(_NAMES) < 256:  # clients send a handful of names; a hostile one cannot grow it
+        _NAMES[name] = pair
+    return pair
 
 
 def plain_response(status: int, text: str) -> bytes:
@@ -84,6 +94,7 @@ class HttpProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()  # pipelined requests waiting their turn
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.decoded: dict[str, str] = {}
         self.in_head = False
         self.head_bytes = 0  # head bytes of earlier reads, while the head is incomplete
         self.last_read = b""
@@ -161,6 +172,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.decoded = {}
         self.in_head = True
         self.head_bytes = 0
 
@@ -168,10 +180,14 @@ class HttpProtocol(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
+        """ASGI's lower-cased byte pairs, and the same headers decoded for the router's own
+        handler (`router.asgi.header_dict`), a repeated one keeping its last value: one
+        cached name and one decoded value here cost less than decoding both there."""
+        name, key = _NAMES.get(name) or _name(name)
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_continue = True
         self.headers.append((name, value))
+        self.decoded[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         """Checks the head's size only when the reads that carried it could exceed it."""
@@ -236,6 +252,7 @@ class HttpProtocol(asyncio.Protocol):
             "raw_path": raw_path,
             "query_string": query,
             "headers": self.headers,
+            DECODED_HEADERS: self.decoded,
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
