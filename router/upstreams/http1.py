@@ -118,13 +118,14 @@ class Response:
     """
 
     __slots__ = (
-        "_body", "_buffered", "_conn", "_error", "_parts", "_paused", "_stream", "_waiter",
-        "complete", "deadline", "head_done", "headers", "interim", "status",
+        "_body", "_buffered", "_conn", "_error", "_headers", "_parts", "_paused", "_stream",
+        "_waiter", "complete", "deadline", "head_done", "interim", "raw_headers", "status",
     )  # fmt: skip
 
     def __init__(self, conn: _Connection, stream: bool, deadline: float) -> None:
         self.status = self._buffered = 0
-        self.headers: dict[str, str] = {}
+        self.raw_headers: dict[str, bytes] = {}  # lower-cased name → value as sent
+        self._headers: dict[str, str] | None = None
         self.complete = self.head_done = self.interim = self._paused = False
         self._conn: _Connection | None = conn
         self._stream = stream
@@ -133,6 +134,18 @@ class Response:
         self._error: HttpError | None = None
         self._waiter: asyncio.Future | None = None
         self.deadline = deadline  # loop.time() by which the response must be complete
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-cased names, values decoded, a repeated header's values joined by ", ".
+        Decoded when first asked for: the router reads only the content type, from
+        `raw_headers`, and decoding every value as it arrived cost more."""
+        headers = self._headers
+        if headers is None:
+            headers = {k: v.decode("latin-1") for k, v in self.raw_headers.items()}
+            if self.head_done:
+                self._headers = headers
+        return headers
 
     @property
     def body(self) -> bytes | None:
@@ -275,19 +288,19 @@ class _Connection(asyncio.Protocol):
             raise ProtocolError("bytes after the end of the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self.response.headers  # type: ignore[union-attr]
+        headers = self.response.raw_headers  # type: ignore[union-attr]
         key = _KEYS.get(name) or _key(name)
         if key in headers:
-            headers[key] = f"{headers[key]}, {value.decode('latin-1')}"
+            headers[key] += b", " + value
         else:
-            headers[key] = value.decode("latin-1")
+            headers[key] = value
 
     def on_headers_complete(self) -> None:
         resp = self.response
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # interim (103 Early Hints, stray 100): the answer follows
             resp.interim = True  # type: ignore[union-attr]
-            resp.headers.clear()  # type: ignore[union-attr]
+            resp.raw_headers.clear()  # type: ignore[union-attr]
             return
         resp.status = status  # type: ignore[union-attr]
         resp.head_done = True  # type: ignore[union-attr]
@@ -588,10 +601,10 @@ def _key(name: bytes) -> str:
 
 def _until_eof(resp: Response) -> bool:
     """Is this response's body delimited by the end of the connection (no length, not chunked)?"""
-    headers = resp.headers
+    headers = resp.raw_headers
     return (
         "content-length" not in headers
-        and "chunked" not in headers.get("transfer-encoding", "")
+        and b"chunked" not in headers.get("transfer-encoding", b"")
         and resp.status not in (204, 304)
     )
 

@@ -160,7 +160,8 @@ class OnPremPool:
             )  # fmt: skip
         except HttpError as exc:
             raise _failure(member.name, exc, answered=False) from None
-        ctype = resp.headers.get("content-type", "application/json")
+        raw_ctype = resp.raw_headers.get("content-type")
+        ctype = _CONTENT_TYPES.get(raw_ctype) or _content_type(raw_ctype)
         if resp.status >= 500 or resp.status == 429:
             resp.close()  # the error body is not passed on; an unread rest costs the connection
             raise UpstreamFailure(
@@ -270,6 +271,18 @@ async def _chunks(resp: Response, release) -> AsyncIterator[bytes]:
     finally:
         resp.close()  # a stream left early takes its connection down
         release(not failed)
+
+
+_CONTENT_TYPES: dict[bytes | None, str] = {None: "application/json"}  # the default if none
+
+
+def _content_type(raw: bytes) -> str:
+    """The upstream's content type as text: decoded once per value (at most 64 kept; an
+    upstream sends one or two)."""
+    text = raw.decode("latin-1")
+    if len(_CONTENT_TYPES) < 64:
+        _CONTENT_TYPES[raw] = text
+    return text
 
 
 def _retry_after(value: str | None) -> float | None:
