@@ -438,12 +438,12 @@ class Http1Pool:
         """The request's bytes: head and body as one (or as two when the body is big, so it
         is not copied). The request line and host are built once per method and path."""
         start = self._starts.get((method, path)) or self._start(method, path)
+        lines = ""
         if headers:
-            lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+            for k, v in headers.items():  # a loop: a comprehension is one more frame
+                lines += f"{k}: {v}\r\n"
             if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
                 raise ValueError("line break in a request header")
-        else:
-            lines = ""
         if body or method == "POST":
             head = f"{start}content-length: {len(body)}\r\n{lines}\r\n".encode("latin-1")
         else:
