@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from router.errors import RouterError
-from router.http_protocol import DECODED_HEADERS
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
+DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str (our server)
 
 
 def header_dict(scope: Scope) -> dict[str, str]:

@@ -32,6 +32,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from router.asgi import DECODED_HEADERS
+
 log = logging.getLogger("edgepack.router.http")
 
 MAX_HEAD_BYTES = 64 * 1024  # request line + headers; beyond: 431
@@ -42,7 +44,6 @@ FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 RUNNING: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
-DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str, by name
 _NAMES: dict[bytes, tuple[bytes, str]] = {}  # header name as sent → lower-cased bytes, str
 
 
