@@ -146,7 +146,9 @@ class LoopCounter:
         """The child for these label values (positional, or all by name, as in
         prometheus_client)."""
         if named:
-            values = tuple(named.get(n) for n in self.labelnames)  # type: ignore[misc]
+            if values or set(named) != set(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {named}")
+            values = tuple(named[n] for n in self.labelnames)
         values = tuple(str(v) for v in values)
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")

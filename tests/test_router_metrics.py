@@ -52,6 +52,8 @@ def test_labels_by_name_and_wrong_labels():
     assert counter.labels("hit").value == 2
     with pytest.raises(ValueError, match="t_cache takes labels"):
         counter.labels("hit", "extra")
+    with pytest.raises(ValueError, match="t_cache takes labels"):
+        counter.labels(outcome="hit")
 
 
 def test_router_metrics_names_are_registered_once():
