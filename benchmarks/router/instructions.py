@@ -28,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -83,28 +81,18 @@ def callgrind(pid: int, *flags: str) -> None:
 def measure(
     tree: Path, upstream_url: str, n: int, work: Path, keep: Path | None = None, extra=None
 ) -> dict:
-    port = procs.free_port()
-    cfg = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}], "health": HEALTH},
-        "admission": {"per_upstream_limit": 256},
-        "limits": {"deadline_s": 600},
-        **(extra or {}),
-    }
-    (work / f"router-{port}.yaml").write_text(yaml.safe_dump(cfg))
-    out = work / f"callgrind-{port}.out"
+    out = Path(tempfile.mkdtemp(dir=work)) / "callgrind.out"  # callgrind adds .1 … per dump
     # time-driven work (log batches flushed after 100 ms, the server's 100 ms tick) counts
     # per request as the wall time per request: a high priority keeps it steady under load
-    argv = ["nice", "-n", "-15"] if os.geteuid() == 0 else []
-    argv += ["valgrind", "--tool=callgrind", "--cache-sim=no", f"--callgrind-out-file={out}"]
-    argv += [sys.executable, "-c", "from pipeline.cli import main; main()"]
-    argv += ["router", "--config", str(work / f"router-{port}.yaml")]
-    procs.ROOT, root = tree, procs.ROOT
-    try:
-        env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict/set layouts every run
-        server = procs.Server("router", argv, port, "/readyz", env=env).wait(timeout=600)
-    finally:
-        procs.ROOT = root
+    prefix = ["nice", "-n", "-15"] if os.geteuid() == 0 else []
+    prefix += ["valgrind", "--tool=callgrind", "--cache-sim=no", f"--callgrind-out-file={out}"]
+    onprem = {"upstreams": [{"name": "bench", "url": upstream_url}], "health": HEALTH}
+    config = {"onprem": onprem, "limits": {"deadline_s": 600}, **(extra or {})}
+    env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict/set layouts every run
+    server = procs.router(
+        upstream_url, work, tree=tree, config=config, prefix=prefix, env=env, wait_s=600
+    )
+    port = server.port
     try:
         asyncio.run(drive(port, 512))  # warm-up: every prompt once (lazy phone metadata, ...)
         callgrind(server.proc.pid, "-z")
@@ -112,7 +100,7 @@ def measure(
         ok = asyncio.run(drive(port, n))
         seconds = time.monotonic() - started
         callgrind(server.proc.pid, "-d")
-        dumps = sorted(work.glob(f"callgrind-{port}.out*"), key=lambda p: p.stat().st_mtime)
+        dumps = sorted(out.parent.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
         total = int(re.search(r"^totals:\s+(\d+)", dumps[-1].read_text(), re.M).group(1))
         if keep is not None:  # for callgrind_annotate
             keep.write_bytes(dumps[-1].read_bytes())

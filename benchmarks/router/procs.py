@@ -65,13 +65,14 @@ def cpu_seconds(pid: int) -> float:
 
 class Server:
     def __init__(
-        self, name: str, argv: list[str], port: int, ready_path: str, env=None, cpus=None
-    ) -> None:
-        """`cpus`: where the process may run (None: where this one may)."""
+        self, name: str, argv: list[str], port: int, ready_path: str, env=None, cpus=None,
+        cwd: Path | None = None,
+    ) -> None:  # fmt: skip
+        """`cpus`: where the process may run (None: where this one may); `cwd`: ROOT if None."""
         self.name, self.port, self.ready_path = name, port, ready_path
         self.proc = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -114,7 +115,21 @@ def upstream(latency: float) -> Server:
     return Server(f"upstream-{latency}", argv, port, "/health").wait()
 
 
-def router(upstream_url: str, workdir: Path, model: Path | None = None) -> Server:
+def router(
+    upstream_url: str,
+    workdir: Path,
+    model: Path | None = None,
+    *,
+    tree: Path | None = None,
+    config: dict | None = None,
+    prefix: list[str] | None = None,
+    env: dict | None = None,
+    wait_s: float = 120,
+) -> Server:
+    """`edgepack router` (rules-only, or `model` on every request) in front of one upstream.
+    `tree`: the checkout whose router runs (ROOT if None; it imports from its folder);
+    `config`: top-level config keys to replace; `prefix`: argv before the interpreter
+    (valgrind, nice); `env`: the process's environment."""
     port = free_port()
     cfg: dict = {
         "listen": {"host": "127.0.0.1", "port": port},
@@ -130,9 +145,11 @@ def router(upstream_url: str, workdir: Path, model: Path | None = None) -> Serve
             "detectors": [],
             "model": {"path": str(model), "max_batch": 32, "max_wait_ms": 2, "timeout_ms": 2000},
         }
+    cfg.update(config or {})
     path = workdir / f"router-{port}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     argv = [
+        *(prefix or []),
         sys.executable,
         "-c",
         "from pipeline.cli import main; main()",
@@ -141,7 +158,8 @@ def router(upstream_url: str, workdir: Path, model: Path | None = None) -> Serve
         str(path),
     ]
     name = "router+model" if model else "router"
-    return Server(name, argv, port, "/readyz", cpus=PROXY_CPUS).wait()
+    server = Server(name, argv, port, "/readyz", env=env, cpus=PROXY_CPUS, cwd=tree)
+    return server.wait(timeout=wait_s)
 
 
 NGINX_CONF = """

@@ -268,17 +268,15 @@ def router_ab(rev: str, paths: list[str], rounds: int, seconds: float, work: Pat
     import bench
 
     up = procs.upstream(0.0)
-    routers, root = {}, procs.ROOT
+    routers = {}
     other = f"{','.join(paths)}@{rev}" if paths else rev
     try:
         for name, tree_rev in ((other, rev), ("HEAD", "HEAD")):
-            procs.ROOT = _tree(root, work, tree_rev, paths if tree_rev != "HEAD" else [])
-            routers[name] = procs.router(up.url, work)  # the router runs in procs.ROOT
-        procs.ROOT = root
+            tree = _tree(procs.ROOT, work, tree_rev, paths if tree_rev != "HEAD" else [])
+            routers[name] = procs.router(up.url, work, tree=tree)
         script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
         return _interleaved(routers, script, rounds, seconds)
     finally:
-        procs.ROOT = root
         for s in routers.values():
             s.stop()
         up.stop()
