@@ -59,6 +59,16 @@ def test_pick_prefers_the_idle_upstream():
     assert pool.pick() is pool.members[1]
 
 
+def test_a_retry_avoids_the_upstream_that_failed_while_another_is_available():
+    pool = _onprem([1.0, 1.0])
+    dead, alive = pool.members
+    alive.outstanding = 5  # the dead one fails fast: it looks idle
+    assert pool.pick() is dead
+    assert pool.pick(avoid=("u0",)) is alive
+    alive.healthy = False  # nothing else left: the avoided one rather than no answer
+    assert pool.pick(avoid=("u0",)) is dead
+
+
 @pytest.fixture(scope="module")
 def gpu():
     fake = FakeOpenAI(name="gpu")

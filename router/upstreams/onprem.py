@@ -105,13 +105,16 @@ class OnPremPool:
                 return True
         return False
 
-    def pick(self) -> Member | None:
-        """Weighted least-outstanding among available members; random among equals."""
+    def pick(self, avoid: tuple[str, ...] = ()) -> Member | None:
+        """Weighted least-outstanding among available members; random among equals. A retry
+        `avoid`s the members that already failed it while another one is available: a dead
+        upstream fails fast, so it has the fewest outstanding requests and would draw the
+        retry back until its breaker opens (Envoy's previous-hosts retry predicate)."""
         best: list[Member] = []
         best_load = float("inf")
         allow, name = self.outlier.allow, self.name
         for m in self.members:
-            if not (m.healthy and allow(name, m.name)):
+            if not (m.healthy and allow(name, m.name)) or m.name in avoid:
                 continue
             load = (m.outstanding + 1) / m.weight  # with this request, per unit of weight
             if load < best_load:
@@ -119,11 +122,11 @@ class OnPremPool:
             elif load == best_load:
                 best.append(m)
         if len(best) < 2:
-            return best[0] if best else None
+            return best[0] if best else (self.pick() if avoid else None)
         return random.choice(best)
 
     async def send(self, ctx: RequestContext) -> UpstreamReply:
-        member = self.pick()
+        member = self.pick(ctx.failed_upstreams)
         if member is None:
             raise UpstreamFailure(
                 503,
@@ -141,6 +144,7 @@ class OnPremPool:
         except BaseException:
             member.outstanding -= 1
             self._record(member, False)
+            ctx.failed_upstreams += (member.name,)
             raise
         if reply.stream is None:  # a stream gives its slot back when it ends (_chunks)
             member.outstanding -= 1
