@@ -310,10 +310,8 @@ class AdmissionController:
         if m is None or not hasattr(m, "queue_depth"):
             return
         for tier in TIERS:
-            m.queue_depth.labels(pool=self.pool, tier=tier).set_function(
-                lambda tier=tier: self.queued(tier)
-            )
-        m.pool_in_use.labels(pool=self.pool).set_function(lambda: self.in_use)
+            m.watch(m.queue_depth.labels(pool=self.pool, tier=tier), lambda t=tier: self.queued(t))
+        m.watch(m.pool_in_use.labels(pool=self.pool), lambda: self.in_use)
 
 
 def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int]:

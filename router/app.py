@@ -9,10 +9,11 @@ everything else (lifespan, /v1/classify, probes, /metrics) is a small Starlette 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,14 +62,20 @@ def build_app(
     classifier = classifier or build_classifier(config.classifier, metrics)
     pools = pools if pools is not None else build_pools(config, metrics, seams)
     handler = Handler(config, classifier, pools, seams, metrics)
+    metrics.watch(metrics.confidential_route_usable, lambda: _usable(pools.get("onprem")))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for pool in pools.values():
             await pool.start()
+        publishing = None
+        if metrics.multiprocess_dir:
+            publishing = asyncio.get_running_loop().create_task(metrics.publish_forever())
         try:
             yield
         finally:
+            if publishing is not None:
+                publishing.cancel()
             for pool in pools.values():
                 await pool.close()
             if classifier.batcher is not None:
@@ -101,9 +108,7 @@ def build_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
-        onprem = pools.get("onprem")
-        metrics.confidential_route_usable.set(1 if onprem is not None and onprem.usable() else 0)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         *(Route(path, _post_only, methods=["GET", "PUT", "DELETE", "PATCH"]) for path in PROXIED),
@@ -143,6 +148,10 @@ class RouterApp:
     def lifespan_context(self) -> contextlib.AbstractAsyncContextManager:
         """Start and stop the pools without a server (tests, benchmarks)."""
         return self.control.router.lifespan_context(self.control)
+
+
+def _usable(pool: Pool | None) -> int:
+    return 1 if pool is not None and pool.usable() else 0
 
 
 async def _post_only(request: Request) -> Response:

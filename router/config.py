@@ -35,6 +35,11 @@ class Strict(BaseModel):
 class ListenConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(
+        1, ge=1, le=64, description="router processes on this socket (router/workers.py): "
+        "more cut the latency of bursts where cores are spare; admission slots, queues and "
+        "connections are split between them; not reloaded",
+    )  # fmt: skip
 
 
 class ModelConfig(Strict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Generator
@@ -175,9 +176,13 @@ def make_server(
     state: DrainState,
     reloader: Reloader | None = None,
     log_level: str | None = None,
+    control: int | None = None,
+    serving: int | None = None,
     **uvicorn_kwargs: Any,
 ) -> Any:
-    """A uvicorn server whose SIGTERM drains and whose SIGHUP reloads."""
+    """A uvicorn server whose SIGTERM drains and whose SIGHUP reloads; a worker's
+    supervisor says the same over the `control` pipe and hears on `serving` that it
+    started (router/workers.py)."""
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
@@ -194,11 +199,34 @@ def make_server(
             for sig, fn in handlers.items():
                 loop.add_signal_handler(sig, fn)
                 installed.append(sig)
+            if control is not None:
+                loop.add_reader(control, self._on_control)
             try:
                 yield
             finally:
                 for sig in installed:
                     loop.remove_signal_handler(sig)
+                if control is not None:
+                    loop.remove_reader(control)
+
+        def _on_control(self) -> None:
+            """The supervisor's word: drain (or its pipe closed: it is gone), reload."""
+            from router.workers import DRAIN, RELOAD
+
+            message = os.read(control, 64)
+            if not message:
+                asyncio.get_running_loop().remove_reader(control)
+            if RELOAD in message and reloader is not None:
+                reloader.reload()
+            if (DRAIN in message or not message) and not state.draining:
+                self._on_term()  # a drain already under way is not a second signal
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if serving is not None and self.started:
+                from router.workers import SERVING
+
+                os.write(serving, SERVING)
 
         def _on_term(self) -> None:
             if state.draining:  # second signal: stop now
@@ -293,12 +321,26 @@ def quiet_gc() -> None:
     gc.set_threshold(7000, 20, 20)
 
 
-def run_router(config: Any, config_path: Any, host: str, port: int, **uvicorn_kwargs: Any) -> int:
-    """Serve the router app: SIGTERM drains, SIGHUP reloads `config_path` (validated first)."""
+def run_router(
+    config: Any,
+    config_path: Any,
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    sock: Any = None,
+    control: int | None = None,
+    serving: int | None = None,
+    **uvicorn_kwargs: Any,
+) -> int:
+    """Serve the router app: SIGTERM drains, SIGHUP reloads `config_path` (validated first).
+    As one of `workers` (router/workers.py): on the supervisor's `sock`, told what to do
+    over `control`, saying on `serving` that it serves, with its share of the limits."""
     from router.app import build_app
     from router.config import load_config
+    from router.workers import share
 
-    app = build_app(config)
+    app = build_app(share(config, workers))
     quiet_gc()
     state = app.state.seams.lifecycle
     metrics = app.state.metrics
@@ -306,13 +348,15 @@ def run_router(config: Any, config_path: Any, host: str, port: int, **uvicorn_kw
         state = DrainState(config.drain)
 
     def load() -> Any:
-        return load_config(config_path)
+        return share(load_config(config_path), workers)
 
     def counted(ok: bool) -> None:
         metrics.config_reloads.labels("ok" if ok else "rejected").inc()
 
     reloader = Reloader(load, lambda new: apply_config(app, new), counted)
     state.on_drain = lambda: metrics.draining.set(1)
-    server = make_server(app, host, port, state, reloader, **uvicorn_kwargs)
-    server.run()
+    server = make_server(
+        app, host, port, state, reloader, control=control, serving=serving, **uvicorn_kwargs
+    )
+    server.run(sockets=None if sock is None else [sock])
     return 0

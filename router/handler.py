@@ -37,7 +37,7 @@ class Handler:
     in_flight: int = 0  # exported as edgepack_router_in_flight when scraped
 
     def __post_init__(self) -> None:
-        self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self.metrics.watch(self.metrics.in_flight, lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, api: Api) -> None:
         """In flight (the gauge) until the reply, or its stream's last chunk, is sent."""

@@ -2,15 +2,22 @@
 
 The build's alert rules and Grafana dashboard (pipeline/deploy) use these exact names:
 change a name here and there together. Labels never carry request text.
+
+With several workers (router/workers.py) each is its own process, so the numbers live in
+prometheus_client's multiprocess files (PROMETHEUS_MULTIPROC_DIR, set by the supervisor
+before any worker imports prometheus_client) and a scrape, whichever worker answers it,
+sums them. Each gauge says how its workers' values combine (`multiprocess_mode`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -20,50 +27,62 @@ LATENCY_BUCKETS = (
 CLASSIFY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1)
 
 
+PUBLISH_INTERVAL_S = 1.0  # how stale a worker's gauges may be in a multiprocess scrape
+
+
 class RouterMetrics:
     """One set per router process (tests make their own registry)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()
         self.registry = r
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._watched: list[tuple[Any, Callable[[], float]]] = []
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._answers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        # Updated by every request: LoopCounter / LoopHistogram (below), not prometheus_client's.
-        self.requests = LoopCounter(
+        # Updated by every request: LoopCounter / LoopHistogram (below), not prometheus_client's,
+        # unless several workers share the numbers (only prometheus_client's write its files).
+        counter, histogram = (
+            (Counter, Histogram) if self.multiprocess_dir else (LoopCounter, LoopHistogram)
+        )
+        self.requests = counter(
             "edgepack_router_requests", "Routed requests",
             ("route", "sensitivity", "status"), registry=r,
         )  # fmt: skip
-        self.latency = LoopHistogram(
+        self.latency = histogram(
             "edgepack_router_request_seconds", "End-to-end request latency",
-            ("route",), LATENCY_BUCKETS, registry=r,
+            ("route",), buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.classify_seconds = LoopHistogram(
+        classify = histogram(
             "edgepack_router_classify_seconds", "Sensitivity classification time",
-            (), CLASSIFY_BUCKETS, registry=r,
-        ).labels()  # fmt: skip
+            (), buckets=CLASSIFY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.classify_seconds = classify.labels() if histogram is LoopHistogram else classify
         self.classifier_failures = Counter(
             "edgepack_router_classifier_failures",
             "Classifier errors/timeouts that failed closed (request made confidential)",
             registry=r,
         )
         self.in_flight = Gauge(
-            "edgepack_router_in_flight", "Requests being handled by the router", registry=r
-        )
+            "edgepack_router_in_flight", "Requests being handled by the router",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.upstream_in_flight = Gauge(
             "edgepack_router_upstream_in_flight", "Outstanding requests per upstream",
-            ["pool", "upstream"], registry=r,
+            ["pool", "upstream"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.upstream_healthy = Gauge(
             "edgepack_router_upstream_healthy", "1 if the upstream takes traffic",
-            ["pool", "upstream"], registry=r,
+            ["pool", "upstream"], registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
         self.breaker_open = Gauge(
             "edgepack_router_breaker_open", "1 while the upstream is ejected (breaker open)",
-            ["pool", "upstream"], registry=r,
+            ["pool", "upstream"], registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
         self.confidential_route_usable = Gauge(
             "edgepack_router_confidential_route_usable",
-            "1 if at least one on-prem upstream can take confidential requests", registry=r,
+            "1 if at least one on-prem upstream can take confidential requests",
+            registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
         self.shed = Counter(
             "edgepack_router_shed", "Requests refused by admission control",
@@ -74,7 +93,7 @@ class RouterMetrics:
             "edgepack_router_retry_budget_exhausted",
             "Retries skipped because the retry budget was spent", ["pool"], registry=r,
         )  # fmt: skip
-        self.cache = LoopCounter(
+        self.cache = counter(
             "edgepack_router_cache", "Cache lookups", ("result",), registry=r
         )  # result: hit|miss|bypass|error
         self.fallbacks = Counter(
@@ -84,26 +103,59 @@ class RouterMetrics:
         # Added with issue 7 (admission, breakers, drain): new names only.
         self.queue_depth = Gauge(
             "edgepack_router_queue_depth", "Requests waiting for an admission slot",
-            ["pool", "tier"], registry=r,
+            ["pool", "tier"], registry=r, multiprocess_mode="livesum",
         )  # fmt: skip
         self.pool_in_use = Gauge(
-            "edgepack_router_pool_in_use", "Admission slots held per pool", ["pool"], registry=r
-        )
+            "edgepack_router_pool_in_use", "Admission slots held per pool", ["pool"],
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.breaker_ejections = Counter(
             "edgepack_router_breaker_ejections", "Times an upstream was ejected (breaker opened)",
             ["pool", "upstream"], registry=r,
         )  # fmt: skip
-        self.upstream_attempts = LoopCounter(
+        self.upstream_attempts = counter(
             "edgepack_router_upstream_attempts", "Calls made to upstreams, retries included",
             ("pool", "outcome"), registry=r,
         )  # fmt: skip
         self.draining = Gauge(
             "edgepack_router_draining", "1 after SIGTERM while in-flight requests finish",
-            registry=r,
+            registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
         self.config_reloads = Counter(
             "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
         )  # result: ok|rejected
+
+    def watch(self, gauge: Any, value: Callable[[], float]) -> None:
+        """`gauge` reports `value()`: read when scraped (prometheus_client's set_function),
+        or, with several workers, written to the worker's file by `publish` (the
+        multiprocess collector reads only files)."""
+        if self.multiprocess_dir:
+            self._watched.append((gauge, value))
+            gauge.set(value())
+        else:
+            gauge.set_function(value)
+
+    def publish(self) -> None:
+        """Write the watched gauges' values (several workers; a no-op with one)."""
+        for gauge, value in self._watched:
+            gauge.set(value())
+
+    async def publish_forever(self) -> None:
+        """With several workers, keep this worker's gauges at most a second old."""
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+            self.publish()
+
+    def exposition(self) -> bytes:
+        """The scrape's text: this process's registry, or every worker's files summed."""
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        self.publish()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, self.multiprocess_dir)
+        return generate_latest(registry)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, resolved once per label set: on the request path

@@ -4,6 +4,7 @@ no access log (the router logs each request)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from router import logs
@@ -17,20 +18,34 @@ def serve(
     config_path: Path | None = None,
 ) -> None:
     """Serve until SIGTERM has drained the requests in flight (router/drain.py: exit 0);
-    SIGHUP reloads `config_path`, keeping the old config if the new one is bad."""
+    SIGHUP reloads `config_path`, keeping the old config if the new one is bad. With
+    `listen.workers` > 1, a supervisor runs that many (router/workers.py)."""
     from router.drain import run_router
     from router.http_protocol import HttpProtocol
 
     logs.setup(config.logging.level)
-    run_router(
-        config,
-        config_path,
-        host or config.listen.host,
-        port if port is not None else config.listen.port,
-        loop="uvloop",
-        http=HttpProtocol,
-        access_log=False,
-        proxy_headers=False,  # a sidecar on the pod's loopback: no forwarded-for to trust
-        server_header=False,
-        log_config=logs.uvicorn_log_config(config.logging.level),
-    )
+    host = host or config.listen.host
+    port = port if port is not None else config.listen.port
+    options = {
+        "loop": "uvloop",
+        "http": HttpProtocol,
+        "access_log": False,
+        "proxy_headers": False,  # a sidecar on the pod's loopback: no forwarded-for to trust
+        "server_header": False,
+        "log_config": logs.uvicorn_log_config(config.logging.level),
+    }
+    workers = config.listen.workers
+    if workers == 1:
+        run_router(config, config_path, host, port, **options)
+        return
+    from router.workers import supervise
+
+    def worker(sock: socket.socket, control: int, serving: int) -> int:
+        return run_router(
+            config, config_path, host, port,
+            workers=workers, sock=sock, control=control, serving=serving, **options,
+        )  # fmt: skip
+
+    status = supervise(workers, host, port, worker)
+    if status:
+        raise SystemExit(status)

@@ -58,6 +58,8 @@ def proxy_comparison(args, work: Path) -> list[dict]:
     for latency in args.latency:
         up = procs.upstream(latency)
         servers = {"direct": None, "router": procs.router(up.url, work)}
+        if "router-w2" in args.variants:  # listen.workers 2 (router/workers.py)
+            servers["router-w2"] = procs.router(up.url, work, workers=2)
         if "nginx" in args.variants:
             servers["nginx"] = procs.nginx(up.url, work)
         if "litellm" in args.variants:
@@ -267,7 +269,7 @@ def main() -> int:
     p.add_argument(
         "--latency", type=lambda s: [float(x) for x in s.split(",")], default=[0.0, 0.02]
     )
-    p.add_argument("--variants", default="direct,router,nginx,litellm")
+    p.add_argument("--variants", default="direct,router,router-w2,nginx,litellm")
     p.add_argument("--model", default="auto", help="INT8 model for the model run; 'none' skips")
     p.add_argument("--skip-proxies", action="store_true", help="only the model run")
     p.add_argument(

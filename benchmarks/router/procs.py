@@ -125,14 +125,16 @@ def router(
     prefix: list[str] | None = None,
     env: dict | None = None,
     wait_s: float = 120,
+    workers: int = 1,
 ) -> Server:
     """`edgepack router` (rules-only, or `model` on every request) in front of one upstream.
     `tree`: the checkout whose router runs (ROOT if None; it imports from its folder);
     `config`: top-level config keys to replace; `prefix`: argv before the interpreter
-    (valgrind, nice); `env`: the process's environment."""
+    (valgrind, nice); `env`: the process's environment; `workers`: listen.workers (more than
+    one may use every core, pinned or not)."""
     port = free_port()
     cfg: dict = {
-        "listen": {"host": "127.0.0.1", "port": port},
+        "listen": {"host": "127.0.0.1", "port": port, "workers": workers},
         "onprem": {
             "upstreams": [{"name": "bench", "url": upstream_url}],
             "health": {"interval_s": 5},
@@ -157,8 +159,9 @@ def router(
         "--config",
         str(path),
     ]
-    name = "router+model" if model else "router"
-    server = Server(name, argv, port, "/readyz", env=env, cpus=PROXY_CPUS, cwd=tree)
+    name = ("router+model" if model else "router") + (f"-w{workers}" if workers > 1 else "")
+    cpus = PROXY_CPUS if workers == 1 or PROXY_CPUS is None else ALL_CPUS
+    server = Server(name, argv, port, "/readyz", env=env, cpus=cpus, cwd=tree)
     return server.wait(timeout=wait_s)
 
 

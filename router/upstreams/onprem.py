@@ -219,8 +219,9 @@ class OnPremPool:
         """In-flight and health per upstream, read when Prometheus scrapes (a `set()` on
         every send and release cost more than the pick itself)."""
         labels = (self.name, m.name)
-        self.metrics.upstream_in_flight.labels(*labels).set_function(lambda: m.outstanding)
-        self.metrics.upstream_healthy.labels(*labels).set_function(lambda: int(m.healthy))
+        watch = self.metrics.watch
+        watch(self.metrics.upstream_in_flight.labels(*labels), lambda: m.outstanding)
+        watch(self.metrics.upstream_healthy.labels(*labels), lambda: int(m.healthy))
 
     async def _check_forever(self) -> None:
         while True:

@@ -83,9 +83,8 @@ class SageMakerPool:
         self.executor = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="sagemaker")
         self.client = None
         self.in_flight = 0  # read when Prometheus scrapes, like the on-prem pool's
-        metrics.upstream_in_flight.labels(name, config.endpoint_name).set_function(
-            lambda: self.in_flight
-        )
+        gauge = metrics.upstream_in_flight.labels(name, config.endpoint_name)
+        metrics.watch(gauge, lambda: self.in_flight)
 
     async def start(self) -> None:
         self.client = await asyncio.get_running_loop().run_in_executor(self.executor, self._client)

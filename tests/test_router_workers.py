@@ -1,0 +1,219 @@
+"""`listen.workers` > 1: real `edgepack router` processes behind a supervisor on one port.
+
+Both workers serve; a scrape answered by either counts every worker's requests; SIGHUP
+reloads each with its share of the limits; a killed worker is replaced; a SIGTERM that
+reaches the whole process group (Ctrl-C, systemd) still drains the requests in flight
+and exits 0; workers outlive no supervisor; one that cannot start stops the router."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fixtures.redis import free_port
+
+from router.config import config_from_dict
+from router.workers import share
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def test_share_splits_the_totals_between_workers():
+    config = config_from_dict({
+        "onprem": {"upstreams": [{"name": "a", "url": "http://127.0.0.1:9"}]},
+        "sagemaker": {"endpoint_name": "ep", "max_concurrency": 64},
+        "admission": {"per_upstream_limit": 16, "pool_limits": {"onprem": 10, "sagemaker": 2},
+                      "queue_size": {"high": 64, "normal": 3, "low": 0}},
+        "fallback": {"public": {"upstreams": [{"name": "s", "url": "http://127.0.0.1:9"}]}},
+    })  # fmt: skip
+    part = share(config, 3)
+    assert part.admission.per_upstream_limit == 5
+    assert part.admission.pool_limits == {"onprem": 3, "sagemaker": 1}  # never below 1
+    assert part.admission.queue_size == {"high": 21, "normal": 1, "low": 0}  # 0 stays 0
+    assert part.sagemaker.max_concurrency == 21
+    assert part.onprem.max_connections == 85 and part.fallback.public.max_connections == 85
+    assert part.fallback.confidential is None
+    assert part.retry.budget_min_retries == 1
+    assert part.onprem.upstreams == config.onprem.upstreams and part.listen == config.listen
+    assert share(config, 1) is config
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and stat[0] != "Z":
+                out.add(int(entry.name))
+    return out
+
+
+def _eventually(check, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _write_config(path: Path, upstream: str, port: int, limit: int) -> None:
+    path.write_text(
+        textwrap.dedent(f"""
+        listen: {{host: 127.0.0.1, port: {port}, workers: 2}}
+        onprem:
+          upstreams: [{{name: gpu-0, url: "{upstream}"}}]
+          health: {{interval_s: 0.5, timeout_s: 0.5}}
+        admission:
+          pool_limits: {{onprem: {limit}}}
+        drain: {{grace_period_s: 15, linger_s: 0.2, retry_after_s: 4}}
+        """)
+    )
+
+
+def _start(cfg: Path, env: dict, base: str) -> subprocess.Popen:
+    argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "router", "--config",
+            str(cfg)]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+    def ready() -> bool:
+        try:
+            return httpx.get(base + "/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    if not _eventually(lambda: ready() and len(_children(proc.pid)) == 2, timeout=60):
+        proc.kill()
+        raise AssertionError(f"router did not start: {proc.communicate()[1]}")
+    return proc
+
+
+def _requests_total(base: str) -> float:
+    text = httpx.get(base + "/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("edgepack_router_requests_total{")
+    )
+
+
+def _chat_in_parallel(base: str, n: int, threads: int = 8) -> list[int]:
+    """`n` chats, each on a new connection, so the kernel spreads them over the workers."""
+    statuses: list[int] = []
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            statuses.append(httpx.post(base + "/v1/chat/completions", json=CHAT, timeout=30)
+                            .status_code)  # fmt: skip
+
+    pool = [threading.Thread(target=run, args=(n // threads,)) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(60)
+    return statuses
+
+
+@pytest.mark.slow
+def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
+    from router.testing.openai_server import FakeOpenAI
+    from router.testing.serve import ServerThread
+
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"stale, from a run before")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    fake = FakeOpenAI(name="gpu-0", latency_s=0.05)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with ServerThread(fake) as upstream:
+        cfg = tmp_path / "router.yaml"
+        _write_config(cfg, upstream.url, port, limit=10)
+        proc = _start(cfg, env, base)
+        try:
+            assert not (metrics_dir / "counter_999999.db").exists()
+            assert _chat_in_parallel(base, 64) == [200] * 64
+            for _ in range(6):  # whichever worker answers the scrape counts both
+                assert _requests_total(base) == 64
+            limit = lambda: httpx.get(base + "/readyz").json()["admission"]["onprem"]["limit"]  # noqa: E731
+            assert {limit() for _ in range(6)} == {5}  # each worker holds half of 10
+
+            _write_config(cfg, upstream.url, port, limit=20)
+            proc.send_signal(signal.SIGHUP)
+            assert _eventually(lambda: {limit() for _ in range(6)} == {10})
+            reloads = httpx.get(base + "/metrics").text
+            assert 'edgepack_router_config_reloads_total{result="ok"} 2.0' in reloads
+
+            workers = _children(proc.pid)
+            os.kill(min(workers), signal.SIGKILL)
+            assert _eventually(lambda: len(_children(proc.pid) - workers) == 1)
+            assert _eventually(lambda: _chat_in_parallel(base, 8) == [200] * 8)
+            assert _requests_total(base) >= 64 + 8  # the dead worker's requests still count
+
+            fake.latency_s = 1.5
+            statuses: list[int] = []
+            in_flight = threading.Thread(
+                target=lambda: statuses.extend(_chat_in_parallel(base, 4, 4))
+            )
+            in_flight.start()
+            assert _eventually(lambda: fake.in_flight == 4)
+            os.killpg(proc.pid, signal.SIGTERM)  # the group: each worker hears it twice
+            in_flight.join(30)
+            assert statuses == [200] * 4
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    err = proc.stderr.read()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    served_by = {line["pid"] for line in lines if line["msg"] == "request"}
+    assert len(served_by) >= 2 and proc.pid not in served_by
+    assert "hello" not in err
+
+
+@pytest.mark.slow
+def test_workers_drain_when_the_supervisor_dies(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "router.yaml"
+    _write_config(cfg, "http://127.0.0.1:9", port, limit=4)
+    proc = _start(cfg, dict(os.environ), f"http://127.0.0.1:{port}")
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait(10)
+    alive = (
+        lambda: {
+            p
+            for p in workers
+            if Path(f"/proc/{p}").exists()  # noqa: E731
+            and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]
+        }
+    )
+    assert _eventually(lambda: not alive(), timeout=20)
+
+
+def test_a_worker_that_cannot_start_stops_the_router():
+    code = textwrap.dedent("""
+        import sys
+        from router import logs
+        from router.workers import supervise
+        logs.setup("info")
+        sys.exit(supervise(2, "127.0.0.1", 0, lambda sock, control, serving: 3))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "died before serving: stopping the router" in result.stderr
