@@ -61,6 +61,13 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _eventually(check, timeout: float = 15.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -187,22 +194,18 @@ def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
 
 @pytest.mark.slow
 def test_workers_drain_when_the_supervisor_dies(tmp_path):
+    from router.testing.openai_server import FakeOpenAI
+    from router.testing.serve import ServerThread
+
     port = free_port()
     cfg = tmp_path / "router.yaml"
-    _write_config(cfg, "http://127.0.0.1:9", port, limit=4)
-    proc = _start(cfg, dict(os.environ), f"http://127.0.0.1:{port}")
-    workers = _children(proc.pid)
-    proc.kill()
-    proc.wait(10)
-    alive = (
-        lambda: {
-            p
-            for p in workers
-            if Path(f"/proc/{p}").exists()  # noqa: E731
-            and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1][:3]
-        }
-    )
-    assert _eventually(lambda: not alive(), timeout=20)
+    with ServerThread(FakeOpenAI(name="gpu-0")) as upstream:
+        _write_config(cfg, upstream.url, port, limit=4)
+        proc = _start(cfg, dict(os.environ), f"http://127.0.0.1:{port}")
+        workers = _children(proc.pid)
+        proc.kill()
+        proc.wait(10)
+        assert _eventually(lambda: not any(_alive(p) for p in workers), timeout=20)
 
 
 def test_a_worker_that_cannot_start_stops_the_router():
