@@ -266,7 +266,9 @@ class RetrySeam:
     The pools raise `UpstreamFailure` before any byte reached the caller (a stream is
     returned only once the upstream said yes), so a failure here never follows a
     streamed byte. "No upstream available" is not retried inside the pool: the handler
-    moves on to the next allowed route instead.
+    moves on to the next allowed route instead. A failure that was safe to retry but
+    found the budget spent answers 503 + Retry-After (as Envoy answers a connect failure):
+    the caller may come back, where the upstream's own 502 would say nothing of when.
     """
 
     def __init__(self, cfg: RetryConfig, metrics: object | None = None) -> None:
@@ -342,7 +344,20 @@ class RetrySeam:
                 classify_fn=classify_failure, on_retry=retried, on_budget_exhausted=exhausted,
             )  # fmt: skip
         except RetryAborted as stop:
+            if stop.reason == "budget" and getattr(stop.cause, "retryable", False):
+                raise _budget_spent(stop.cause) from None
             raise stop.cause from None
+
+
+def _budget_spent(cause: Any) -> Exception:
+    """The pool's failure, as the caller gets it when no retry was allowed: 503, retry
+    after a second, still retryable (the handler may try the next allowed route)."""
+    from router.upstreams.base import UpstreamFailure
+
+    return UpstreamFailure(
+        503, "retry_budget_exhausted", f"{cause.message}; the retry budget is spent",
+        retryable=True, retry_after=1.0, upstream=cause.upstream,
+    )  # fmt: skip
 
 
 def classify_failure(exc: BaseException) -> Verdict:

@@ -11,10 +11,12 @@ import botocore.exceptions
 import httpx
 import pytest
 
+from router.context import Api, RequestContext
 from router.retry import (
     RetryAborted,
     RetryBudget,
     RetryConfig,
+    RetrySeam,
     UpstreamError,
     call_with_retries,
     classify,
@@ -179,3 +181,29 @@ def test_part_of_the_budget_is_kept_for_the_high_tier():
     low = sum(budget.try_spend(reserve=0.5) for _ in range(50))
     high = sum(budget.try_spend() for _ in range(50))
     assert (low, high) == (10, 10)  # low stops at half of the 20 retries; high gets the rest
+
+
+def test_a_safe_failure_without_budget_answers_503_retry_after():
+    from router.upstreams.base import UpstreamFailure
+
+    seam = RetrySeam(RetryConfig(budget_ratio=0, budget_min_retries=0))
+    calls = []
+
+    async def attempt(failure: UpstreamFailure):
+        calls.append(1)
+        raise failure
+
+    def run(failure: UpstreamFailure) -> UpstreamFailure:
+        ctx = RequestContext("id", Api.chat, b"", "application/json", "*/*", {},
+                             deadline=time.monotonic() + 5)  # fmt: skip
+        with pytest.raises(UpstreamFailure) as e:
+            asyncio.run(seam.call(ctx, "onprem", lambda: attempt(failure)))
+        return e.value
+
+    refused = UpstreamFailure(502, "upstream_unreachable", "gpu-0: refused", retryable=True,
+                              upstream="gpu-0")  # fmt: skip
+    answer = run(refused)
+    assert (answer.status, answer.kind, answer.retry_after) == (503, "retry_budget_exhausted", 1)
+    assert answer.retryable and answer.upstream == "gpu-0" and len(calls) == 1
+    unsafe = UpstreamFailure(502, "upstream_error", "connection lost", retryable=False)
+    assert run(unsafe) is unsafe  # not safe to repeat: the pool's own answer
