@@ -76,6 +76,7 @@ def build_app(
         finally:
             if publishing is not None:
                 publishing.cancel()
+                metrics.publish()  # the last second's counts too
             for pool in pools.values():
                 await pool.close()
             if classifier.batcher is not None:

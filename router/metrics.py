@@ -6,7 +6,9 @@ change a name here and there together. Labels never carry request text.
 With several workers (router/workers.py) each is its own process, so the numbers live in
 prometheus_client's multiprocess files (PROMETHEUS_MULTIPROC_DIR, set by the supervisor
 before any worker imports prometheus_client) and a scrape, whichever worker answers it,
-sums them. Each gauge says how its workers' values combine (`multiprocess_mode`).
+sums them. Each gauge says how its workers' values combine (`multiprocess_mode`). The
+per-request metrics and the gauges read by a function reach the files once a second and
+when the worker answers a scrape or stops (`publish`), not on every update.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import values as client_values
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -40,24 +43,20 @@ class RouterMetrics:
         self._watched: list[tuple[Any, Callable[[], float]]] = []
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._answers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        # Updated by every request: LoopCounter / LoopHistogram (below), not prometheus_client's,
-        # unless several workers share the numbers (only prometheus_client's write its files).
-        counter, histogram = (
-            (Counter, Histogram) if self.multiprocess_dir else (LoopCounter, LoopHistogram)
-        )
-        self.requests = counter(
+        # Updated by every request: LoopCounter / LoopHistogram (below), not prometheus_client's.
+        self.requests = LoopCounter(
             "edgepack_router_requests", "Routed requests",
             ("route", "sensitivity", "status"), registry=r,
         )  # fmt: skip
-        self.latency = histogram(
+        self.latency = LoopHistogram(
             "edgepack_router_request_seconds", "End-to-end request latency",
             ("route",), buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        classify = histogram(
+        classify = LoopHistogram(
             "edgepack_router_classify_seconds", "Sensitivity classification time",
             (), buckets=CLASSIFY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.classify_seconds = classify.labels() if histogram is LoopHistogram else classify
+        self.classify_seconds = classify.labels()
         self.classifier_failures = Counter(
             "edgepack_router_classifier_failures",
             "Classifier errors/timeouts that failed closed (request made confidential)",
@@ -93,7 +92,7 @@ class RouterMetrics:
             "edgepack_router_retry_budget_exhausted",
             "Retries skipped because the retry budget was spent", ["pool"], registry=r,
         )  # fmt: skip
-        self.cache = counter(
+        self.cache = LoopCounter(
             "edgepack_router_cache", "Cache lookups", ("result",), registry=r
         )  # result: hit|miss|bypass|error
         self.fallbacks = Counter(
@@ -113,7 +112,7 @@ class RouterMetrics:
             "edgepack_router_breaker_ejections", "Times an upstream was ejected (breaker opened)",
             ["pool", "upstream"], registry=r,
         )  # fmt: skip
-        self.upstream_attempts = counter(
+        self.upstream_attempts = LoopCounter(
             "edgepack_router_upstream_attempts", "Calls made to upstreams, retries included",
             ("pool", "outcome"), registry=r,
         )  # fmt: skip
@@ -124,6 +123,7 @@ class RouterMetrics:
         self.config_reloads = Counter(
             "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
         )  # result: ok|rejected
+        self._loop = [self.requests, self.latency, classify, self.cache, self.upstream_attempts]
 
     def watch(self, gauge: Any, value: Callable[[], float]) -> None:
         """`gauge` reports `value()`: read when scraped (prometheus_client's set_function),
@@ -136,12 +136,18 @@ class RouterMetrics:
             gauge.set_function(value)
 
     def publish(self) -> None:
-        """Write the watched gauges' values (several workers; a no-op with one)."""
+        """Write this worker's per-request metrics and watched gauges to its files
+        (several workers; nothing to do with one)."""
+        if not self.multiprocess_dir:
+            return
         for gauge, value in self._watched:
             gauge.set(value())
+        for metric in self._loop:
+            metric.publish()
 
     async def publish_forever(self) -> None:
-        """With several workers, keep this worker's gauges at most a second old."""
+        """With several workers, keep this worker's numbers in the files at most a second
+        old."""
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL_S)
             self.publish()
@@ -182,16 +188,20 @@ class LoopCounter:
     counters every request updates. prometheus_client's `inc()` checks its arguments and
     takes a lock per update: the five updates of a request cost 28.5k instructions, ~6% of
     the whole router's (benchmarks/router/instructions.py). Here an update is one addition
-    to a slot; the registry reads the values when scraped.
+    to a slot; the registry reads the values when scraped, or, with several workers,
+    `publish` copies them to the worker's multiprocess file.
 
     Only the event loop's thread updates these (every request-path update runs there), so
     no lock is needed. `_created` samples are not exported."""
+
+    kind = "counter"  # its multiprocess file
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
     ) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
         self._children: dict[tuple[str, ...], Any] = {}
+        self._slots: dict[tuple[str, tuple[str, ...], str | None], Any] = {}
         registry.register(self)
 
     def labels(self, *values: str, **named: str) -> Any:
@@ -212,13 +222,31 @@ class LoopCounter:
     def _new_child(self) -> Any:
         return _Count()
 
+    def publish(self) -> None:
+        """Each child's count into this worker's multiprocess file, as prometheus_client's
+        Counter keeps it there."""
+        for labels, child in list(self._children.items()):
+            self._file_value("_total", labels).set(child.value)
+
+    def _file_value(self, suffix: str, labels: tuple[str, ...], le: str | None = None) -> Any:
+        """The multiprocess file's slot for one sample, made once."""
+        key = (suffix, labels, le)
+        slot = self._slots.get(key)
+        if slot is None:
+            names = self.labelnames if le is None else (*self.labelnames, "le")
+            labels = labels if le is None else (*labels, le)
+            slot = self._slots[key] = client_values.ValueClass(
+                self.kind, self.name, self.name + suffix, names, labels, self.documentation
+            )
+        return slot
+
     def describe(self) -> list[Metric]:
         return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in list(self._children.items()):
-            family.add_metric(values, child.value)
+        for labels, child in list(self._children.items()):
+            family.add_metric(labels, child.value)
         yield family
 
 
@@ -237,6 +265,8 @@ class LoopHistogram(LoopCounter):
     `_sum`): an observation adds to one bucket (found by bisection) and to the sum; the
     cumulative counts are made when scraped. Same rules as `LoopCounter`."""
 
+    kind = "histogram"
+
     def __init__(
         self,
         name: str,
@@ -246,23 +276,31 @@ class LoopHistogram(LoopCounter):
         registry: CollectorRegistry,
     ) -> None:
         self.bounds = tuple(float(b) for b in buckets)
+        self.edges = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
         super().__init__(name, documentation, labelnames, registry)
 
     def _new_child(self) -> _Observed:
         return _Observed(self.bounds)
+
+    def publish(self) -> None:
+        """Each bucket's own count and the sum, as prometheus_client's Histogram keeps them
+        in a multiprocess file (the collector makes them cumulative and adds `_count`)."""
+        for labels, child in list(self._children.items()):
+            for edge, count in zip(self.edges, child.buckets, strict=True):
+                self._file_value("_bucket", labels, edge).set(count)
+            self._file_value("_sum", labels).set(child.sum)
 
     def describe(self) -> list[Metric]:
         return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        edges = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
-        for values, child in list(self._children.items()):
+        for labels, child in list(self._children.items()):
             cumulative, total = [], 0
-            for edge, count in zip(edges, child.buckets, strict=True):
+            for edge, count in zip(self.edges, child.buckets, strict=True):
                 total += count
                 cumulative.append((edge, total))
-            family.add_metric(values, cumulative, sum_value=child.sum)
+            family.add_metric(labels, cumulative, sum_value=child.sum)
         yield family
 
 

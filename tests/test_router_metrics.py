@@ -68,3 +68,47 @@ def test_router_metrics_names_are_registered_once():
     assert m.registry.get_sample_value("edgepack_router_classify_seconds_count") == 1
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         LoopCounter("edgepack_router_requests", "again", ("route",), registry=m.registry)
+
+
+MULTIPROCESS = """
+import sys
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from router.metrics import LoopCounter, LoopHistogram
+
+ours = sys.argv[1] == "loop"
+r = CollectorRegistry()
+counter, histogram = (LoopCounter, LoopHistogram) if ours else (Counter, Histogram)
+c = counter("t_requests", "doc", ("route",), registry=r)
+h = histogram("t_seconds", "doc", ("route",), buckets=(0.1, 1.0), registry=r)
+for amount in (0.05, 0.5, 2.0, 0.1):
+    c.labels("a").inc()
+    h.labels("b").observe(amount)
+if ours:
+    for _ in range(2):  # absolute values: publishing again counts nothing twice
+        c.publish()
+        h.publish()
+scrape = CollectorRegistry()
+multiprocess.MultiProcessCollector(scrape)
+sys.stdout.write(generate_latest(scrape).decode())
+"""
+
+
+def test_published_loop_metrics_read_like_prometheus_clients_in_multiprocess_mode(tmp_path):
+    """With several workers a scrape sums the workers' files: what LoopCounter and
+    LoopHistogram publish there reads exactly as prometheus_client's own metrics."""
+    import os
+    import subprocess
+    import sys
+
+    scrapes = []
+    for kind in ("loop", "prometheus_client"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+        run = subprocess.run([sys.executable, "-c", MULTIPROCESS, kind], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        scrapes.append(sorted(run.stdout.splitlines()))
+    assert scrapes[0] == scrapes[1]
+    assert 't_requests_total{route="a"} 4.0' in scrapes[0]
+    assert 't_seconds_bucket{le="0.1",route="b"} 2.0' in scrapes[0]
+    assert 't_seconds_count{route="b"} 4.0' in scrapes[0]
