@@ -38,7 +38,7 @@ class ListenConfig(Strict):
     workers: int = Field(
         1, ge=1, le=64, description="router processes on this socket (router/workers.py): "
         "more cut the latency of bursts where cores are spare; admission slots, queues and "
-        "connections are split between them; not reloaded",
+        "connections are split between them; each loads its own classifier; not reloaded",
     )  # fmt: skip
 
 
