@@ -34,9 +34,10 @@ def serve(
         "server_header": False,
         "log_config": logs.uvicorn_log_config(config.logging.level),
     }
+    sock = bind(host, port, config_path)
     workers = config.listen.workers
     if workers == 1:
-        run_router(config, config_path, host, port, **options)
+        run_router(config, config_path, host, port, sock=sock, **options)
         return
     from router.workers import supervise
 
@@ -46,6 +47,24 @@ def serve(
             workers=workers, sock=sock, control=control, serving=serving, **options,
         )  # fmt: skip
 
-    status = supervise(workers, host, port, worker)
+    status = supervise(workers, sock, worker)
     if status:
         raise SystemExit(status)
+
+
+def bind(host: str, port: int, config_path: Path | None) -> socket.socket:
+    """The listening socket, bound before anything starts: a taken port is one line
+    naming the setting (exit 2), and every worker accepts on this one socket."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        from pipeline.errors import UserError
+
+        where = f"{config_path}: " if config_path else ""
+        raise UserError(f"{where}listen: cannot bind {host}:{port}: {err.strerror}") from None
+    sock.listen(2048)
+    return sock

@@ -3,9 +3,9 @@
 Why: one Python process handles one request at a time, so the requests of a burst queue
 behind each other: at c=16 the last of a burst waits for the 15 before it (p99 +4 ms with
 a 20 ms upstream, one worker; benchmarks/router/README.md). Workers on spare cores take
-the burst in parallel. The supervisor binds the socket once (a busy port is one clear
-error) and forks the workers before anything starts threads; the kernel hands each new
-connection to whichever worker accepts it first, so an idle worker takes it.
+the burst in parallel. router/server.py binds the socket once (a busy port is one clear
+error), then the supervisor forks the workers before anything starts threads; the kernel
+hands each new connection to whichever worker accepts it first, so an idle one takes it.
 
 Per worker: the event loop, classifier, pools, health checks, breakers and retry budget.
 Limits that say what an upstream may see in total are split between the workers (`share`).
@@ -81,34 +81,16 @@ def share(config: Any, workers: int) -> Any:
     return config.model_copy(update=update)
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """The socket every worker accepts on, bound before any worker exists."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        from pipeline.errors import UserError
-
-        raise UserError(f"listen: cannot bind {host}:{port}: {err.strerror}") from None
-    sock.listen(2048)
-    return sock
-
-
-def supervise(workers: int, host: str, port: int, run: Run) -> int:
-    """Bind, fork `workers` processes running `run`, keep them running until told to
+def supervise(workers: int, sock: socket.socket, run: Run) -> int:
+    """Fork `workers` processes running `run` on `sock`, keep them running until told to
     stop; 0 if every worker drained cleanly."""
     if "prometheus_client" in sys.modules:  # its value class is chosen at import
         raise RuntimeError("prometheus_client was imported before the workers' metrics dir")
-    sock = listen_socket(host, port)
     metrics_dir, owned = _metrics_dir()
     try:
-        log.info("starting %d workers on %s:%d", workers, host, port)
+        log.info("starting %d workers on %s", workers, sock.getsockname())
         return Supervisor(workers, sock, run, metrics_dir).run()
     finally:
-        sock.close()
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -68,6 +68,7 @@ def test_classify_jsonl_bad_line_is_one_line_error(tmp_path):
     ("extra", "message"),
     [
         ({"listen": {"prot": 1}}, "listen.prot: unknown key"),
+        ({"listen": {"workers": 0}}, "listen.workers"),
         ({"sagemaker": {"endpoint_name": "bad name!"}}, "sagemaker.endpoint_name"),
         ({"limits": {"max_body_bytes": 7_000_000}}, "limits.max_body_bytes"),
         (

@@ -213,11 +213,32 @@ def test_a_worker_that_cannot_start_stops_the_router():
     code = textwrap.dedent("""
         import sys
         from router import logs
+        from router.server import bind
         from router.workers import supervise
         logs.setup("info")
-        sys.exit(supervise(2, "127.0.0.1", 0, lambda sock, control, serving: 3))
+        sys.exit(supervise(2, bind("127.0.0.1", 0, None), lambda sock, control, serving: 3))
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1
     assert "died before serving: stopping the router" in result.stderr
+
+
+def test_a_taken_port_is_one_line_naming_the_setting(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for workers in (1, 2):
+            cfg = tmp_path / f"router-{workers}.yaml"
+            _write_config(cfg, "http://127.0.0.1:9", port, limit=4)
+            cfg.write_text(cfg.read_text().replace("workers: 2", f"workers: {workers}"))
+            argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "router",
+                    "--config", str(cfg)]  # fmt: skip
+            result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 2
+            assert result.stderr.strip().splitlines() == [
+                f"error: {cfg}: listen: cannot bind 127.0.0.1:{port}: Address already in use"
+            ]
