@@ -38,6 +38,7 @@ from typing import Any
 log = logging.getLogger("edgepack.router.workers")
 
 DRAIN, RELOAD, SERVING = b"d", b"r", b"s"
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Run = Callable[[socket.socket, int, int], int]
@@ -138,17 +139,23 @@ class Supervisor:
         return self.status
 
     def start(self, index: int) -> None:
+        """Fork one worker. Signals wait meanwhile: a drain told half-way through would
+        miss the new worker, or run the supervisor's handler inside it."""
         control, tell = os.pipe()
         serving, says = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker
-            inherited = [tell, serving]
-            inherited += [fd for w in self.workers.values() for fd in (w.control, w.serving)]
-            _worker_main(lambda: self.run_worker(self.sock, control, says), inherited)
-        os.close(control)
-        os.close(says)
-        os.set_blocking(serving, False)
-        self.workers[pid] = Worker(index, pid, tell, serving)
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker
+                inherited = [tell, serving]
+                inherited += [fd for w in self.workers.values() for fd in (w.control, w.serving)]
+                _worker_main(lambda: self.run_worker(self.sock, control, says), inherited)
+            os.close(control)
+            os.close(says)
+            os.set_blocking(serving, False)
+            self.workers[pid] = Worker(index, pid, tell, serving)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
     def reap(self, worker: Worker, code: int) -> None:
         """A worker ended: account for it; start it again unless stopping."""
@@ -196,6 +203,7 @@ def _worker_main(run: Callable[[], int], inherited: list[int]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server installs its own
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload before serving: nothing yet
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         code = run()
     except BaseException:
         log.exception("worker failed")
