@@ -30,7 +30,7 @@ LATENCY_BUCKETS = (
 CLASSIFY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1)
 
 
-PUBLISH_INTERVAL_S = 1.0  # how stale a worker's gauges may be in a multiprocess scrape
+PUBLISH_INTERVAL_S = 1.0  # how stale a worker's numbers may be in a multiprocess scrape
 
 
 class RouterMetrics:
