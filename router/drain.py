@@ -186,14 +186,13 @@ def make_server(
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
+        _signalled = False
+
         @contextlib.contextmanager
         def capture_signals(self) -> Generator[None, None, None]:
             loop = asyncio.get_running_loop()
             installed = []
-            handlers = {
-                signal.SIGTERM: lambda: self._on_term(),
-                signal.SIGINT: lambda: self._on_term(),
-            }
+            handlers = {signal.SIGTERM: self._on_signal, signal.SIGINT: self._on_signal}
             if reloader is not None:
                 handlers[signal.SIGHUP] = reloader.reload
             for sig, fn in handlers.items():
@@ -218,8 +217,8 @@ def make_server(
                 asyncio.get_running_loop().remove_reader(control)
             if RELOAD in message and reloader is not None:
                 reloader.reload()
-            if (DRAIN in message or not message) and not state.draining:
-                self._on_term()  # a drain already under way is not a second signal
+            if DRAIN in message or not message:
+                self._drain()
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
@@ -228,13 +227,21 @@ def make_server(
 
                 os.write(serving, SERVING)
 
-        def _on_term(self) -> None:
-            if state.draining:  # second signal: stop now
+        def _on_signal(self) -> None:
+            """The first SIGTERM/SIGINT drains, a second one stops now. A drain the
+            supervisor asked for first does not make the signal a second one: a signal
+            to the whole process group reaches the worker both ways."""
+            if self._signalled:
                 self.force_exit = True
                 self.should_exit = True
                 return
-            state.begin_drain()
-            self._drain_task = asyncio.get_running_loop().create_task(self._finish())
+            self._signalled = True
+            self._drain()
+
+        def _drain(self) -> None:
+            if not state.draining:
+                state.begin_drain()
+                self._drain_task = asyncio.get_running_loop().create_task(self._finish())
 
         async def _finish(self) -> None:
             finished = await state.wait_drained()

@@ -2,8 +2,9 @@
 
 Both workers serve; a scrape answered by either counts every worker's requests; SIGHUP
 reloads each with its share of the limits; a killed worker is replaced; a SIGTERM that
-reaches the whole process group (Ctrl-C, systemd) still drains the requests in flight
-and exits 0; workers outlive no supervisor; one that cannot start stops the router."""
+reaches the workers both from the supervisor and directly (a signal to the whole process
+group: Ctrl-C, systemd) still drains the requests in flight and exits 0; workers outlive
+no supervisor; one that cannot start stops the router."""
 
 from __future__ import annotations
 
@@ -178,8 +179,15 @@ def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
                 target=lambda: statuses.extend(_chat_in_parallel(base, 4, 4))
             )
             in_flight.start()
-            assert _eventually(lambda: fake.in_flight == 4)
-            os.killpg(proc.pid, signal.SIGTERM)  # the group: each worker hears it twice
+            assert _eventually(lambda: fake.in_flight == 4, 30), (statuses, fake.in_flight)
+            # A SIGTERM to the process group reaches each worker twice: from the supervisor
+            # (its pipe) and directly. The pipe first, then the signal: still one drain.
+            workers = _children(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            assert _eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 5)
+            time.sleep(0.3)  # both workers heard the pipe (a new connection may reach either)
+            for pid in workers:
+                os.kill(pid, signal.SIGTERM)
             in_flight.join(30)
             assert statuses == [200] * 4
             assert proc.wait(30) == 0
