@@ -40,7 +40,7 @@ class RouterMetrics:
         r = registry or CollectorRegistry()
         self.registry = r
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        self._watched: list[tuple[Any, Callable[[], float]]] = []
+        self._watched: dict[Any, Callable[[], float]] = {}  # gauge → its latest function
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._answers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # Updated by every request: LoopCounter / LoopHistogram (below), not prometheus_client's.
@@ -130,7 +130,7 @@ class RouterMetrics:
         or, with several workers, written to the worker's file by `publish` (the
         multiprocess collector reads only files)."""
         if self.multiprocess_dir:
-            self._watched.append((gauge, value))
+            self._watched[gauge] = value  # a reloaded pool's function replaces the old one's
             gauge.set(value())
         else:
             gauge.set_function(value)
@@ -140,7 +140,7 @@ class RouterMetrics:
         (several workers; nothing to do with one)."""
         if not self.multiprocess_dir:
             return
-        for gauge, value in self._watched:
+        for gauge, value in self._watched.items():
             gauge.set(value())
         for metric in self._loop:
             metric.publish()

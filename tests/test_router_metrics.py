@@ -112,3 +112,33 @@ def test_published_loop_metrics_read_like_prometheus_clients_in_multiprocess_mod
     assert 't_requests_total{route="a"} 4.0' in scrapes[0]
     assert 't_seconds_bucket{le="0.1",route="b"} 2.0' in scrapes[0]
     assert 't_seconds_count{route="b"} 4.0' in scrapes[0]
+
+
+WATCHED = """
+from router.metrics import RouterMetrics
+
+m = RouterMetrics()
+old = []
+m.watch(m.in_flight, lambda: old.append(1) or 1)
+m.watch(m.in_flight, lambda: 2)  # a reloaded pool's function replaces the old one's
+m.requests.labels("onprem", "public", "200").inc(3)
+print(m.exposition().decode())
+print("old function read", len(old), "time(s)")
+"""
+
+
+def test_watched_gauges_and_counters_reach_a_multiprocess_scrape(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", WATCHED], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    lines = run.stdout.splitlines()
+    assert "edgepack_router_in_flight 2.0" in lines
+    assert "old function read 1 time(s)" in lines  # when it was set, never after
+    assert (
+        'edgepack_router_requests_total{route="onprem",sensitivity="public",status="200"} 3.0'
+        in lines
+    )
