@@ -16,8 +16,9 @@ Signals go to the supervisor: SIGTERM/SIGINT drain every worker, SIGHUP reloads 
 tells them over one pipe each, not by signal, so a signal that also reaches the workers
 themselves (Ctrl-C, systemd's control-group kill) counts once, not as the second signal
 that stops a worker without draining. A worker whose supervisor dies sees its pipe close
-and drains. A worker that dies is started again, unless it died before it served (it says
-so over a second pipe): a crash at start-up would repeat, so the router stops (exit 1).
+and drains. A worker that dies is started again (half a second later), unless it died
+before it served (it says so over a second pipe): a crash at start-up would repeat, so the
+router stops (exit 1).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ from typing import Any
 log = logging.getLogger("edgepack.router.workers")
 
 DRAIN, RELOAD, SERVING = b"d", b"r", b"s"
+RESTART_DELAY_S = 0.5  # a worker that dies right after it serves is not forked in a tight loop
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -174,7 +177,9 @@ class Supervisor:
             self.status = 1
             self.stop()
             return
-        self.start(worker.index)
+        time.sleep(RESTART_DELAY_S)  # a stop meanwhile runs its handler; then no restart
+        if not self.stopping:
+            self.start(worker.index)
 
     def stop(self) -> None:
         self.stopping = True

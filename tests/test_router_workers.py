@@ -250,3 +250,26 @@ def test_a_taken_port_is_one_line_naming_the_setting(tmp_path):
             assert result.stderr.strip().splitlines() == [
                 f"error: {cfg}: listen: cannot bind 127.0.0.1:{port}: Address already in use"
             ]
+
+
+def test_workers_that_die_after_serving_are_replaced_at_a_bounded_rate():
+    code = textwrap.dedent("""
+        import os, sys
+        from router import logs
+        from router.server import bind
+        from router.workers import SERVING, supervise
+
+        def crash_after_serving(sock, control, serving):
+            os.write(serving, SERVING)
+            return 3
+
+        logs.setup("info")
+        sys.exit(supervise(2, bind("127.0.0.1", 0, None), crash_after_serving))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 1  # its workers did not end cleanly
+    deaths = proc.stderr.read().count("exited with status 3")
+    assert 2 <= deaths <= 12  # replaced every half second each, not in a tight loop
