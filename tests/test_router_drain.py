@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fixtures.redis import free_port
+from fixtures.waiting import eventually
 
 from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
 
@@ -90,7 +91,7 @@ def test_sigterm_finishes_in_flight_refuses_new_and_exits_zero(tmp_path):
     threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
     for t in threads:
         t.start()
-    assert _eventually(lambda: httpx.get(base + "/metrics").text == "5", timeout=20)
+    assert eventually(lambda: httpx.get(base + "/metrics").text == "5", timeout=20)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.1)
     ready = httpx.get(base + "/readyz", timeout=5)
@@ -114,7 +115,7 @@ def test_sighup_reloads_and_a_bad_config_keeps_the_old(tmp_path):
         time.sleep(0.3)
         cfg.write_text("2")
         proc.send_signal(signal.SIGHUP)
-        assert _eventually(lambda: httpx.get(base + "/value").text == "2")
+        assert eventually(lambda: httpx.get(base + "/value").text == "2")
         cfg.write_text("not-a-number")
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.3)
@@ -126,15 +127,6 @@ def test_sighup_reloads_and_a_bad_config_keeps_the_old(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     assert b"config reload rejected" in proc.stdout.read()
-
-
-def _eventually(check, timeout=5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_drain_state_waits_for_in_flight_within_grace():
@@ -203,7 +195,7 @@ def _start_router(cfg: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    if not _eventually(lambda: _ready(base), timeout=60):
+    if not eventually(lambda: _ready(base), timeout=60):
         proc.kill()
         raise AssertionError(f"router did not start: {proc.stdout.read()!r}")
     return proc, base
@@ -230,7 +222,7 @@ def test_router_process_drains_on_sigterm_and_reloads_on_sighup(tmp_path):
             _router_yaml(cfg, upstream.url, limit=10)  # SIGHUP: a valid change applies
             proc.send_signal(signal.SIGHUP)
             limit = lambda: httpx.get(base + "/readyz").json()["admission"]["onprem"]["limit"]  # noqa: E731
-            assert _eventually(lambda: limit() == 10)
+            assert eventually(lambda: limit() == 10)
             cfg.write_text(cfg.read_text() + "retry: {budget_ratio: 7}\n")  # invalid
             proc.send_signal(signal.SIGHUP)
             time.sleep(0.5)
@@ -246,9 +238,9 @@ def test_router_process_drains_on_sigterm_and_reloads_on_sighup(tmp_path):
             threads = [threading.Thread(target=call) for _ in range(4)]
             for t in threads:
                 t.start()
-            assert _eventually(lambda: fake.in_flight == 4, timeout=20)
+            assert eventually(lambda: fake.in_flight == 4, timeout=20)
             proc.send_signal(signal.SIGTERM)
-            assert _eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 2)
+            assert eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 2)
             refused = httpx.post(base + "/v1/chat/completions", json=body, timeout=5)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "4"
             for t in threads:

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fixtures.redis import free_port
+from fixtures.waiting import eventually
 
 from router.config import config_from_dict
 from router.workers import share
@@ -69,15 +70,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _eventually(check, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _write_config(path: Path, upstream: str, port: int, limit: int) -> None:
     path.write_text(
         textwrap.dedent(f"""
@@ -104,7 +96,7 @@ def _start(cfg: Path, env: dict, base: str) -> subprocess.Popen:
         except httpx.TransportError:
             return False
 
-    if not _eventually(lambda: ready() and len(_children(proc.pid)) == 2, timeout=60):
+    if not eventually(lambda: ready() and len(_children(proc.pid)) == 2, timeout=60):
         proc.kill()
         raise AssertionError(f"router did not start: {proc.communicate()[1]}")
     return proc
@@ -155,7 +147,7 @@ def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
         try:
             assert not (metrics_dir / "counter_999999.db").exists()
             assert _chat_in_parallel(base, 64) == [200] * 64
-            assert _eventually(lambda: _requests_total(base) == 64)  # published each second
+            assert eventually(lambda: _requests_total(base) == 64, 15)  # published each second
             for _ in range(6):  # whichever worker answers the scrape counts both
                 assert _requests_total(base) == 64
             limit = lambda: httpx.get(base + "/readyz").json()["admission"]["onprem"]["limit"]  # noqa: E731
@@ -163,15 +155,15 @@ def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
 
             _write_config(cfg, upstream.url, port, limit=20)
             proc.send_signal(signal.SIGHUP)
-            assert _eventually(lambda: {limit() for _ in range(6)} == {10})
+            assert eventually(lambda: {limit() for _ in range(6)} == {10}, 15)
             reloaded = 'edgepack_router_config_reloads_total{result="ok"} 2.0'  # both workers
-            assert _eventually(lambda: reloaded in httpx.get(base + "/metrics").text)
+            assert eventually(lambda: reloaded in httpx.get(base + "/metrics").text, 15)
 
             workers = _children(proc.pid)
             os.kill(min(workers), signal.SIGKILL)
-            assert _eventually(lambda: len(_children(proc.pid) - workers) == 1)
-            assert _eventually(lambda: _chat_in_parallel(base, 8) == [200] * 8)
-            assert _eventually(lambda: _requests_total(base) >= 64 + 8)  # the dead one's too
+            assert eventually(lambda: len(_children(proc.pid) - workers) == 1, 15)
+            assert eventually(lambda: _chat_in_parallel(base, 8) == [200] * 8, 15)
+            assert eventually(lambda: _requests_total(base) >= 64 + 8, 15)  # the dead one's too
 
             fake.latency_s = 1.5
             statuses: list[int] = []
@@ -179,12 +171,12 @@ def test_two_workers_serve_count_reload_restart_and_drain(tmp_path):
                 target=lambda: statuses.extend(_chat_in_parallel(base, 4, 4))
             )
             in_flight.start()
-            assert _eventually(lambda: fake.in_flight == 4, 30), (statuses, fake.in_flight)
+            assert eventually(lambda: fake.in_flight == 4, 30), (statuses, fake.in_flight)
             # A SIGTERM to the process group reaches each worker twice: from the supervisor
             # (its pipe) and directly. The pipe first, then the signal: still one drain.
             workers = _children(proc.pid)
             proc.send_signal(signal.SIGTERM)
-            assert _eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 5)
+            assert eventually(lambda: httpx.get(base + "/readyz").status_code == 503, 5)
             time.sleep(0.3)  # both workers heard the pipe (a new connection may reach either)
             for pid in workers:
                 os.kill(pid, signal.SIGTERM)
@@ -214,7 +206,7 @@ def test_workers_drain_when_the_supervisor_dies(tmp_path):
         workers = _children(proc.pid)
         proc.kill()
         proc.wait(10)
-        assert _eventually(lambda: not any(_alive(p) for p in workers), timeout=20)
+        assert eventually(lambda: not any(_alive(p) for p in workers), timeout=20)
 
 
 def test_a_worker_that_cannot_start_stops_the_router():
