@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fixtures.redis import free_port
+from fixtures.router_yaml import router_yaml
 from fixtures.waiting import eventually
 
 from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
@@ -173,21 +174,6 @@ def test_reloader_keeps_old_on_error():
     assert r.last_error == "router.yaml: retry.budget_ratio: must be <= 1"
 
 
-def _router_yaml(path: Path, upstream_url: str, limit: int = 8, extra: str = "") -> None:
-    path.write_text(
-        textwrap.dedent(f"""
-        onprem:
-          upstreams: [{{name: gpu-0, url: "{upstream_url}"}}]
-          health: {{interval_s: 0.5, timeout_s: 0.5}}
-        admission:
-          pool_limits: {{onprem: {limit}}}
-        drain: {{grace_period_s: 15, linger_s: 0.2, retry_after_s: 4}}
-        logging: {{level: info}}
-        """)
-        + extra
-    )
-
-
 def _start_router(cfg: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     code = "from pipeline.cli import main; main()"
@@ -216,10 +202,10 @@ def test_router_process_drains_on_sigterm_and_reloads_on_sighup(tmp_path):
     fake = FakeOpenAI(name="gpu-0", latency_s=1.5)
     with ServerThread(fake) as upstream:
         cfg = tmp_path / "router.yaml"
-        _router_yaml(cfg, upstream.url)
+        router_yaml(cfg, upstream.url)
         proc, base = _start_router(cfg)
         try:
-            _router_yaml(cfg, upstream.url, limit=10)  # SIGHUP: a valid change applies
+            router_yaml(cfg, upstream.url, limit=10)  # SIGHUP: a valid change applies
             proc.send_signal(signal.SIGHUP)
             limit = lambda: httpx.get(base + "/readyz").json()["admission"]["onprem"]["limit"]  # noqa: E731
             assert eventually(lambda: limit() == 10)

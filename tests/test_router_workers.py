@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fixtures.redis import free_port
+from fixtures.router_yaml import router_yaml
 from fixtures.waiting import eventually
 
 from router.config import config_from_dict
@@ -51,16 +52,9 @@ def test_share_splits_the_totals_between_workers():
 
 
 def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid and stat[0] != "Z":
-                out.add(int(entry.name))
-    return out
+    """`pid`'s live children (not the zombies it has yet to reap)."""
+    listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in listed if _alive(int(child))}
 
 
 def _alive(pid: int) -> bool:
@@ -70,18 +64,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _write_config(path: Path, upstream: str, port: int, limit: int) -> None:
-    path.write_text(
-        textwrap.dedent(f"""
-        listen: {{host: 127.0.0.1, port: {port}, workers: 2}}
-        onprem:
-          upstreams: [{{name: gpu-0, url: "{upstream}"}}]
-          health: {{interval_s: 0.5, timeout_s: 0.5}}
-        admission:
-          pool_limits: {{onprem: {limit}}}
-        drain: {{grace_period_s: 15, linger_s: 0.2, retry_after_s: 4}}
-        """)
-    )
+def _write_config(path: Path, upstream: str, port: int, limit: int, workers: int = 2) -> None:
+    listen = f"listen: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"
+    router_yaml(path, upstream, limit, extra=listen)
 
 
 def _start(cfg: Path, env: dict, base: str) -> subprocess.Popen:
@@ -233,8 +218,7 @@ def test_a_taken_port_is_one_line_naming_the_setting(tmp_path):
         port = taken.getsockname()[1]
         for workers in (1, 2):
             cfg = tmp_path / f"router-{workers}.yaml"
-            _write_config(cfg, "http://127.0.0.1:9", port, limit=4)
-            cfg.write_text(cfg.read_text().replace("workers: 2", f"workers: {workers}"))
+            _write_config(cfg, "http://127.0.0.1:9", port, limit=4, workers=workers)
             argv = [sys.executable, "-c", "from pipeline.cli import main; main()", "router",
                     "--config", str(cfg)]  # fmt: skip
             result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
