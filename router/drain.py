@@ -22,6 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.workers import DRAIN, RELOAD, SERVING, share
+
 log = logging.getLogger("edgepack.router.drain")
 
 # Paths that keep answering while draining: probes and metrics.
@@ -210,8 +212,6 @@ def make_server(
 
         def _on_control(self) -> None:
             """The supervisor's word: drain (or its pipe closed: it is gone), reload."""
-            from router.workers import DRAIN, RELOAD
-
             message = os.read(control, 64)
             if not message:
                 asyncio.get_running_loop().remove_reader(control)
@@ -223,8 +223,6 @@ def make_server(
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if serving is not None and self.started:
-                from router.workers import SERVING
-
                 os.write(serving, SERVING)
 
         def _on_signal(self) -> None:
@@ -345,7 +343,6 @@ def run_router(
     over `control`, saying on `serving` that it serves, with its share of the limits."""
     from router.app import build_app
     from router.config import load_config
-    from router.workers import share
 
     app = build_app(share(config, workers))
     quiet_gc()
