@@ -60,6 +60,8 @@ def proxy_comparison(args, work: Path) -> list[dict]:
         servers = {"direct": None, "router": procs.router(up.url, work)}
         if "router-w2" in args.variants:  # listen.workers 2 (router/workers.py)
             servers["router-w2"] = procs.router(up.url, work, workers=2)
+        if args.router_python:  # the same router under another interpreter build
+            servers["router-alt"] = procs.router(up.url, work, python=args.router_python)
         if "nginx" in args.variants:
             servers["nginx"] = procs.nginx(up.url, work)
         if "litellm" in args.variants:
@@ -288,6 +290,11 @@ def main() -> int:
         type=Path,
         help="an older checkout (git archive REV router pipeline | tar -x -C DIR): adds "
         "model config `before`, its router with max_batch 32, 1 thread",
+    )
+    p.add_argument(
+        "--router-python",
+        help="another interpreter (a venv's bin/python with the router installed): adds "
+        "variant router-alt, the same router run by it",
     )
     p.add_argument("--mixes", type=lambda s: s.split(","), default=["all", "eval"])
     p.add_argument(

@@ -79,7 +79,13 @@ def callgrind(pid: int, *flags: str) -> None:
 
 
 def measure(
-    tree: Path, upstream_url: str, n: int, work: Path, keep: Path | None = None, extra=None
+    tree: Path,
+    upstream_url: str,
+    n: int,
+    work: Path,
+    keep: Path | None = None,
+    extra=None,
+    python: str | None = None,
 ) -> dict:
     out = Path(tempfile.mkdtemp(dir=work)) / "callgrind.out"  # callgrind adds .1 … per dump
     # time-driven work (log batches flushed after 100 ms, the server's 100 ms tick) counts
@@ -90,7 +96,14 @@ def measure(
     config = {"onprem": onprem, "limits": {"deadline_s": 600}, **(extra or {})}
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict/set layouts every run
     server = procs.router(
-        upstream_url, work, tree=tree, config=config, prefix=prefix, env=env, wait_s=600
+        upstream_url,
+        work,
+        tree=tree,
+        config=config,
+        prefix=prefix,
+        env=env,
+        wait_s=600,
+        python=python,
     )
     port = server.port
     try:
@@ -124,7 +137,13 @@ def main() -> int:
         help="top-level router config keys to replace, as JSON: what a step costs, e.g. "
         '\'{"classifier": {"detectors": []}}\' or \'{"logging": {"level": "warning"}}\'',
     )
+    p.add_argument(
+        "--python",
+        help="the interpreter that runs the router (a venv's bin/python; default: this one)",
+    )
     args = p.parse_args()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -135,7 +154,9 @@ def main() -> int:
                 trees = {args.rev: servers._tree(procs.ROOT, work, args.rev, []), **trees}
             for name, tree in trees.items():
                 keep = args.keep / f"{name}.out" if args.keep else None
-                result[name] = measure(tree, up.url, args.requests, work, keep, args.config)
+                result[name] = measure(
+                    tree, up.url, args.requests, work, keep, args.config, args.python
+                )
         finally:
             up.stop()
     if not args.only_tree:

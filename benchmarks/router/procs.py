@@ -126,12 +126,14 @@ def router(
     env: dict | None = None,
     wait_s: float = 120,
     workers: int = 1,
+    python: str | None = None,
 ) -> Server:
     """`edgepack router` (rules-only, or `model` on every request) in front of one upstream.
     `tree`: the checkout whose router runs (ROOT if None; it imports from its folder);
     `config`: top-level config keys to replace; `prefix`: argv before the interpreter
     (valgrind, nice); `env`: the process's environment; `workers`: listen.workers (more than
-    one may use every core, pinned or not)."""
+    one may use every core, pinned or not); `python`: the interpreter that runs it (this
+    one's if None)."""
     port = free_port()
     cfg: dict = {
         "listen": {"host": "127.0.0.1", "port": port},
@@ -154,7 +156,7 @@ def router(
     path.write_text(yaml.safe_dump(cfg))
     argv = [
         *(prefix or []),
-        sys.executable,
+        python or sys.executable,
         "-c",
         "from pipeline.cli import main; main()",
         "router",
