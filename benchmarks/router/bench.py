@@ -144,10 +144,17 @@ MODEL_CONFIGS = {
 
 
 def model_router(
-    upstream_url: str, work: Path, model: Path, detectors: bool, knobs: tuple, code: Path | None
+    upstream_url: str,
+    work: Path,
+    model: Path,
+    detectors: bool,
+    knobs: tuple,
+    code: Path | None,
+    python: str | None = None,
 ):
     """A router with the model; detectors off (every request reaches the model) or on.
-    `code`: run an older checkout's router/ (--baseline; it knows no `workers` key)."""
+    `code`: run an older checkout's router/ (--baseline; it knows no `workers` key);
+    `python`: the interpreter (--router-python; this one if None)."""
     port = procs.free_port()
     workers, threads, max_batch, *rest = knobs
     solo = rest[0] if rest else threads  # solo ≤ threads: no second session
@@ -166,7 +173,8 @@ def model_router(
     path = work / f"router-{port}.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     boot = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
-    argv = [sys.executable, "-c", boot + "from pipeline.cli import main; main()", "router"]
+    argv = [python or sys.executable, "-c", boot + "from pipeline.cli import main; main()"]
+    argv.append("router")
     argv.append("--config")
     return procs.Server(  # both cores, also after pin(): the model runs need them
         "router+model", [*argv, str(path)], port, "/readyz", cpus=procs.ALL_CPUS
@@ -184,12 +192,16 @@ def model_run(args, work: Path, model: Path) -> list[dict]:
     routers = {}
     rows = []
     try:
-        for cname in args.model_configs:
+        configs = [(cname, None) for cname in args.model_configs]
+        if args.router_python:  # each config again under the other interpreter: NAME-alt
+            configs += [(c, args.router_python) for c in args.model_configs if c != "before"]
+        for cname, python in configs:
             for mix in args.mixes:
                 code = args.baseline if cname == "before" else None
                 knobs = (1, 1, 32) if cname == "before" else MODEL_CONFIGS[cname]
-                routers[(cname, mix)] = model_router(
-                    up.url, work, model, mix == "eval", knobs, code
+                name = cname + ("-alt" if python else "")
+                routers[(name, mix)] = model_router(
+                    up.url, work, model, mix == "eval", knobs, code, python
                 )
         scripts = {}
         for mix, ps in prompts.items():
@@ -293,8 +305,8 @@ def main() -> int:
     )
     p.add_argument(
         "--router-python",
-        help="another interpreter (a venv's bin/python with the router installed): adds "
-        "variant router-alt, the same router run by it",
+        help="another interpreter (a venv's bin/python with the router's packages): adds "
+        "variant router-alt, the same router run by it, and NAME-alt for each model config",
     )
     p.add_argument("--mixes", type=lambda s: s.split(","), default=["all", "eval"])
     p.add_argument(
