@@ -2,7 +2,8 @@
 
 Which variant wins depends on the CPU (VNNI/AMX or not, thread count), so the stage
 builds a few candidates, times them against FP32 on this machine (interleaved, medians)
-and keeps the fastest that passes the accuracy gate. Candidates:
+and keeps the fastest that passes the accuracy gate, preferring any that beats FP32
+(`choose`). Candidates:
 - `fused-dynamic*`: onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm,
   BiasGelu, EmbedLayerNorm) then `quantize_dynamic` of the weights (MatMul, Attention,
   and the embedding tables, which are half of MiniLM's bytes), with per-channel or 7-bit
@@ -18,6 +19,9 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+R = TypeVar("R")
 
 DYNAMIC_OPS = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
 STATIC_OPS = ("MatMul", "Gemm")
@@ -155,3 +159,37 @@ def speed_score(figure: dict) -> float:
 
     ratios = [v["ratio"] for v in figure.values()]
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def choose(
+    speed: dict[str, float],
+    outright: Callable[[str], R | None],
+    gate: Callable[[str], R],
+) -> tuple[str, R]:
+    """Which candidate becomes the CPU model, and its gate result.
+
+    First the fastest that passes as built among those faster than FP32; then the fastest
+    of those with its most sensitive nodes kept in float (`gate`): it stays faster than
+    FP32, where a slower candidate that passes as built (the Q/DQ model, which ORT runs
+    slower than FP32 on most CPUs) would ship an INT8 model that helps nobody. Such a one
+    is taken only when that gate fails, and the gate's failure is raised when none passes.
+    With no candidate faster than FP32 the fastest is gated last, as before."""
+    from pipeline.errors import StageFailed
+
+    ranked = sorted(speed, key=speed.__getitem__)
+    fast = [name for name in ranked if speed[name] < 1.0]
+    for name in fast:
+        if (result := outright(name)) is not None:
+            return name, result
+    failure: StageFailed | None = None
+    if fast:
+        try:
+            return fast[0], gate(fast[0])
+        except StageFailed as exc:
+            failure = exc
+    for name in ranked[len(fast) :]:
+        if (result := outright(name)) is not None:
+            return name, result
+    if failure is not None:
+        raise failure
+    return ranked[0], gate(ranked[0])

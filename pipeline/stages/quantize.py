@@ -163,7 +163,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
 
 
 def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge) -> dict:
-    """Build the candidates, time them interleaved, keep the fastest that passes the gate."""
+    """Build the candidates, time them interleaved, keep the one `cpu_int8.choose` picks."""
     from pipeline.quant import cpu_int8
     from pipeline.quant.gate import Attempt, GateResult, run_gate
     from pipeline.quant.timing import default_threads, loadavg
@@ -186,35 +186,35 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
     load_before = loadavg()
     timing = cpu_int8.time_models(built, fp32, threads)
     speed = {name: cpu_int8.speed_score(timing[name]) for name in built}
-    ranked = sorted(built, key=speed.__getitem__)
     table = {
         name: {"speed": round(speed[name], 3), "size_bytes": path.stat().st_size}
         for name, path in built.items()
     }
-    passing = []
-    for name in ranked:  # fastest first; slower ones are only scored if it fails
+    budget = ctx.recipe.eval.int8_budget
+
+    def outright(name: str) -> GateResult | None:
         ctx.progress(f"evaluating {name}")
         scores = judge.evaluate(built[name])
         points = 100.0 * scores[ctx.recipe.eval.metric]
         drop = judge.fp32_points - points
-        passed = drop <= ctx.recipe.eval.int8_budget
-        table[name] |= {"metrics": scores, "drop": round(drop, 3), "passed": passed}
-        judge.attempts.append(Attempt(name, [], points, drop, passed))
-        if passed:
-            passing.append(name)
-            break
-    if passing:
-        chosen = passing[0]
-        result = GateResult(built[chosen], table[chosen]["metrics"])
-    else:  # the fastest candidate, with its most sensitive nodes kept in float
-        chosen = ranked[0]
-        cand = next(c for c in candidates if c.name == chosen)
+        table[name] |= {"metrics": scores, "drop": round(drop, 3), "passed": drop <= budget}
+        judge.attempts.append(Attempt(name, [], points, drop, drop <= budget))
+        return GateResult(built[name], scores) if drop <= budget else None
+
+    def gate(name: str) -> GateResult:  # with its most sensitive nodes kept in float
+        cand = next(c for c in candidates if c.name == name)
         units = {n: [n] for n in cand.nodes()}
-        result = run_gate(
-            chosen, cand.build, units, judge.evaluate, judge.output_error, judge.fp32_points,
-            ctx.recipe.eval.metric, ctx.recipe.eval.int8_budget, work,
-            progress=ctx.progress, attempts=judge.attempts,
+        return run_gate(
+            name, cand.build, units, judge.evaluate, judge.output_error, judge.fp32_points,
+            ctx.recipe.eval.metric, budget, work, progress=ctx.progress, attempts=judge.attempts,
         )  # fmt: skip
+
+    chosen, result = cpu_int8.choose(speed, outright, gate)
+    if speed[chosen] >= 1.0:
+        ctx.note(
+            f"warning: model.int8.onnx ({chosen}) takes {speed[chosen]:.2f}x FP32's time on "
+            "this CPU: no faster INT8 candidate passes the accuracy budget"
+        )
     return {
         "result": result,
         "chosen": chosen,
