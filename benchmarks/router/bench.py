@@ -173,11 +173,10 @@ def model_router(
     path = work / f"router-{port}.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     boot = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
-    argv = [python or sys.executable, "-c", boot + "from pipeline.cli import main; main()"]
-    argv.append("router")
-    argv.append("--config")
+    main = boot + "from pipeline.cli import main; main()"
+    argv = [python or sys.executable, "-c", main, "router", "--config", str(path)]
     return procs.Server(  # both cores, also after pin(): the model runs need them
-        "router+model", [*argv, str(path)], port, "/readyz", cpus=procs.ALL_CPUS
+        "router+model", argv, port, "/readyz", cpus=procs.ALL_CPUS
     ).wait()
 
 
