@@ -34,8 +34,9 @@ def build(tmp_path, budget: float, target: str = "jetson-xavier"):
     )
 
 
-def test_build_writes_both_models_and_is_cached(tmp_path):
+def test_build_writes_both_models_and_is_cached(tmp_path, caplog):
     result = build(tmp_path, budget=100.0)
+    assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, once per call
     onnx_dir = result.dist / "onnx"
     qdq, int8, fp32 = (onnx_dir / f"model.{k}onnx" for k in ("qdq.", "int8.", ""))
     assert qdq.is_file() and int8.is_file()

@@ -15,8 +15,10 @@ Every candidate is saved as ORT's optimized graph, so loading it does not re-fus
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -82,19 +84,43 @@ def dynamic_candidate(
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         raw = work / f"{dst.stem}.raw.onnx"
-        quantize_dynamic(
-            str(fused),
-            str(raw),
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            op_types_to_quantize=list(DYNAMIC_OPS),
-            nodes_to_exclude=list(exclude),
-            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _without_preprocess_advice():
+            quantize_dynamic(
+                str(fused),
+                str(raw),
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                op_types_to_quantize=list(DYNAMIC_OPS),
+                nodes_to_exclude=list(exclude),
+                extra_options={
+                    "MatMulConstBOnly": True,
+                    "DefaultTensorType": onnx.TensorProto.FLOAT,
+                },
+            )
         return save_optimized(raw, dst)
 
     return Candidate(name, build, lambda: quantized_nodes(fused, DYNAMIC_OPS))
+
+
+class _PreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in record.getMessage()
+
+
+@contextmanager
+def _without_preprocess_advice() -> Iterator[None]:
+    """quantize_dynamic warns on the root logger, at every call, that the model was not
+    pre-processed (shape inference and graph optimisation): a WARNING line per candidate
+    and per gate attempt in the build's output. The fused graph is already ORT's optimised
+    one, and weight-only quantization needs no activation shapes, so it is dropped here."""
+    advice = _PreprocessAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def static_qoperator_candidate(prepared: Path, calib_cache: Path, method, work: Path) -> Candidate:
