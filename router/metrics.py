@@ -24,6 +24,8 @@ from prometheus_client import values as client_values
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from router.workers import MULTIPROC_ENV
+
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120,
 )  # fmt: skip
@@ -39,7 +41,7 @@ class RouterMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()
         self.registry = r
-        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
         self._watched: dict[Any, Callable[[], float]] = {}  # gauge → its latest function
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._answers: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline.errors import StageFailed
+
 R = TypeVar("R")
 
 DYNAMIC_OPS = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
@@ -200,8 +202,6 @@ def choose(
     slower than FP32 on most CPUs) would ship an INT8 model that helps nobody. Such a one
     is taken only when that gate fails, and the gate's failure is raised when none passes.
     With no candidate faster than FP32 the fastest is gated last, as before."""
-    from pipeline.errors import StageFailed
-
     ranked = sorted(speed, key=speed.__getitem__)
     fast = [name for name in ranked if speed[name] < 1.0]
     for name in fast:

@@ -197,9 +197,10 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
         scores = judge.evaluate(built[name])
         points = 100.0 * scores[ctx.recipe.eval.metric]
         drop = judge.fp32_points - points
-        table[name] |= {"metrics": scores, "drop": round(drop, 3), "passed": drop <= budget}
-        judge.attempts.append(Attempt(name, [], points, drop, drop <= budget))
-        return GateResult(built[name], scores) if drop <= budget else None
+        passed = drop <= budget
+        table[name] |= {"metrics": scores, "drop": round(drop, 3), "passed": passed}
+        judge.attempts.append(Attempt(name, [], points, drop, passed))
+        return GateResult(built[name], scores) if passed else None
 
     def gate(name: str) -> GateResult:  # with its most sensitive nodes kept in float
         cand = next(c for c in candidates if c.name == name)
