@@ -132,7 +132,7 @@ def main() -> int:
     }
     if args.rev:
         tree = common.checkout(args.rev, args.rev_paths)
-        variants[common.rev_name(args.rev, args.rev_paths)] = baseline_app(tree)
+        variants["production" + common.rev_name(args.rev, args.rev_paths)] = baseline_app(tree)
     loop = asyncio.new_event_loop()
     stack = contextlib.AsyncExitStack()
 
@@ -172,7 +172,7 @@ def main() -> int:
     )
     if args.rev:
         ratio = common.median_ratio(results["production"], results.popitem()[1])
-        print(f"production/{common.rev_name(args.rev, args.rev_paths)}: {ratio:.3f} "
+        print(f"production/production{common.rev_name(args.rev, args.rev_paths)}: {ratio:.3f} "
               "(median of the per-round ratios)")  # fmt: skip
     return 0
 
