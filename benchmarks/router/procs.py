@@ -127,17 +127,8 @@ def litellm(upstream_url: str, workdir: Path) -> Server | None:
     env = dict(
         os.environ, LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False", DISABLE_SCHEMA_UPDATE="true"
     )
-    argv = [
-        str(exe),
-        "--config",
-        str(path),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--num_workers",
-        "1",
-    ]
+    argv = [str(exe), "--config", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--num_workers", "1"]
     return Server(
         "litellm", argv, port, "/health/liveliness", env=env, cpus=common.PROXY_CPUS
     ).wait(timeout=240)

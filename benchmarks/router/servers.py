@@ -56,21 +56,13 @@ def empty_app():
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
+UVICORN = "--host 127.0.0.1 --no-access-log --log-level warning --no-proxy-headers"  # as the router
+GRANIAN = "--interface asgi --factory --host 127.0.0.1 --workers 1 --loop uvloop --no-ws"
+
+
 def servers(app: str = APP) -> dict[str, list[str]]:
     py = sys.executable
-    uv = [
-        py,
-        "-m",
-        "uvicorn",
-        "--factory",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--no-proxy-headers",  # as the router runs
-    ]
+    uv = [py, "-m", "uvicorn", "--factory", app, *UVICORN.split()]
     out = {
         "uvicorn-httptools": [*uv, "--loop", "uvloop", "--http", "httptools"],
         "uvicorn-h11": [*uv, "--loop", "asyncio", "--http", "h11"],
@@ -86,20 +78,7 @@ def servers(app: str = APP) -> dict[str, list[str]]:
     }
     granian = HERE / ".venv" / "bin" / "granian"
     if granian.exists():
-        out["granian"] = [
-            str(granian),
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "1",
-            "--loop",
-            "uvloop",
-            "--no-ws",
-            app,
-        ]
+        out["granian"] = [str(granian), *GRANIAN.split(), app]
     return out
 
 
