@@ -51,7 +51,7 @@ from benchmarks.router import servers
 
 BODY = servers.BODY
 PATH = "/v1/chat/completions"
-HEADERS = {"content-type": "application/json"}
+HEADERS = servers.HEADERS
 ANSWER_BODY = (
     b'{"id": "cmpl-1", "object": "chat.completion", "created": 1795848422, "model": "bench", '
     b'"choices": [{"index": 0, "finish_reason": "stop", '
