@@ -25,7 +25,6 @@ from pipeline.publish.upload import publish_bundle
 if TYPE_CHECKING:
     from fixtures.s3 import SeaweedS3
 
-pytest_plugins = ["fixtures.s3"]  # s3_server, bucket, aws_env
 QUIET = TransferProgress(Console(stderr=True), quiet=True)
 EDGEPACK = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 

@@ -26,7 +26,6 @@ from pipeline.publish.upload import publish_bundle, read_bundle
 if TYPE_CHECKING:
     from fixtures.s3 import SeaweedS3
 
-pytest_plugins = ["fixtures.s3"]  # s3_server, bucket, aws_env
 EDGEPACK = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 WRITES = {"PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload"}
 QUIET = TransferProgress(Console(stderr=True), quiet=True)
