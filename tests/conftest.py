@@ -7,4 +7,4 @@ test modules would start once per module).
 
 from __future__ import annotations
 
-pytest_plugins = ["fixtures.s3"]  # s3_server, bucket, aws_env
+pytest_plugins = ["tests.fixtures.s3"]  # s3_server, bucket, aws_env

@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.errors import StageFailed
 from pipeline.manifest import verify_dist
@@ -30,6 +29,7 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.router import STAGE as ROUTER
 from pipeline.target import load_target
+from tests.fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").read_text())[

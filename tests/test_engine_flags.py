@@ -154,11 +154,10 @@ def test_spec_round_trips_through_json():
 
 
 def test_engine_spec_refuses_an_opset_the_device_cannot_parse():
-    from fixtures.packaging import cached_onnx_models
-
     from pipeline.engine.target_spec import engine_spec
     from pipeline.errors import UserError
     from pipeline.target import load_target
+    from tests.fixtures.packaging import cached_onnx_models
 
     qdq = cached_onnx_models() / "model.qdq.onnx"
     xavier = load_target("jetson-xavier")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures.packaging import TEXTS, cached_onnx_models
 
 from pipeline.engine.capability import Host, line_of
 from pipeline.engine.spec import EngineSpec, profile_shapes
+from tests.fixtures.packaging import TEXTS, cached_onnx_models
 
 pytestmark = pytest.mark.gpu
 HOST = Host.probe()

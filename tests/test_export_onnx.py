@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tiny_model import CONFIDENTIAL, PUBLIC, make_tiny_model, write_recipe
 
 from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages import export, finetune
 from pipeline.target import load_target
+from tests.fixtures.tiny_model import CONFIDENTIAL, PUBLIC, make_tiny_model, write_recipe
 
 STAGES = [finetune.STAGE, export.STAGE]
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.manifest import verify_dist
 from pipeline.packaging.tarball import safe_extract
@@ -22,6 +21,7 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import Reporter, run_build
 from pipeline.stages import engine, package
 from pipeline.target import load_target
+from tests.fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 EDGEPACK = str(Path(sys.executable).parent / "edgepack")
 

@@ -11,7 +11,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from fixtures.router_model import make_classifier_dir
 from pydantic import ValidationError
 
 from router.config import ClassifierConfig, ModelConfig
@@ -19,6 +18,7 @@ from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import build_classifier
 from router.sensitivity.model import OnnxSensitivityModel
+from tests.fixtures.router_model import make_classifier_dir
 
 
 class _Recording:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures.tiny_model import make_tiny_model, write_recipe
 
 from pipeline.data import load_split
 from pipeline.recipe import load_recipe
 from pipeline.stage import StageContext
 from pipeline.stages import finetune
 from pipeline.target import load_target
+from tests.fixtures.tiny_model import make_tiny_model, write_recipe
 
 
 @pytest.fixture(scope="module")
