@@ -29,7 +29,8 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.router import STAGE as ROUTER
 from pipeline.target import load_target
-from tests.fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
+from tests.fixtures.packaging import cached_onnx_models, upstream_stages
+from tests.fixtures.recipes import write_bare_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").read_text())[
@@ -94,7 +95,7 @@ def local_deploy(upstream: str, port: int, **changes) -> dict:
 
 
 def build(folder: Path, deploy: dict | None):
-    path = write_recipe(folder, folder / "unused-model")
+    path = write_bare_recipe(folder, folder / "unused-model")
     if deploy is not None:
         raw = yaml.safe_load(path.read_text())
         path.write_text(yaml.safe_dump({**raw, "deploy": deploy}, sort_keys=False))

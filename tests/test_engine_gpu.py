@@ -12,7 +12,8 @@ import pytest
 
 from pipeline.engine.capability import Host, line_of
 from pipeline.engine.spec import EngineSpec, profile_shapes
-from tests.fixtures.packaging import TEXTS, cached_onnx_models
+from tests.fixtures.packaging import cached_onnx_models
+from tests.fixtures.recipes import TEXTS
 
 pytestmark = pytest.mark.gpu
 HOST = Host.probe()

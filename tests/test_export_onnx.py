@@ -16,7 +16,8 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages import export, finetune
 from pipeline.target import load_target
-from tests.fixtures.tiny_model import CONFIDENTIAL, PUBLIC, make_tiny_model, write_recipe
+from tests.fixtures.recipes import CONFIDENTIAL, PUBLIC, write_recipe
+from tests.fixtures.tiny_model import make_tiny_model
 
 STAGES = [finetune.STAGE, export.STAGE]
 

@@ -15,7 +15,7 @@ from pipeline.quant import calibration, lint, qdq
 from pipeline.quant.onnx_eval import load_tokenizer, ort_session
 from pipeline.target import load_target
 from tests.fixtures.quant import shared_export
-from tests.fixtures.tiny_model import CONFIDENTIAL, PUBLIC
+from tests.fixtures.recipes import CONFIDENTIAL, PUBLIC
 
 
 @pytest.fixture(scope="module")

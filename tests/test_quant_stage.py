@@ -17,7 +17,7 @@ from pipeline.runner import run_build
 from pipeline.stages.quantize import STAGE
 from pipeline.target import load_target
 from tests.fixtures.quant import tiny_export_stage
-from tests.fixtures.tiny_model import write_recipe
+from tests.fixtures.recipes import write_recipe
 
 
 def build(tmp_path, budget: float, target: str = "jetson-xavier"):

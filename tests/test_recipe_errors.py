@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline import cli
-from tests.fixtures.tiny_model import recipe_dict, write_recipe, write_split
+from tests.fixtures.recipes import recipe_dict, write_recipe, write_split
 
 REPO = Path(__file__).resolve().parent.parent
 

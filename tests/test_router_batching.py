@@ -18,7 +18,7 @@ from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import build_classifier
 from router.sensitivity.model import OnnxSensitivityModel
-from tests.fixtures.router_model import make_classifier_dir
+from tests.fixtures.tiny_model import make_classifier_dir
 
 
 class _Recording:

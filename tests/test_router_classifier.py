@@ -15,7 +15,7 @@ from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import Classifier, build_classifier
 from router.sensitivity.model import OnnxSensitivityModel, length_groups
-from tests.fixtures.router_model import make_classifier_dir
+from tests.fixtures.tiny_model import make_classifier_dir
 
 LEANING = {"confidential": 0.5, "public": 0.99999}  # P(confidential) ≈ 0.9975 for any text
 

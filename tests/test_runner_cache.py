@@ -19,7 +19,7 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stage import Stage, StageContext
 from pipeline.target import Target, load_model, load_target
-from tests.fixtures.tiny_model import write_recipe
+from tests.fixtures.recipes import write_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

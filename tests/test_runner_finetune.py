@@ -12,7 +12,8 @@ from pipeline.recipe import load_recipe
 from pipeline.stage import StageContext
 from pipeline.stages import finetune
 from pipeline.target import load_target
-from tests.fixtures.tiny_model import make_tiny_model, write_recipe
+from tests.fixtures.recipes import write_recipe
+from tests.fixtures.tiny_model import make_tiny_model
 
 
 @pytest.fixture(scope="module")
