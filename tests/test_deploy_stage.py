@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +28,8 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.router import STAGE as ROUTER
 from pipeline.target import load_target
-from tests.fixtures.packaging import cached_onnx_models, upstream_stages
+from tests.fixtures.packaging import upstream_stages
+from tests.fixtures.ports import free_port
 from tests.fixtures.recipes import write_bare_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,12 +42,6 @@ DEPLOY_FILES = {
     "k8s/30-deployment.yaml", "k8s/40-service.yaml", "k8s/50-hpa.yaml", "k8s/60-pdb.yaml",
     "prometheus/alerts.yaml", "prometheus/scrape.yaml", "grafana/dashboard.json",
 }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OpenAIUpstream(BaseHTTPRequestHandler):
@@ -94,13 +88,13 @@ def local_deploy(upstream: str, port: int, **changes) -> dict:
     return deploy
 
 
-def build(folder: Path, deploy: dict | None):
+def build(folder: Path, deploy: dict | None, onnx_dir: Path):
     path = write_bare_recipe(folder, folder / "unused-model")
     if deploy is not None:
         raw = yaml.safe_load(path.read_text())
         path.write_text(yaml.safe_dump({**raw, "deploy": deploy}, sort_keys=False))
     recipe = load_recipe(path)
-    stages = [*upstream_stages(cached_onnx_models()), ROUTER]
+    stages = [*upstream_stages(onnx_dir), ROUTER]
     return run_build(
         recipe, load_target("cpu"), out_root=folder / "dist", cache_root=folder / "cache",
         stages=stages,
@@ -108,10 +102,10 @@ def build(folder: Path, deploy: dict | None):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, upstream):
+def built(tmp_path_factory, upstream, tiny_onnx_models):
     folder = tmp_path_factory.mktemp("deploy-build")
     port = free_port()
-    return build(folder, local_deploy(upstream, port)), port, folder
+    return build(folder, local_deploy(upstream, port), tiny_onnx_models), port, folder
 
 
 def test_stage_writes_every_deploy_file_into_dist(built):
@@ -146,24 +140,28 @@ def metrics_files(result) -> list[str]:
     return json.loads((result.dist / "metrics.json").read_text())["router"]["classifier_files"]
 
 
-def test_second_build_reuses_the_stage_and_deploy_change_reruns_only_it(built, upstream):
+def test_second_build_reuses_the_stage_and_deploy_change_reruns_only_it(
+    built, upstream, tiny_onnx_models
+):
     _, port, folder = built
-    again = build(folder, local_deploy(upstream, port))
+    again = build(folder, local_deploy(upstream, port), tiny_onnx_models)
     assert again.ran == []
-    changed = build(folder, local_deploy(upstream, port, replicas=3))
+    changed = build(folder, local_deploy(upstream, port, replicas=3), tiny_onnx_models)
     assert changed.ran == ["router"]
     deployment = yaml.safe_load((changed.dist / "deploy/k8s/30-deployment.yaml").read_text())
     assert deployment["spec"]["replicas"] == 3
 
 
-def test_router_settings_that_drift_from_the_router_schema_fail_the_build(tmp_path, upstream):
+def test_router_settings_that_drift_from_the_router_schema_fail_the_build(
+    tmp_path, upstream, tiny_onnx_models
+):
     deploy = local_deploy(upstream, free_port(), router={"listen": {"hots": "0.0.0.0"}})
     with pytest.raises(StageFailed, match=r"router.yaml is invalid: .*listen\.hots: unknown key"):
-        build(tmp_path, deploy)
+        build(tmp_path, deploy, tiny_onnx_models)
 
 
-def test_recipe_without_deploy_section_builds_without_deploy_folder(tmp_path):
-    result = build(tmp_path, None)
+def test_recipe_without_deploy_section_builds_without_deploy_folder(tmp_path, tiny_onnx_models):
+    result = build(tmp_path, None, tiny_onnx_models)
     assert not (result.dist / "deploy").exists()
     assert any("no deploy: section" in note for note in result.notes)
 

@@ -12,7 +12,6 @@ import pytest
 
 from pipeline.engine.capability import Host, line_of
 from pipeline.engine.spec import EngineSpec, profile_shapes
-from tests.fixtures.packaging import cached_onnx_models
 from tests.fixtures.recipes import TEXTS
 
 pytestmark = pytest.mark.gpu
@@ -22,14 +21,14 @@ if HOST.tensorrt is None or HOST.compute_capability is None:
 
 
 @pytest.mark.parametrize("strongly_typed", [False, True])
-def test_engine_matches_onnxruntime(tmp_path, strongly_typed):
+def test_engine_matches_onnxruntime(tmp_path, strongly_typed, tiny_onnx_models):
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
     from pipeline.engine.build import build_engine
     from pipeline.engine.runtime import run_engine
 
-    onnx = cached_onnx_models()
+    onnx = tiny_onnx_models
     inputs = ("input_ids", "attention_mask", "token_type_ids")
     spec = EngineSpec(
         target="gpu-test",

@@ -7,6 +7,7 @@ export it checks.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,9 @@ STAGES = [finetune.STAGE, export.STAGE]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, tiny_bert_dir) -> Path:
     root = tmp_path_factory.mktemp("export")
-    make_tiny_model(root / "model")
+    shutil.copytree(tiny_bert_dir, root / "model")
     return root
 
 

@@ -21,7 +21,7 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import Reporter, run_build
 from pipeline.stages import engine, package
 from pipeline.target import load_target
-from tests.fixtures.packaging import cached_onnx_models, upstream_stages
+from tests.fixtures.packaging import upstream_stages
 from tests.fixtures.recipes import write_bare_recipe
 
 EDGEPACK = str(Path(sys.executable).parent / "edgepack")
@@ -36,9 +36,9 @@ class Notes(Reporter):
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory) -> dict:
+def builds(tmp_path_factory, tiny_onnx_models) -> dict:
     """target → (dist, notes, result) for cpu, jetson and a100."""
-    onnx = cached_onnx_models()
+    onnx = tiny_onnx_models
     root = tmp_path_factory.mktemp("builds")
     recipe = load_recipe(write_bare_recipe(root, onnx))
     found = {}
