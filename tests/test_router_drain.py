@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
-from tests.fixtures.redis import free_port
+from tests.fixtures.ports import free_port
 from tests.fixtures.router_yaml import router_yaml
 from tests.fixtures.waiting import eventually
 

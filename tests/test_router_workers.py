@@ -23,7 +23,7 @@ import pytest
 
 from router.config import config_from_dict
 from router.workers import share
-from tests.fixtures.redis import free_port
+from tests.fixtures.ports import free_port
 from tests.fixtures.router_yaml import router_yaml
 from tests.fixtures.waiting import eventually
 
