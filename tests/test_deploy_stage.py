@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -180,21 +182,30 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> httpx.R
     raise AssertionError(f"{url} not ready after {timeout}s")
 
 
-def serve(dist: Path, *extra: str):
-    """`edgepack router --config dist/deploy/router.yaml`, as a user runs it."""
+@contextmanager
+def serve(dist: Path, *extra: str) -> Iterator[subprocess.Popen]:
+    """`edgepack router --config dist/deploy/router.yaml`, as a user runs it; terminated
+    (killed after 40 s) on exit."""
     exe = shutil.which("edgepack", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-c", "from pipeline.cli import main; main()"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [*cmd, "router", "--config", str(dist / "deploy" / "router.yaml"), *extra],
         cwd=dist, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
     result, port, _ = built
-    proc = serve(result.dist)
-    try:
+    with serve(result.dist) as proc:
         ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc).json()
         assert ready["classifier"] is True and ready["routes"]["onprem"] is True
         assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
@@ -209,12 +220,6 @@ def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
         assert answer.status_code == 200
         assert answer.headers["x-route"] == "onprem"
         assert answer.headers["x-sensitivity"] == "confidential"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
@@ -283,17 +288,10 @@ def test_real_default_recipe_bundle_serves_readyz(tmp_path):
         recipe, load_target("cpu"), out_root=tmp_path / "dist", cache_root=default_cache_root()
     )
     port = free_port()  # the recipe's port may be taken here
-    proc = serve(result.dist, "--host", "127.0.0.1", "--port", str(port))
-    try:
+    with serve(result.dist, "--host", "127.0.0.1", "--port", str(port)) as proc:
         ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc, timeout=120).json()
         # the recipe's on-prem hosts do not exist here; SageMaker (boto3 client) is the route
         assert ready["classifier"] is True and ready["routes"]["sagemaker"] is True
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     demo = run_demo(result.dist)  # `make router` with the real classifier
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "200 X-Route: sagemaker X-Sensitivity: public" in demo.stdout
