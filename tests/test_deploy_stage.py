@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.errors import StageFailed
 from pipeline.manifest import verify_dist
@@ -30,6 +30,9 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.router import STAGE as ROUTER
 from pipeline.target import load_target
+from tests.fixtures.packaging import upstream_stages
+from tests.fixtures.ports import free_port
+from tests.fixtures.recipes import write_bare_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").read_text())[
@@ -41,12 +44,6 @@ DEPLOY_FILES = {
     "k8s/30-deployment.yaml", "k8s/40-service.yaml", "k8s/50-hpa.yaml", "k8s/60-pdb.yaml",
     "prometheus/alerts.yaml", "prometheus/scrape.yaml", "grafana/dashboard.json",
 }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OpenAIUpstream(BaseHTTPRequestHandler):
@@ -93,13 +90,13 @@ def local_deploy(upstream: str, port: int, **changes) -> dict:
     return deploy
 
 
-def build(folder: Path, deploy: dict | None):
-    path = write_recipe(folder, folder / "unused-model")
+def build(folder: Path, deploy: dict | None, onnx_dir: Path):
+    path = write_bare_recipe(folder, folder / "unused-model")
     if deploy is not None:
         raw = yaml.safe_load(path.read_text())
         path.write_text(yaml.safe_dump({**raw, "deploy": deploy}, sort_keys=False))
     recipe = load_recipe(path)
-    stages = [*upstream_stages(cached_onnx_models()), ROUTER]
+    stages = [*upstream_stages(onnx_dir), ROUTER]
     return run_build(
         recipe, load_target("cpu"), out_root=folder / "dist", cache_root=folder / "cache",
         stages=stages,
@@ -107,10 +104,10 @@ def build(folder: Path, deploy: dict | None):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, upstream):
+def built(tmp_path_factory, upstream, tiny_onnx_models):
     folder = tmp_path_factory.mktemp("deploy-build")
     port = free_port()
-    return build(folder, local_deploy(upstream, port)), port, folder
+    return build(folder, local_deploy(upstream, port), tiny_onnx_models), port, folder
 
 
 def test_stage_writes_every_deploy_file_into_dist(built):
@@ -145,24 +142,28 @@ def metrics_files(result) -> list[str]:
     return json.loads((result.dist / "metrics.json").read_text())["router"]["classifier_files"]
 
 
-def test_second_build_reuses_the_stage_and_deploy_change_reruns_only_it(built, upstream):
+def test_second_build_reuses_the_stage_and_deploy_change_reruns_only_it(
+    built, upstream, tiny_onnx_models
+):
     _, port, folder = built
-    again = build(folder, local_deploy(upstream, port))
+    again = build(folder, local_deploy(upstream, port), tiny_onnx_models)
     assert again.ran == []
-    changed = build(folder, local_deploy(upstream, port, replicas=3))
+    changed = build(folder, local_deploy(upstream, port, replicas=3), tiny_onnx_models)
     assert changed.ran == ["router"]
     deployment = yaml.safe_load((changed.dist / "deploy/k8s/30-deployment.yaml").read_text())
     assert deployment["spec"]["replicas"] == 3
 
 
-def test_router_settings_that_drift_from_the_router_schema_fail_the_build(tmp_path, upstream):
+def test_router_settings_that_drift_from_the_router_schema_fail_the_build(
+    tmp_path, upstream, tiny_onnx_models
+):
     deploy = local_deploy(upstream, free_port(), router={"listen": {"hots": "0.0.0.0"}})
     with pytest.raises(StageFailed, match=r"router.yaml is invalid: .*listen\.hots: unknown key"):
-        build(tmp_path, deploy)
+        build(tmp_path, deploy, tiny_onnx_models)
 
 
-def test_recipe_without_deploy_section_builds_without_deploy_folder(tmp_path):
-    result = build(tmp_path, None)
+def test_recipe_without_deploy_section_builds_without_deploy_folder(tmp_path, tiny_onnx_models):
+    result = build(tmp_path, None, tiny_onnx_models)
     assert not (result.dist / "deploy").exists()
     assert any("no deploy: section" in note for note in result.notes)
 
@@ -181,21 +182,30 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> httpx.R
     raise AssertionError(f"{url} not ready after {timeout}s")
 
 
-def serve(dist: Path, *extra: str):
-    """`edgepack router --config dist/deploy/router.yaml`, as a user runs it."""
+@contextmanager
+def serve(dist: Path, *extra: str) -> Iterator[subprocess.Popen]:
+    """`edgepack router --config dist/deploy/router.yaml`, as a user runs it; terminated
+    (killed after 40 s) on exit."""
     exe = shutil.which("edgepack", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-c", "from pipeline.cli import main; main()"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [*cmd, "router", "--config", str(dist / "deploy" / "router.yaml"), *extra],
         cwd=dist, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
     result, port, _ = built
-    proc = serve(result.dist)
-    try:
+    with serve(result.dist) as proc:
         ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc).json()
         assert ready["classifier"] is True and ready["routes"]["onprem"] is True
         assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
@@ -210,12 +220,6 @@ def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
         assert answer.status_code == 200
         assert answer.headers["x-route"] == "onprem"
         assert answer.headers["x-sensitivity"] == "confidential"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
@@ -284,17 +288,10 @@ def test_real_default_recipe_bundle_serves_readyz(tmp_path):
         recipe, load_target("cpu"), out_root=tmp_path / "dist", cache_root=default_cache_root()
     )
     port = free_port()  # the recipe's port may be taken here
-    proc = serve(result.dist, "--host", "127.0.0.1", "--port", str(port))
-    try:
+    with serve(result.dist, "--host", "127.0.0.1", "--port", str(port)) as proc:
         ready = wait_ready(f"http://127.0.0.1:{port}/readyz", proc, timeout=120).json()
         # the recipe's on-prem hosts do not exist here; SageMaker (boto3 client) is the route
         assert ready["classifier"] is True and ready["routes"]["sagemaker"] is True
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     demo = run_demo(result.dist)  # `make router` with the real classifier
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "200 X-Route: sagemaker X-Sensitivity: public" in demo.stdout

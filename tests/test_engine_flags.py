@@ -153,14 +153,12 @@ def test_spec_round_trips_through_json():
     assert EngineSpec.from_dict(s.to_dict()) == s
 
 
-def test_engine_spec_refuses_an_opset_the_device_cannot_parse():
-    from fixtures.packaging import cached_onnx_models
-
+def test_engine_spec_refuses_an_opset_the_device_cannot_parse(tiny_onnx_models):
     from pipeline.engine.target_spec import engine_spec
     from pipeline.errors import UserError
     from pipeline.target import load_target
 
-    qdq = cached_onnx_models() / "model.qdq.onnx"
+    qdq = tiny_onnx_models / "model.qdq.onnx"
     xavier = load_target("jetson-xavier")
     spec = engine_spec(xavier, qdq)  # opset 17 == Xavier's maximum
     assert (spec.trt_line, spec.compute_capability, spec.dla_core) == ("8.5", "7.2", None)

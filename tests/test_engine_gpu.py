@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures.packaging import TEXTS, cached_onnx_models
 
 from pipeline.engine.capability import Host, line_of
 from pipeline.engine.spec import EngineSpec, profile_shapes
+from tests.fixtures.recipes import TEXTS
 
 pytestmark = pytest.mark.gpu
 HOST = Host.probe()
@@ -21,14 +21,14 @@ if HOST.tensorrt is None or HOST.compute_capability is None:
 
 
 @pytest.mark.parametrize("strongly_typed", [False, True])
-def test_engine_matches_onnxruntime(tmp_path, strongly_typed):
+def test_engine_matches_onnxruntime(tmp_path, strongly_typed, tiny_onnx_models):
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
     from pipeline.engine.build import build_engine
     from pipeline.engine.runtime import run_engine
 
-    onnx = cached_onnx_models()
+    onnx = tiny_onnx_models
     inputs = ("input_ids", "attention_mask", "token_type_ids")
     spec = EngineSpec(
         target="gpu-test",

@@ -7,24 +7,26 @@ export it checks.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tiny_model import CONFIDENTIAL, PUBLIC, make_tiny_model, write_recipe
 
 from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages import export, finetune
 from pipeline.target import load_target
+from tests.fixtures.recipes import CONFIDENTIAL, PUBLIC, write_recipe
+from tests.fixtures.tiny_model import make_tiny_model
 
 STAGES = [finetune.STAGE, export.STAGE]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, tiny_bert_dir) -> Path:
     root = tmp_path_factory.mktemp("export")
-    make_tiny_model(root / "model")
+    shutil.copytree(tiny_bert_dir, root / "model")
     return root
 
 

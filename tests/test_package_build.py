@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.packaging import cached_onnx_models, upstream_stages, write_recipe
 
 from pipeline.manifest import verify_dist
 from pipeline.packaging.tarball import safe_extract
@@ -22,6 +21,8 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import Reporter, run_build
 from pipeline.stages import engine, package
 from pipeline.target import load_target
+from tests.fixtures.packaging import upstream_stages
+from tests.fixtures.recipes import write_bare_recipe
 
 EDGEPACK = str(Path(sys.executable).parent / "edgepack")
 
@@ -35,11 +36,11 @@ class Notes(Reporter):
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory) -> dict:
+def builds(tmp_path_factory, tiny_onnx_models) -> dict:
     """target → (dist, notes, result) for cpu, jetson and a100."""
-    onnx = cached_onnx_models()
+    onnx = tiny_onnx_models
     root = tmp_path_factory.mktemp("builds")
-    recipe = load_recipe(write_recipe(root, onnx))
+    recipe = load_recipe(write_bare_recipe(root, onnx))
     found = {}
     for name in ("cpu", "jetson", "a100"):
         notes = Notes()

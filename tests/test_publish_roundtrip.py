@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from fixtures.bundles import make_bundle
 from rich.console import Console
 
 from pipeline.errors import UserError
@@ -22,11 +21,11 @@ from pipeline.publish.listing import list_versions
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
 from pipeline.publish.upload import publish_bundle, read_bundle
+from tests.fixtures.bundles import make_bundle
 
 if TYPE_CHECKING:
-    from fixtures.s3 import SeaweedS3
+    from tests.fixtures.s3 import SeaweedS3
 
-pytest_plugins = ["fixtures.s3"]  # s3_server, bucket, aws_env
 EDGEPACK = [sys.executable, "-c", "from pipeline.cli import main; main()"]
 WRITES = {"PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload"}
 QUIET = TransferProgress(Console(stderr=True), quiet=True)

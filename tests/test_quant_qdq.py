@@ -14,13 +14,7 @@ from onnx import TensorProto, numpy_helper
 from pipeline.quant import calibration, lint, qdq
 from pipeline.quant.onnx_eval import load_tokenizer, ort_session
 from pipeline.target import load_target
-from tests.fixtures.quant import shared_export
-from tests.fixtures.tiny_model import CONFIDENTIAL, PUBLIC
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    return shared_export(tmp_path_factory)
+from tests.fixtures.recipes import CONFIDENTIAL, PUBLIC
 
 
 def build_qdq(onnx_dir: Path, work: Path, method: str, expand: bool) -> Path:
@@ -36,8 +30,8 @@ def build_qdq(onnx_dir: Path, work: Path, method: str, expand: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def qdq_model(exported, tmp_path_factory) -> onnx.ModelProto:
-    path = build_qdq(exported, tmp_path_factory.mktemp("qdq"), "minmax", expand=False)
+def qdq_model(tiny_export, tmp_path_factory) -> onnx.ModelProto:
+    path = build_qdq(tiny_export, tmp_path_factory.mktemp("qdq"), "minmax", expand=False)
     return onnx.load(str(path))
 
 
@@ -94,25 +88,25 @@ def test_float_ops_and_what_gets_qdq(qdq_model):
     assert gemms and all(producers[n.input[0]].op_type == "DequantizeLinear" for n in gemms)
 
 
-def test_qdq_model_runs_close_to_fp32(exported, qdq_model, tmp_path):
+def test_qdq_model_runs_close_to_fp32(tiny_export, qdq_model, tmp_path):
     path = tmp_path / "q.onnx"
     onnx.save(qdq_model, str(path))
-    tokenizer = load_tokenizer(exported)
+    tokenizer = load_tokenizer(tiny_export)
     feeds = dict(tokenizer(PUBLIC[:4], padding=True, return_tensors="np"))
     feeds = {k: v.astype(np.int64) for k, v in feeds.items()}
-    ref = ort_session(exported / "model.onnx").run(None, feeds)[0]
+    ref = ort_session(tiny_export / "model.onnx").run(None, feeds)[0]
     got = ort_session(path).run(None, feeds)[0]
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
 
 
 @pytest.mark.parametrize("target", ["cpu", "a100", "jetson-orin", "jetson-xavier"])
-def test_opset_within_each_target_and_lint_clean(exported, tmp_path, target):
+def test_opset_within_each_target_and_lint_clean(tiny_export, tmp_path, target):
     profile = load_target(target)
     expand = bool(
         profile.tensorrt and "LayerNormalization" in lint.unsupported_ops(profile.tensorrt.line)
     )
-    model = onnx.load(str(build_qdq(exported, tmp_path, "minmax", expand)))
+    model = onnx.load(str(build_qdq(tiny_export, tmp_path, "minmax", expand)))
     assert lint.model_opset(model) <= profile.onnx_max_opset
     assert lint.lint_model(model, profile) == []
     has_ln = any(n.op_type == "LayerNormalization" for n in model.graph.node)
@@ -120,14 +114,14 @@ def test_opset_within_each_target_and_lint_clean(exported, tmp_path, target):
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_histogram_calibration_methods(exported, tmp_path, method):
-    model = onnx.load(str(build_qdq(exported, tmp_path, method, expand=False)))
+def test_histogram_calibration_methods(tiny_export, tmp_path, method):
+    model = onnx.load(str(build_qdq(tiny_export, tmp_path, method, expand=False)))
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 10
     assert lint.lint_model(model, load_target("jetson-orin")) == []
 
 
-def test_sensitivity_units_cover_blocks_and_cross_block_kinds(exported, tmp_path):
-    pre = qdq.preprocess(exported / "model.onnx", tmp_path / "pre.onnx")
+def test_sensitivity_units_cover_blocks_and_cross_block_kinds(tiny_export, tmp_path):
+    pre = qdq.preprocess(tiny_export / "model.onnx", tmp_path / "pre.onnx")
     nodes = qdq.prepare_for_tensorrt(pre, tmp_path / "prepared.onnx", expand_layernorm=False)
     units = qdq.sensitivity_units(tmp_path / "prepared.onnx", nodes)
     assert {"layer.0", "layer.1", "residual-adds", "attention-matmuls"} <= units.keys()

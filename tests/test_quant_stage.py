@@ -16,11 +16,11 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.quantize import STAGE
 from pipeline.target import load_target
-from tests.fixtures.quant import tiny_export_stage
-from tests.fixtures.tiny_model import write_recipe
+from tests.fixtures.packaging import tiny_export_stage
+from tests.fixtures.recipes import write_recipe
 
 
-def build(tmp_path, budget: float, target: str = "jetson-xavier"):
+def build(tmp_path, onnx_dir, budget: float, target: str = "jetson-xavier"):
     recipe = load_recipe(
         write_recipe(tmp_path, tmp_path / "unused-model",
                      eval={"metric": "accuracy", "int8_budget": budget})
@@ -30,12 +30,12 @@ def build(tmp_path, budget: float, target: str = "jetson-xavier"):
         load_target(target),
         out_root=tmp_path / "dist",
         cache_root=tmp_path / "cache",
-        stages=[tiny_export_stage(), STAGE],
+        stages=[tiny_export_stage(onnx_dir), STAGE],
     )
 
 
-def test_build_writes_both_models_and_is_cached(tmp_path, caplog):
-    result = build(tmp_path, budget=100.0)
+def test_build_writes_both_models_and_is_cached(tmp_path, tiny_export, caplog):
+    result = build(tmp_path, tiny_export, budget=100.0)
     assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, once per call
     onnx_dir = result.dist / "onnx"
     qdq, int8, fp32 = (onnx_dir / f"model.{k}onnx" for k in ("qdq.", "int8.", ""))
@@ -53,13 +53,13 @@ def test_build_writes_both_models_and_is_cached(tmp_path, caplog):
     }  # fmt: skip
     assert not any(p.name == "_work" for p in result.stages[-1].path.iterdir())
 
-    again = build(tmp_path, budget=100.0)
+    again = build(tmp_path, tiny_export, budget=100.0)
     assert again.ran == []  # calibration runs once per cache key
 
 
-def test_impossible_budget_fails_with_table_and_no_dist(tmp_path):
+def test_impossible_budget_fails_with_table_and_no_dist(tmp_path, tiny_export):
     with pytest.raises(StageFailed) as failure:
-        build(tmp_path, budget=-100.0, target="jetson-orin")
+        build(tmp_path, tiny_export, budget=-100.0, target="jetson-orin")
     message = str(failure.value)
     assert message.startswith("stage quantize: INT8 accuracy gate failed for qdq")
     assert "eval.int8_budget of -100.0" in message

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures.tiny_model import recipe_dict, write_recipe, write_split
 
 from pipeline import cli
+from tests.fixtures.recipes import recipe_dict, write_recipe, write_split
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,10 +13,10 @@ import time
 
 import httpx
 import pytest
-from fixtures.router_env import RouterEnv, chat
 
 from router import logs
 from router.seams import Seams
+from tests.fixtures.router_env import RouterEnv, chat
 
 CARD = "Please charge card 4111 1111 1111 1111 for the order."
 PUBLIC = "What is the capital of France?"

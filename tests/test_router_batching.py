@@ -11,7 +11,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from fixtures.router_model import make_classifier_dir
 from pydantic import ValidationError
 
 from router.config import ClassifierConfig, ModelConfig
@@ -19,6 +18,7 @@ from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import build_classifier
 from router.sensitivity.model import OnnxSensitivityModel
+from tests.fixtures.tiny_model import make_classifier_dir
 
 
 class _Recording:
@@ -147,8 +147,8 @@ def test_a_caller_gone_before_its_batch_starts_is_not_scored():
     assert model.runs == [["first"]]
 
 
-def test_workers_come_from_the_config(tmp_path):
-    folder = make_classifier_dir(tmp_path / "onnx")
+def test_workers_come_from_the_config(tiny_classifier_dir):
+    folder = tiny_classifier_dir
     cfg = ClassifierConfig(model=ModelConfig(path=folder / "model.int8.onnx", workers=3))
     clf = build_classifier(cfg, RouterMetrics())
     assert clf.ready and clf.batcher.workers == 3 and clf.batcher.executor._max_workers == 3

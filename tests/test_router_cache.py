@@ -8,10 +8,10 @@ import shutil
 import time
 
 import pytest
-from fixtures.redis import RedisServer
 
 from router.cache import CacheConfig, CachedResponse, ResponseCache, cache_decision, cache_key
 from router.metrics import RouterMetrics
+from tests.fixtures.redis import RedisServer
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 
@@ -167,7 +167,7 @@ def test_redis_killed_mid_test_means_no_cache_not_an_error(redis_server):
 
 
 def _env(tmp_path, srv, **cache):
-    from fixtures.router_env import RouterEnv
+    from tests.fixtures.router_env import RouterEnv
 
     overrides = {"cache": {"enabled": True, "url": srv.url, "ttl_s": 30, **cache}}
     return RouterEnv.start(tmp_path, overrides=overrides)
@@ -175,7 +175,7 @@ def _env(tmp_path, srv, **cache):
 
 @needs_redis
 def test_router_serves_repeats_from_cache_and_never_caches_confidential(redis_server, tmp_path):
-    from fixtures.router_env import chat
+    from tests.fixtures.router_env import chat
 
     with _env(tmp_path, redis_server) as env:
         body = chat("what is the boiling point of water", temperature=0)
@@ -201,7 +201,8 @@ def test_router_serves_repeats_from_cache_and_never_caches_confidential(redis_se
 @needs_redis
 def test_router_single_flight_and_redis_killed_mid_test(redis_server, tmp_path):
     import httpx
-    from fixtures.router_env import chat
+
+    from tests.fixtures.router_env import chat
 
     with _env(tmp_path, redis_server) as env:
         env.sagemaker.latency_s = 0.3

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.router_model import make_classifier_dir
 from prometheus_client import generate_latest
 
 from router.config import ClassifierConfig, ModelConfig
@@ -18,12 +17,6 @@ from router.sensitivity.classifier import Classifier, build_classifier
 from router.sensitivity.model import OnnxSensitivityModel, length_groups
 
 LEANING = {"confidential": 0.5, "public": 0.99999}  # P(confidential) ≈ 0.9975 for any text
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """One tiny classifier whose head leans confidential (bias 6); thresholds pick the side."""
-    return make_classifier_dir(tmp_path_factory.mktemp("cls") / "onnx", bias=6.0)
 
 
 def _classifier(
@@ -44,10 +37,10 @@ def _failures(metrics: RouterMetrics) -> float:
     raise AssertionError("metric missing")
 
 
-def test_model_decides_when_rules_do_not(model_dir):
+def test_model_decides_when_rules_do_not(tiny_classifier_dir):
     async def run():
-        conf, _ = _classifier(model_dir)
-        pub, _ = _classifier(model_dir, "public")
+        conf, _ = _classifier(tiny_classifier_dir)
+        pub, _ = _classifier(tiny_classifier_dir, "public")
         assert conf.ready and pub.ready
         d1 = await conf.classify(["Write a haiku about autumn."])
         d2 = await pub.classify(["Write a haiku about autumn."])
@@ -59,9 +52,9 @@ def test_model_decides_when_rules_do_not(model_dir):
     assert d1.classifier_ms > 0
 
 
-def test_model_is_skipped_when_header_or_detector_decided(model_dir):
+def test_model_is_skipped_when_header_or_detector_decided(tiny_classifier_dir):
     async def run():
-        clf, _ = _classifier(model_dir, "public")
+        clf, _ = _classifier(tiny_classifier_dir, "public")
         card = await clf.classify(["card 4111 1111 1111 1111"])
         header = await clf.classify(["hello"], {"x-data-classification": "confidential"})
         trusted = await clf.classify(
@@ -78,8 +71,8 @@ def test_model_is_skipped_when_header_or_detector_decided(model_dir):
     assert batches == 1  # only the untrusted "public" header needed the model
 
 
-def test_micro_batching_shares_runs_and_pads_to_the_longest(model_dir):
-    model = OnnxSensitivityModel.load(ModelConfig(path=model_dir / "model.int8.onnx"))
+def test_micro_batching_shares_runs_and_pads_to_the_longest(tiny_classifier_dir):
+    model = OnnxSensitivityModel.load(ModelConfig(path=tiny_classifier_dir / "model.int8.onnx"))
     texts = [f"request number {i} " + "word " * (i % 7) for i in range(24)]
     alone = [model.scores([t])[0] for t in texts]
 

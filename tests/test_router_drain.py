@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fixtures.redis import free_port
-from fixtures.router_yaml import router_yaml
-from fixtures.waiting import eventually
 
 from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
+from tests.fixtures.ports import free_port
+from tests.fixtures.router_yaml import router_yaml
+from tests.fixtures.waiting import eventually
 
 SERVER = textwrap.dedent(
     """

@@ -8,11 +8,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fixtures.router_env import RouterEnv, chat
 
 from router.config import ModelConfig
 from router.sensitivity.model import OnnxSensitivityModel
 from router.testing.model import make_minilm_classifier
+from tests.fixtures.router_env import RouterEnv, chat
 
 PROMPTS = [
     "What is the capital of France?",

@@ -14,7 +14,8 @@ from collections import Counter
 
 import httpx
 import pytest
-from fixtures.router_env import RouterEnv, chat
+
+from tests.fixtures.router_env import RouterEnv, chat
 
 pytestmark = pytest.mark.slow  # end-to-end: real router, test upstreams, load
 

@@ -19,7 +19,6 @@ import pytest
 import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_router_detectors import NEGATIVE, POSITIVE, PUBLIC
 
 from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
@@ -40,6 +39,7 @@ from router.sensitivity.detectors import (
 )
 from router.sensitivity.hints import DIGIT, SPACE, ci
 from router.sensitivity.prefilter import CANARY, COUNTED, LONG, Prefilter
+from tests.test_router_detectors import NEGATIVE, POSITIVE, PUBLIC
 
 DATA = Path(__file__).resolve().parents[1] / "recipes/data/sensitivity"
 ROWS = [json.loads(line) for f in ("train", "eval", "calib") for line in

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures.router_env import RouterEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import luhn
+
+from tests.fixtures.router_env import RouterEnv
 
 WORDS = ["please", "summarise", "the", "report", "about", "weather", "和", "天气", "报告",
          "explain", "quickly", "总结", "一下", "project", "timeline"]  # fmt: skip

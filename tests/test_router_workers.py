@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fixtures.redis import free_port
-from fixtures.router_yaml import router_yaml
-from fixtures.waiting import eventually
 
 from router.config import config_from_dict
 from router.workers import share
+from tests.fixtures.ports import free_port
+from tests.fixtures.router_yaml import router_yaml
+from tests.fixtures.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.tiny_model import write_recipe
 
 from pipeline.errors import StageFailed
 from pipeline.recipe import load_recipe
 from pipeline.runner import METRICS_FILE, run_build
 from pipeline.stage import Stage, StageContext
 from pipeline.target import load_target
+from tests.fixtures.recipes import write_recipe
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures.tiny_model import write_recipe
 
 from pipeline.errors import UserError
 from pipeline.manifest import verify_dist
@@ -20,6 +19,7 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stage import Stage, StageContext
 from pipeline.target import Target, load_model, load_target
+from tests.fixtures.recipes import write_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

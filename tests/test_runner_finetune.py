@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from fixtures.tiny_model import make_tiny_model, write_recipe
 
 from pipeline.data import load_split
 from pipeline.recipe import load_recipe
 from pipeline.stage import StageContext
 from pipeline.stages import finetune
 from pipeline.target import load_target
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+from tests.fixtures.recipes import write_recipe
 
 
 def test_length_buckets_cover_every_row_once_and_sort_by_length():
@@ -35,17 +28,17 @@ def test_collate_pads_to_the_longest_row_only():
     assert batch["labels"].tolist() == [1, 0]
 
 
-def test_replayed_prefix_gives_the_same_loss_as_the_full_model(tmp_path, model_dir):
+def test_replayed_prefix_gives_the_same_loss_as_the_full_model(tmp_path, tiny_bert_dir):
     """Training the top layer on cached bottom activations is the same function."""
     from transformers import AutoTokenizer
 
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"],
             "layers": [1]}  # fmt: skip
-    recipe = load_recipe(write_recipe(tmp_path, model_dir, lora=lora))
+    recipe = load_recipe(write_recipe(tmp_path, tiny_bert_dir, lora=lora))
     torch.manual_seed(0)
-    model = finetune.build_model(recipe, model_dir)
+    model = finetune.build_model(recipe, tiny_bert_dir)
     assert finetune.frozen_depth(finetune._backbone(model)) == 1
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     data = finetune.encode(tokenizer, load_split(recipe, "train"), recipe.labels, 32)
     batches = [finetune.collate(data, rows, 0) for rows in finetune.length_buckets(
         [len(r) for r in data.input_ids], 8)]  # fmt: skip
@@ -66,9 +59,9 @@ def test_replayed_prefix_gives_the_same_loss_as_the_full_model(tmp_path, model_d
         assert [model(**b).loss.item() for b in batches] == pytest.approx(full, abs=1e-6)
 
 
-def test_all_layers_adapted_means_no_replay(tmp_path, model_dir):
-    recipe = load_recipe(write_recipe(tmp_path, model_dir))
-    model = finetune.build_model(recipe, model_dir)
+def test_all_layers_adapted_means_no_replay(tmp_path, tiny_bert_dir):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_bert_dir))
+    model = finetune.build_model(recipe, tiny_bert_dir)
     assert finetune.frozen_depth(finetune._backbone(model)) == 0
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("layer.0." in n and "lora_A" in n for n in names)

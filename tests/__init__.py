@@ -1,0 +1,1 @@
+"""The test suite; a package so that its fixture modules import as `tests.fixtures.*`."""
