@@ -31,10 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fixtures.s3 import SeaweedS3
 from rich.console import Console
 
 from benchmarks import common
@@ -44,6 +42,7 @@ from pipeline.publish.download import fetch_bundle
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
 from pipeline.publish.upload import publish_bundle
+from tests.fixtures.s3 import SeaweedS3
 
 QUIET = TransferProgress(Console(stderr=True), quiet=True)
 MB = 1_000_000
