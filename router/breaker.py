@@ -15,26 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class BreakerConfig(BaseModel):
-    """Config section `breaker` (applies to every upstream)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    consecutive_failures: int = Field(5, ge=1, description="Failures in a row that eject")
-    error_rate: float = Field(0.5, gt=0, le=1, description="Error share in the window that ejects")
-    min_requests: int = Field(
-        20, ge=1, description="Requests in the window before error_rate counts"
-    )
-    window_s: float = Field(10.0, gt=0, description="Window of the error rate")
-    base_ejection_s: float = Field(5.0, gt=0, description="First ejection; n-th lasts n × this")
-    max_ejection_s: float = Field(120.0, gt=0, description="Longest ejection")
-    half_open_probes: int = Field(1, ge=1, description="Concurrent probes while half-open")
-    forget_after_s: float = Field(
-        300.0, gt=0, description="Healthy time after which the ejection count resets"
-    )
+from router.config import BreakerConfig
 
 
 class State(StrEnum):

@@ -23,8 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from router.config import CacheConfig
 from router.upstreams.base import UpstreamReply
 
 log = logging.getLogger("edgepack.router.cache")
@@ -35,25 +34,6 @@ IGNORED_FIELDS = frozenset({"user", "stream", "stream_options", "metadata", "req
 
 class _LeaderGone(Exception):
     """The single-flight leader was cancelled before it had an answer."""
-
-
-class CacheConfig(BaseModel):
-    """Config section `cache`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(False, description="Use the Redis cache at all")
-    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
-    ttl_s: int = Field(300, ge=1, description="Time to live of a cached answer")
-    header: str = Field(
-        "x-edgepack-cache",
-        description="Request header: 'allow' caches a non-zero-temperature public request, "
-        "'bypass' skips the cache",
-    )
-    key_prefix: str = Field("edgepack:cache:v1:", description="Redis key prefix")
-    timeout_s: float = Field(0.05, gt=0, description="Redis connect/command timeout")
-    off_after_error_s: float = Field(1.0, ge=0, description="Cache off this long after an error")
-    max_entry_bytes: int = Field(1_000_000, ge=1, description="Larger answers are not stored")
 
 
 @dataclass(frozen=True)

@@ -20,32 +20,13 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from router.config import DrainConfig
 from router.workers import DRAIN, RELOAD, SERVING, share
 
 log = logging.getLogger("edgepack.router.drain")
 
 # Paths that keep answering while draining: probes and metrics.
 EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
-
-
-class DrainConfig(BaseModel):
-    """Config section `drain`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    grace_period_s: float = Field(
-        25.0, ge=0, description="Longest wait for in-flight requests after SIGTERM "
-        "(keep it below the pod's terminationGracePeriodSeconds)",
-    )  # fmt: skip
-    linger_s: float = Field(
-        1.0, ge=0, description="Keep answering 503 at least this long after SIGTERM, so load "
-        "balancers see the router unready before it stops listening",
-    )  # fmt: skip
-    retry_after_s: int = Field(
-        2, ge=1, description="Retry-After on requests refused while draining"
-    )
 
 
 class DrainState:

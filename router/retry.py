@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from router.config import RetryConfig
 
 T = TypeVar("T")
 
@@ -30,30 +30,6 @@ RETRYABLE_SAGEMAKER_CODES = frozenset(
     {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable",
      "ServiceUnavailableException", "InternalDependencyException"}
 )  # fmt: skip
-
-
-class RetryConfig(BaseModel):
-    """Config section `retry`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_attempts: int = Field(3, ge=1, description="Attempts per request, the first included")
-    base_backoff_s: float = Field(0.025, gt=0, description="Backoff before the first retry")
-    max_backoff_s: float = Field(1.0, gt=0, description="Cap of the exponential backoff")
-    budget_ratio: float = Field(
-        0.2, ge=0, le=1, description="Retries allowed per request in the window (0.2 = 20%)"
-    )
-    budget_min_retries: int = Field(
-        3, ge=0, description="Floor: retries always allowed per window, however few requests"
-    )
-    budget_window_s: float = Field(10.0, gt=0, description="Sliding window of the budget")
-    budget_high_reserve: float = Field(
-        0.3, ge=0, lt=1, description="Share of the budget only high-tier retries may use "
-        "(like admission's reserved capacity: low/normal never spend the last 30%)",
-    )  # fmt: skip
-    max_retry_after_s: float = Field(
-        5.0, ge=0, description="Longest upstream Retry-After honoured by waiting (capped)"
-    )
 
 
 @dataclass(frozen=True)
