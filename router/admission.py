@@ -262,7 +262,7 @@ def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int
 
 
 class AdmissionSeam:
-    """The handler's admit step (router.seams.Admission): a controller per pool.
+    """The handler's admit step (router.steps.Admission): a controller per pool.
 
     A route with another allowed route after it (overflow, fallback) waits at most
     `spill_wait_s` and then lets the handler try the next one; the last route queues up

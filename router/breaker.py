@@ -168,7 +168,7 @@ class BreakerSet:
             self._mirror(b, False)
         return b
 
-    # router.seams.Outlier: the pools ask before picking and report every result.
+    # router.steps.Outlier: the pools ask before picking and report every result.
     def allow(self, pool: str, upstream: str) -> bool:
         """May `upstream` be picked now? (no side effects: pools ask this while picking)"""
         return self.get(pool, upstream).available()

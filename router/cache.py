@@ -182,7 +182,7 @@ class ResponseCache:
 
 
 class CacheSeam:
-    """The handler's cache step (router.seams.Cache) over `ResponseCache`.
+    """The handler's cache step (router.steps.Cache) over `ResponseCache`.
 
     The handler never calls it for confidential requests; it checks again anyway. A miss
     that may be cached makes this request the leader of its key: identical requests that

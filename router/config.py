@@ -319,7 +319,7 @@ class RouterConfig(Strict):
     admission: AdmissionConfig = AdmissionConfig()  # router/admission.py: tiers, queues
     retry: RetryConfig = RetryConfig()  # router/retry.py: backoff, retry budget
     breaker: BreakerConfig = BreakerConfig()  # router/breaker.py: outlier ejection
-    fallback: FallbackConfig = FallbackConfig()  # router/fallback.py
+    fallback: FallbackConfig = FallbackConfig()  # router/upstreams/fallback.py
     cache: CacheConfig = CacheConfig()  # router/cache.py: Redis, public + deterministic only
     drain: DrainConfig = DrainConfig()  # router/drain.py: SIGTERM grace, SIGHUP reload
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from router.config import RetryConfig
+from router.upstreams.base import UpstreamFailure
 
 T = TypeVar("T")
 
@@ -237,7 +238,7 @@ def _next_delay(
 
 
 class RetrySeam:
-    """The handler's retry step (router.seams.Retry): one budget per pool.
+    """The handler's retry step (router.steps.Retry): one budget per pool.
 
     The pools raise `UpstreamFailure` before any byte reached the caller (a stream is
     returned only once the upstream said yes), so a failure here never follows a
@@ -328,8 +329,6 @@ class RetrySeam:
 def _budget_spent(cause: Any) -> Exception:
     """The pool's failure, as the caller gets it when no retry was allowed: 503, retry
     after a second, still retryable (the handler may try the next allowed route)."""
-    from router.upstreams.base import UpstreamFailure
-
     return UpstreamFailure(
         503, "retry_budget_exhausted", f"{cause.message}; the retry budget is spent",
         retryable=True, retry_after=1.0, upstream=cause.upstream,

@@ -1,6 +1,6 @@
 """The router against real servers on 127.0.0.1: OpenAI-protocol test upstreams and the
 SageMaker test server driven by the real boto3 client (rules-only classifier here; the
-ONNX model has its own tests). The core path runs alone here (`Seams()`: one attempt,
+ONNX model has its own tests). The core path runs alone here (`Steps()`: one attempt,
 no admission/breakers/cache) so each answer is the core's; issue 7's tests cover those
 steps and tests/test_router_property.py runs the full wiring."""
 
@@ -16,7 +16,7 @@ import pytest
 from fixtures.router_env import RouterEnv, chat
 
 from router import logs
-from router.seams import Seams
+from router.steps import Steps
 
 CARD = "Please charge card 4111 1111 1111 1111 for the order."
 PUBLIC = "What is the capital of France?"
@@ -24,7 +24,7 @@ PUBLIC = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    with RouterEnv.start(tmp_path_factory.mktemp("router"), seams=Seams()) as env:
+    with RouterEnv.start(tmp_path_factory.mktemp("router"), steps=Steps()) as env:
         yield env
 
 

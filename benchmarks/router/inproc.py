@@ -1,9 +1,9 @@
 """The router's own CPU per request, without sockets: the ASGI app called in-process with an
 upstream pool that answers at once. Separates the router's code from uvicorn/aiohttp/kernel
 costs and from the machine's load (CPU time, not wall time). After the warm-up, start-up
-objects are frozen out of the GC as the server does (router.drain.quiet_gc), so a full
+objects are frozen out of the GC as the server does (router.server.quiet_gc), so a full
 collection does not rescan them in the measured rounds. Variants, interleaved:
-production wiring (issue 7's steps), core only (pass-through seams), core without the
+production wiring (the resilience steps), core only (pass-through steps), core without the
 per-request log line.
 
     .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile [--sort K]]
@@ -36,8 +36,8 @@ from pipeline.schema_io import load_model  # noqa: E402
 from router import logs  # noqa: E402
 from router.app import build_app  # noqa: E402
 from router.config import RouterConfig  # noqa: E402
-from router.drain import quiet_gc  # noqa: E402
-from router.seams import Seams  # noqa: E402
+from router.server import quiet_gc  # noqa: E402
+from router.steps import Steps  # noqa: E402
 from router.upstreams.base import UpstreamReply  # noqa: E402
 
 ANSWER = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}'
@@ -73,9 +73,9 @@ CONFIG = {
 }
 
 
-def app_for(seams: Seams | None):
+def app_for(steps: Steps | None):
     cfg = load_model(RouterConfig, Path("<bench>"), data=CONFIG)
-    return build_app(cfg, seams=seams, pools={"onprem": InstantPool()})
+    return build_app(cfg, steps=steps, pools={"onprem": InstantPool()})
 
 
 # `from router.x`, `from router import`, `import router.x`, "router.sensitivity..." (registry)
@@ -96,7 +96,7 @@ def baseline_app(tree: Path):
     pool.reply = mod("upstreams.base").UpstreamReply
     mod("logs").SINK = logs.SINK
     cfg = load_model(mod("config").RouterConfig, Path("<bench>"), data=CONFIG)
-    return mod("app").build_app(cfg, seams=None, pools={"onprem": pool})
+    return mod("app").build_app(cfg, pools={"onprem": pool})
 
 
 async def drive(app, payloads: list[bytes], n: int) -> float:
@@ -149,8 +149,8 @@ def main() -> int:
     logs.SINK = io.StringIO()  # request lines are built and batched, then dropped
     variants = {
         "production": app_for(None),
-        "core": app_for(Seams()),
-        "core-nolog": app_for(Seams()),
+        "core": app_for(Steps()),
+        "core-nolog": app_for(Steps()),
     }
     if args.baseline:
         variants["baseline"] = baseline_app(args.baseline)

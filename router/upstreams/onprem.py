@@ -27,7 +27,7 @@ from router import logs
 from router.config import OnPremConfig, OnPremUpstream
 from router.context import RequestContext
 from router.metrics import RouterMetrics
-from router.seams import Outlier
+from router.steps import Outlier
 from router.upstreams.base import UpstreamFailure, UpstreamReply
 from router.upstreams.http1 import (
     ConnectError,

@@ -1,11 +1,13 @@
-"""Where issue 7's resilience steps plug into the request path; pass-through until then.
+"""The protocols of the request path's resilience steps, and a pass-through for each.
 
 The handler (router/handler.py) runs, for each route the policy allows:
 
     cache.lookup → admission.admit(route) → retry.call(route, attempt) → cache.store
 
-and each pool consults its `Outlier` detector when it picks an upstream. The defaults here
-do nothing beyond one attempt, so the core router is complete on its own:
+and each pool consults its `Outlier` detector when it picks an upstream. `app.build_steps`
+composes the real steps (admission, retry, breaker, cache, drain); `Steps()` keeps the
+pass-through defaults, which do nothing beyond one attempt, so the core path runs alone
+(tests, benchmarks). The contracts:
 
 - `Admission.admit(ctx, route)` is an async context manager held while the request uses a
   slot of `route`'s pool; to shed, raise `RouterError(429|503, ..., retry_after=s)`.
@@ -17,8 +19,6 @@ do nothing beyond one attempt, so the core router is complete on its own:
 - `Outlier.allow(pool, upstream)` / `record(pool, upstream, ok)`: breaker / outlier ejection
   per upstream; the default ejects nothing (the on-prem pool's own health checks still do).
 - `Lifecycle.draining`: /readyz turns 503 and new requests get 503 + Retry-After.
-
-`build_seams` is the one function issue 7 edits to install its modules.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from router.config import RouterConfig
     from router.context import RequestContext
-    from router.metrics import RouterMetrics
     from router.upstreams.base import UpstreamReply
 
 Attempt = Callable[[], Awaitable["UpstreamReply"]]
@@ -95,70 +93,9 @@ class Lifecycle:
 
 
 @dataclass
-class Seams:
+class Steps:
     admission: Admission = field(default_factory=AdmitAll)
     retry: Retry = field(default_factory=OneAttempt)
     cache: Cache = field(default_factory=NoCache)
     outlier: Outlier = field(default_factory=NoOutlier)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
-
-
-def build_seams(config: RouterConfig, metrics: RouterMetrics) -> Seams:
-    """The resilience steps for this config (issue 7: admission, retry, breaker, cache, drain)."""
-    from router.admission import AdmissionSeam
-    from router.breaker import BreakerSet
-    from router.cache import CacheSeam
-    from router.drain import DrainState
-    from router.retry import RetrySeam
-
-    return Seams(
-        admission=AdmissionSeam(config.admission, pool_limits_for(config), metrics),
-        retry=RetrySeam(config.retry, metrics),
-        cache=CacheSeam(config.cache, metrics),
-        outlier=BreakerSet(config.breaker, metrics),
-        lifecycle=DrainState(config.drain),
-    )
-
-
-def pool_sizes(config: RouterConfig) -> dict[str, int]:
-    """Default concurrency limit of each pool (admission.pool_limits overrides)."""
-    per = config.admission.per_upstream_limit
-    sizes = {"onprem": per * len(config.onprem.upstreams)}
-    if config.sagemaker is not None:
-        sizes["sagemaker"] = config.sagemaker.max_concurrency
-    for cls in ("confidential", "public"):
-        fb = getattr(config.fallback, cls)
-        if fb is not None:
-            sizes[f"fallback-{cls}"] = per * len(fb.upstreams)
-    return sizes
-
-
-def status(seams: Seams) -> dict[str, object]:
-    """Resilience state for /readyz: admission per pool, breakers, draining."""
-    out: dict[str, object] = {}
-    for name in ("admission", "outlier"):
-        part = getattr(seams, name)
-        if hasattr(part, "snapshot"):
-            out["breakers" if name == "outlier" else name] = part.snapshot()
-    return out
-
-
-def reconfigure(seams: Seams, config: RouterConfig) -> None:
-    """SIGHUP: new settings for every step; their state (breakers, budgets, slots) stays."""
-    if hasattr(seams.admission, "reconfigure"):
-        limits = pool_limits_for(config)
-        seams.admission.reconfigure(config.admission, limits)
-    if hasattr(seams.retry, "reconfigure"):
-        seams.retry.reconfigure(config.retry)
-    if hasattr(seams.outlier, "reconfigure"):
-        seams.outlier.reconfigure(config.breaker)
-    if hasattr(seams.cache, "reconfigure"):
-        seams.cache.reconfigure(config.cache)
-    if hasattr(seams.lifecycle, "cfg"):
-        seams.lifecycle.cfg = config.drain
-
-
-def pool_limits_for(config: RouterConfig) -> dict[str, int]:
-    from router.admission import pool_limits
-
-    return pool_limits(config.admission, pool_sizes(config))
