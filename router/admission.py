@@ -339,9 +339,9 @@ class AdmissionSeam:
 
 
 class Admit:
-    """`async with seam.admit(ctx, route)`: holds the slot for the block. A streamed answer
-    takes the slot over (`ctx.admission_slot`, see RetrySeam.call) and releases it at its
-    end. A class, not @asynccontextmanager: this runs on every request."""
+    """`async with seam.admit(ctx, route)`: holds the slot for the block (the handler moves
+    a streamed answer's exit to the stream's end). A class, not @asynccontextmanager: this
+    runs on every request."""
 
     __slots__ = ("ctx", "route", "seam", "slot")
 
@@ -351,10 +351,8 @@ class Admit:
 
     async def __aenter__(self) -> None:
         self.slot = await self.seam.acquire(self.ctx, self.route)
-        self.ctx.admission_slot = self.slot
 
     async def __aexit__(self, *exc: object) -> None:
-        slot = self.slot
-        if slot is not None and self.ctx.admission_slot is slot:
-            self.ctx.admission_slot = None
+        slot, self.slot = self.slot, None
+        if slot is not None:
             slot.release()

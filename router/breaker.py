@@ -91,11 +91,6 @@ class Breaker:
         if self._consecutive >= self.cfg.consecutive_failures or self._rate_tripped():
             self._eject()
 
-    def release_probe(self) -> None:
-        """A probe ended without a verdict (cancelled, caller's error): free its place."""
-        if self.state is HALF_OPEN:
-            self._probes = max(self._probes - 1, 0)
-
     def snapshot(self) -> dict[str, object]:
         self._tick()
         left = max(self.open_until - self._clock(), 0.0) if self.state is OPEN else 0.0

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +30,6 @@ log = logging.getLogger("edgepack.router.cache")
 
 # Body fields that never change the model's answer.
 IGNORED_FIELDS = frozenset({"user", "stream", "stream_options", "metadata", "request_id"})
-
-
-class _LeaderGone(Exception):
-    """The single-flight leader was cancelled before it had an answer."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,6 @@ class ResponseCache:
         self._clock = clock
         self._client = client if client is not None else self._connect(cfg)
         self._off_until = 0.0
-        self._flights: dict[str, asyncio.Future[CachedResponse]] = {}
 
     @staticmethod
     def _connect(cfg: CacheConfig) -> Any:
@@ -140,39 +135,6 @@ class ResponseCache:
             await self._client.set(key, value.dumps(), ex=self.cfg.ttl_s)
         except Exception as exc:
             self._failed("set", exc)
-
-    async def get_or_fetch(
-        self, key: str, fetch: Callable[[], Awaitable[CachedResponse]]
-    ) -> tuple[CachedResponse, bool]:
-        """(response, hit). Identical concurrent misses share one `fetch`; only 200s are
-        stored. A fetch error reaches every waiter of that flight."""
-        hit = await self.get(key)
-        if hit is not None:
-            count(self.metrics, "hit")
-            return hit, True
-        flight = self._flights.get(key)
-        if flight is not None:
-            try:
-                resp = await asyncio.shield(flight)
-            except _LeaderGone:  # the leader was cancelled: take over its call
-                return await self.get_or_fetch(key, fetch)
-            count(self.metrics, "hit")  # served by the leader's upstream call
-            return resp, True
-        fut: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
-        self._flights[key] = fut
-        count(self.metrics, "miss")
-        try:
-            resp = await fetch()
-        except BaseException as exc:
-            fut.set_exception(exc if isinstance(exc, Exception) else _LeaderGone())
-            fut.exception()  # retrieved: no "never retrieved" warning if nobody waits
-            raise
-        finally:
-            self._flights.pop(key, None)
-        fut.set_result(resp)
-        if resp.status == 200:
-            await self.put(key, resp)
-        return resp, False
 
     def _failed(self, op: str, exc: BaseException) -> None:
         count(self.metrics, "error")

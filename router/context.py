@@ -54,7 +54,6 @@ class RequestContext:
     tier: str = "normal"  # issue 7: X-Priority tier
     routes: tuple[str, ...] = ()  # issue 7: the policy's routes that exist, in order
     cache_key: str | None = None  # issue 7: set while this request may fill the cache
-    admission_slot: Any = None  # issue 7: held until the answer (or its stream) is done
     failed_upstreams: tuple[str, ...] = ()  # retries go elsewhere first (onprem.pick)
 
     def remaining(self) -> float:

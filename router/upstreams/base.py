@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from router.context import RequestContext
 
+# Statuses that mean "the request did not run, or the upstream said not now": safe to repeat.
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
 
 @dataclass
 class UpstreamReply:

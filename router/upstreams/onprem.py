@@ -28,7 +28,7 @@ from router.config import OnPremConfig, OnPremUpstream
 from router.context import RequestContext
 from router.metrics import RouterMetrics
 from router.steps import Outlier
-from router.upstreams.base import UpstreamFailure, UpstreamReply
+from router.upstreams.base import RETRYABLE_STATUS, UpstreamFailure, UpstreamReply
 from router.upstreams.http1 import (
     ConnectError,
     ConnectTimeout,
@@ -41,7 +41,6 @@ from router.upstreams.http1 import (
 
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
 _COPIED = FORWARD_HEADERS[:-1]  # x-request-id is the router's own (kept or generated)
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
 @dataclass
