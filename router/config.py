@@ -58,12 +58,10 @@ class ListenConfig(Strict):
 class ModelConfig(Strict):
     """The ONNX classifier from a build's dist/<recipe>-<target>/onnx/.
 
-    Defaults suit a 2-core sidecar (figures: batching.py, benchmarks/router/README.md):
-    `workers` 2 runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches
-    in flight (1.7–1.9× the req/s of one at a time; one run on 2 threads did less), and a
-    run that starts with none beside it on a second session of `solo_threads` 2 (a lone
-    prompt answered ~1.3 ms sooner, +33 MB). `max_batch` 8 costs the same CPU per text as
-    32 with shorter runs to queue behind. More cores: likely workers ≈ cores (not measured).
+    Defaults suit a 2-core sidecar (docs/decisions/003-classifier-threads.md): `workers` 2
+    runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches in flight,
+    and a run that starts with none beside it on a second session of `solo_threads` 2.
+    `max_batch` 8 costs the same CPU per text as 32 with shorter runs to queue behind.
     """
 
     enabled: bool = True

@@ -102,7 +102,7 @@ class RouterMetrics:
             "edgepack_router_fallbacks", "Requests sent to the fallback pool",
             ["sensitivity"], registry=r,
         )  # fmt: skip
-        # Added with issue 7 (admission, breakers, drain): new names only.
+        # Admission, breakers, drain.
         self.queue_depth = Gauge(
             "edgepack_router_queue_depth", "Requests waiting for an admission slot",
             ["pool", "tier"], registry=r, multiprocess_mode="livesum",

@@ -209,8 +209,7 @@ def make_server(
 def quiet_gc() -> None:
     """Move everything loaded so far out of the collector's sight: the modules, config and
     detectors live as long as the process, and re-scanning them in every full collection
-    costs more per request than the routing itself. Measured (benchmarks/router, c=16):
-    GC time per request 40 → 16 µs, p99 64 → 20 ms."""
+    costs more per request than the routing itself (docs/decisions/002-gc-freeze.md)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(7000, 20, 20)

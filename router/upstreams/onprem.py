@@ -4,12 +4,12 @@ Pick: weighted least-outstanding requests: the healthy upstream with the fewest 
 requests per unit of weight, ties broken at random. Health: an active check (GET
 `health.path`) every `interval_s` takes an upstream out after `unhealthy_after` failures
 and back after `healthy_after` successes; a failed request (connect error, 502/503/504)
-takes it out at once, so the checks are what probe it back in. Issue 7's breaker plugs in
+takes it out at once, so the checks are what probe it back in. The breaker plugs in
 as `outlier` (consulted at pick, told every result).
 
 HTTP client: router/upstreams/http1.py (one keep-alive pool per upstream, at most
 `max_connections` each), chosen by measurement: on loopback it spends about a third of
-aiohttp's CPU per request (figures in its docstring). Its errors map to the answers the
+aiohttp's CPU per request (docs/decisions/001-hand-written-http1-client.md). Its errors map to the answers the
 router gives: no connection → 502 upstream_unreachable, deadline or connect timeout →
 504 upstream_timeout, closed mid-answer → 502 upstream_error, 5xx/429 → upstream_error
 with the upstream's Retry-After.

@@ -4,7 +4,7 @@ boto3 is synchronous, so every call runs in a thread pool sized to `max_concurre
 botocore's connection pool (`max_pool_connections`) has the same size: no thread ever
 waits for a connection, no connection sits idle. Streams (InvokeEndpointWithResponseStream)
 are read in a pool thread and handed to the event loop chunk by chunk. botocore's own
-retries are off (one attempt): retrying is issue 7's retry step, inside its budget.
+retries are off (one attempt): retrying is the router's retry step, inside its budget.
 
 SageMaker's errors become HTTP answers (`map_client_error`); throttling and "not ready"
 are retryable, so a public request may overflow to on-prem when the policy allows.
