@@ -9,10 +9,10 @@ as `outlier` (consulted at pick, told every result).
 
 HTTP client: router/upstreams/http1.py (one keep-alive pool per upstream, at most
 `max_connections` each), chosen by measurement: on loopback it spends about a third of
-aiohttp's CPU per request (docs/decisions/001-hand-written-http1-client.md). Its errors map to the answers the
-router gives: no connection → 502 upstream_unreachable, deadline or connect timeout →
-504 upstream_timeout, closed mid-answer → 502 upstream_error, 5xx/429 → upstream_error
-with the upstream's Retry-After.
+aiohttp's CPU per request (docs/decisions/001-hand-written-http1-client.md). Its errors
+map to the answers the router gives: no connection → 502 upstream_unreachable, deadline
+or connect timeout → 504 upstream_timeout, closed mid-answer → 502 upstream_error,
+5xx/429 → upstream_error with the upstream's Retry-After.
 """
 
 from __future__ import annotations
