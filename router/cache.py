@@ -198,16 +198,24 @@ class CacheSeam:
         return UpstreamReply(hit.status, hit.content_type, body=hit.body, upstream="cache")
 
     async def store(self, ctx: Any, reply: Any) -> None:
+        """Keep a whole 200 answer of the main model (the smaller fallback model's answer
+        must not stand in for it), and release the requests waiting on this one whatever
+        the answer: they take the kept answer, or call the upstream themselves now rather
+        than when this request's task ends."""
         key = getattr(ctx, "cache_key", None)
-        if key is None or reply.body is None or reply.status != 200:
+        if key is None:
             return
-        if getattr(ctx, "route", "") == "fallback":
-            return  # the smaller model's answer must not stand in for the model's
-        value = CachedResponse(reply.status, reply.content_type, reply.body)
+        storable = (
+            reply.body is not None
+            and reply.status == 200
+            and getattr(ctx, "route", "") != "fallback"
+        )
+        value = CachedResponse(reply.status, reply.content_type, reply.body) if storable else None
         flight = self._flights.pop(key, None)
         if flight is not None and not flight.done():
             flight.set_result(value)
-        await self.cache.put(key, value)
+        if value is not None:
+            await self.cache.put(key, value)
 
     def _lead(self, key: str) -> None:
         """Make the current request the leader for `key` until it stores or ends."""

@@ -96,7 +96,7 @@ class Handler:
                 if not exc.retryable:
                     break
                 continue
-            if cacheable and reply.stream is None:
+            if cacheable:  # a stream is not kept, but its followers are released
                 await cache.store(ctx, reply)
             return reply
         raise _answer_for(failure, ctx)

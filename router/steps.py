@@ -13,9 +13,10 @@ pass-through defaults, which do nothing beyond one attempt, so the core path run
   slot of `route`'s pool; to shed, raise `RouterError(429|503, ..., retry_after=s)`.
 - `Retry.call(ctx, route, attempt)` awaits `attempt()` (one pick + call, raises
   `UpstreamFailure`) as often as it judges safe; it must re-raise the last failure.
-- `Cache.lookup(ctx)` returns a stored `UpstreamReply` or None; `Cache.store(ctx, reply)` may
-  keep a whole-body reply. The handler never calls either for confidential requests, nor
-  while `Cache.active` is false (no cache configured: two awaits per request saved).
+- `Cache.lookup(ctx)` returns a stored `UpstreamReply` or None; `Cache.store(ctx, reply)` is
+  called with every reply of a request that looked up, and may keep a whole-body one. The
+  handler never calls either for confidential requests, nor while `Cache.active` is false
+  (no cache configured: two awaits per request saved).
 - `Outlier.allow(pool, upstream)` / `record(pool, upstream, ok)`: breaker / outlier ejection
   per upstream; the default ejects nothing (the on-prem pool's own health checks still do).
 - `Lifecycle.draining`: /readyz turns 503 and new requests get 503 + Retry-After.

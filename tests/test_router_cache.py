@@ -92,7 +92,6 @@ def test_redis_killed_mid_test_means_no_cache_not_an_error(redis_server):
     asyncio.run(main())
 
 
-@needs_redis
 def _env(tmp_path, srv, **cache):
     from fixtures.router_env import RouterEnv
 
