@@ -319,7 +319,7 @@ class RouterConfig(Strict):
     breaker: BreakerConfig = BreakerConfig()  # router/breaker.py: outlier ejection
     fallback: FallbackConfig = FallbackConfig()  # router/upstreams/fallback.py
     cache: CacheConfig = CacheConfig()  # router/cache.py: Redis, public + deterministic only
-    drain: DrainConfig = DrainConfig()  # router/drain.py: SIGTERM grace, SIGHUP reload
+    drain: DrainConfig = DrainConfig()  # router/drain.py, router/server.py: SIGTERM grace
 
 
 def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:
