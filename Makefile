@@ -38,7 +38,7 @@ test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 publish: build
 	@test -n "$(BUCKET)" || { echo "error: set BUCKET=s3://bucket/prefix" >&2; exit 2; }

@@ -19,71 +19,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from router.config import TIERS, AdmissionConfig, Tier
 from router.errors import RouterError
 from router.upstreams.base import UpstreamFailure
 
-Tier = Literal["high", "normal", "low"]
-TIERS: tuple[Tier, ...] = ("high", "normal", "low")  # highest priority first
 _AHEAD: dict[str, tuple[Tier, ...]] = {t: TIERS[: TIERS.index(t) + 1] for t in TIERS}
 """Each tier and the tiers above it: the queues a new request of that tier may not jump."""
-
-
-class AdmissionConfig(BaseModel):
-    """Config section `admission` (priority tiers and their queues)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    default_tier: Tier = Field("normal", description="Tier of a request that names none")
-    priority_header: str = Field("x-priority", description="Header carrying high|normal|low")
-    caller_header: str = Field("x-caller", description="Header naming the caller (for `callers`)")
-    callers: dict[str, Tier] = Field(
-        default_factory=dict,
-        description="Caller → tier; a mapped caller gets this tier whatever X-Priority says",
-    )
-    reserved: dict[Tier, float] = Field(
-        default_factory=lambda: {"high": 0.4, "normal": 0.1, "low": 0.0},
-        description="Fraction of each pool's slots reserved for a tier; lower tiers never "
-        "take them (high 0.4 = 40% of the slots are high-only)",
-    )
-    queue_size: dict[Tier, int] = Field(
-        default_factory=lambda: {"high": 64, "normal": 32, "low": 16},
-        description="Bounded queue length per tier; a full queue sheds at once",
-    )
-    max_queue_wait_s: dict[Tier, float] = Field(
-        default_factory=lambda: {"high": 10.0, "normal": 5.0, "low": 2.0},
-        description="Longest wait in the queue (also bounded by the request deadline)",
-    )
-    deadline_header: str = Field(
-        "x-deadline-ms", description="Caller's deadline in ms; can only shorten limits.deadline_s"
-    )
-    pool_limits: dict[str, int] = Field(
-        default_factory=dict,
-        description="Concurrency limit per pool (onprem, sagemaker, fallback-public, "
-        "fallback-confidential); default: per_upstream_limit × upstreams, or SageMaker's "
-        "max_concurrency",
-    )
-    per_upstream_limit: int = Field(16, ge=1, description="Slots per on-prem upstream")
-    spill_wait_s: float = Field(
-        0.05, ge=0, description="Wait for a slot on a route before spilling to the next "
-        "allowed route (overflow, fallback); the last route queues instead",
-    )  # fmt: skip
-    drain_window_s: float = Field(10.0, gt=0, description="Window of the observed drain rate")
-    retry_after_min_s: int = Field(1, ge=1, description="Smallest Retry-After sent")
-    retry_after_max_s: int = Field(30, ge=1, description="Largest Retry-After sent")
-
-    @model_validator(mode="after")
-    def _check(self) -> AdmissionConfig:
-        if sum(self.reserved.values()) >= 1.0:
-            raise ValueError("reserved fractions must add up to less than 1")
-        if any(v < 0 for v in self.reserved.values()):
-            raise ValueError("reserved fractions must be >= 0")
-        if self.retry_after_min_s > self.retry_after_max_s:
-            raise ValueError("retry_after_min_s must be <= retry_after_max_s")
-        return self
 
 
 class Shed(Exception):
@@ -320,7 +262,7 @@ def pool_limits(cfg: AdmissionConfig, sizes: Mapping[str, int]) -> dict[str, int
 
 
 class AdmissionSeam:
-    """The handler's admit step (router.seams.Admission): a controller per pool.
+    """The handler's admit step (router.steps.Admission): a controller per pool.
 
     A route with another allowed route after it (overflow, fallback) waits at most
     `spill_wait_s` and then lets the handler try the next one; the last route queues up
@@ -397,9 +339,9 @@ class AdmissionSeam:
 
 
 class Admit:
-    """`async with seam.admit(ctx, route)`: holds the slot for the block. A streamed answer
-    takes the slot over (`ctx.admission_slot`, see RetrySeam.call) and releases it at its
-    end. A class, not @asynccontextmanager: this runs on every request."""
+    """`async with seam.admit(ctx, route)`: holds the slot for the block (the handler moves
+    a streamed answer's exit to the stream's end). A class, not @asynccontextmanager: this
+    runs on every request."""
 
     __slots__ = ("ctx", "route", "seam", "slot")
 
@@ -409,10 +351,8 @@ class Admit:
 
     async def __aenter__(self) -> None:
         self.slot = await self.seam.acquire(self.ctx, self.route)
-        self.ctx.admission_slot = self.slot
 
     async def __aexit__(self, *exc: object) -> None:
-        slot = self.slot
-        if slot is not None and self.ctx.admission_slot is slot:
-            self.ctx.admission_slot = None
+        slot, self.slot = self.slot, None
+        if slot is not None:
             slot.release()

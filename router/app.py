@@ -1,8 +1,9 @@
 """The router's ASGI app: the proxied APIs, startup/shutdown, health and metrics.
 
 `build_app(config)` wires the request path (router/handler.py) to its parts:
-classifier (router/sensitivity/), pools (router/upstreams/), resilience seams
-(router/seams.py), metrics (router/metrics.py). The three proxied APIs share one
+classifier (router/sensitivity/), pools (router/upstreams/), resilience steps
+(`build_steps`; their protocols in router/steps.py), metrics (router/metrics.py);
+`apply_config` switches a running app to a reloaded config. The three proxied APIs share one
 handler, parameterised by `Api`, and are dispatched on raw ASGI (router/asgi.py says why);
 everything else (lifespan, /v1/classify, probes, /metrics) is a small Starlette app.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,32 +22,87 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from router import ingress, logs, respond
+from router.admission import AdmissionSeam, pool_limits
 from router.asgi import Receive, Scope, Send, read_body
+from router.breaker import BreakerSet
+from router.cache import CacheSeam
 from router.config import RouterConfig
 from router.context import Api
+from router.drain import DrainState
 from router.errors import RouterError, bad_request
 from router.handler import Handler
 from router.metrics import RouterMetrics
-from router.seams import Seams, build_seams
-from router.seams import status as seams_status
+from router.retry import RetrySeam
 from router.sensitivity.classifier import Classifier, build_classifier
+from router.steps import Steps
 from router.upstreams.base import Pool
+from router.upstreams.fallback import build_fallback
+from router.upstreams.onprem import OnPremPool
+from router.upstreams.sagemaker import SageMakerPool
+
+log = logging.getLogger("edgepack.router.app")
 
 
-def build_pools(config: RouterConfig, metrics: RouterMetrics, seams: Seams) -> dict[str, Pool]:
-    from router.upstreams.onprem import OnPremPool
+def build_steps(config: RouterConfig, metrics: RouterMetrics) -> Steps:
+    """The resilience steps for this config: admission, retry, breaker, cache, drain."""
+    return Steps(
+        admission=AdmissionSeam(config.admission, pool_limits_for(config), metrics),
+        retry=RetrySeam(config.retry, metrics),
+        cache=CacheSeam(config.cache, metrics),
+        outlier=BreakerSet(config.breaker, metrics),
+        lifecycle=DrainState(config.drain),
+    )
 
-    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, seams.outlier)}
+
+def build_pools(config: RouterConfig, metrics: RouterMetrics, steps: Steps) -> dict[str, Pool]:
+    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, steps.outlier)}
     if config.sagemaker is not None:
-        from router.upstreams.sagemaker import SageMakerPool
-
         pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics)
-    from router.fallback import build_fallback
-
-    fallback = build_fallback(config, metrics, seams.outlier)
+    fallback = build_fallback(config, metrics, steps.outlier)
     if fallback is not None:
         pools["fallback"] = fallback
     return pools
+
+
+def pool_sizes(config: RouterConfig) -> dict[str, int]:
+    """Default concurrency limit of each pool (admission.pool_limits overrides)."""
+    per = config.admission.per_upstream_limit
+    sizes = {"onprem": per * len(config.onprem.upstreams)}
+    if config.sagemaker is not None:
+        sizes["sagemaker"] = config.sagemaker.max_concurrency
+    for cls in ("confidential", "public"):
+        fb = getattr(config.fallback, cls)
+        if fb is not None:
+            sizes[f"fallback-{cls}"] = per * len(fb.upstreams)
+    return sizes
+
+
+def pool_limits_for(config: RouterConfig) -> dict[str, int]:
+    return pool_limits(config.admission, pool_sizes(config))
+
+
+def steps_status(steps: Steps) -> dict[str, object]:
+    """Resilience state for /readyz: admission per pool, breakers."""
+    out: dict[str, object] = {}
+    for name in ("admission", "outlier"):
+        part = getattr(steps, name)
+        if hasattr(part, "snapshot"):
+            out["breakers" if name == "outlier" else name] = part.snapshot()
+    return out
+
+
+def reconfigure(steps: Steps, config: RouterConfig) -> None:
+    """SIGHUP: new settings for every step; their state (breakers, budgets, slots) stays."""
+    if hasattr(steps.admission, "reconfigure"):
+        steps.admission.reconfigure(config.admission, pool_limits_for(config))
+    if hasattr(steps.retry, "reconfigure"):
+        steps.retry.reconfigure(config.retry)
+    if hasattr(steps.outlier, "reconfigure"):
+        steps.outlier.reconfigure(config.breaker)
+    if hasattr(steps.cache, "reconfigure"):
+        steps.cache.reconfigure(config.cache)
+    if hasattr(steps.lifecycle, "cfg"):
+        steps.lifecycle.cfg = config.drain
 
 
 def build_app(
@@ -53,15 +110,15 @@ def build_app(
     *,
     metrics: RouterMetrics | None = None,
     classifier: Classifier | None = None,
-    seams: Seams | None = None,
+    steps: Steps | None = None,
     pools: dict[str, Pool] | None = None,
 ) -> Starlette:
     """The app for `config`; tests pass their own metrics registry, classifier or pools."""
     metrics = metrics or RouterMetrics()
-    seams = seams or build_seams(config, metrics)
+    steps = steps or build_steps(config, metrics)
     classifier = classifier or build_classifier(config.classifier, metrics)
-    pools = pools if pools is not None else build_pools(config, metrics, seams)
-    handler = Handler(config, classifier, pools, seams, metrics)
+    pools = pools if pools is not None else build_pools(config, metrics, steps)
+    handler = Handler(config, classifier, pools, steps, metrics)
     metrics.watch(metrics.confidential_route_usable, lambda: _usable(pools.get("onprem")))
 
     @contextlib.asynccontextmanager
@@ -82,8 +139,8 @@ def build_app(
             if classifier.batcher is not None:
                 classifier.batcher.close()
             logs.REQUESTS.flush()
-            if hasattr(seams.cache, "close"):
-                await seams.cache.close()
+            if hasattr(steps.cache, "close"):
+                await steps.cache.close()
 
     async def classify(request: Request) -> Response:
         try:
@@ -98,13 +155,13 @@ def build_app(
 
     async def readyz(request: Request) -> Response:
         routes = {name: pool.usable() for name, pool in pools.items()}
-        ok = classifier.ready and any(routes.values()) and not seams.lifecycle.draining
+        ok = classifier.ready and any(routes.values()) and not steps.lifecycle.draining
         body = {
             "ready": ok,
             "classifier": classifier.ready,
             "routes": routes,
-            "draining": seams.lifecycle.draining,
-            **seams_status(seams),
+            "draining": steps.lifecycle.draining,
+            **steps_status(steps),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -122,7 +179,7 @@ def build_app(
     control.state.handler = handler
     control.state.classifier = classifier
     control.state.pools = pools
-    control.state.seams = seams
+    control.state.steps = steps
     control.state.metrics = metrics
     return RouterApp(handler, control)
 
@@ -173,3 +230,53 @@ async def _classify_input(request: Request, limit: int) -> tuple[list[str], dict
     if "prompt" in payload:
         return ingress.prompt_texts(payload["prompt"]), headers
     raise bad_request("missing field: text (or messages / prompt)")
+
+
+def apply_config(app: RouterApp, config: RouterConfig) -> None:
+    """Switch a running router app to `config` without dropping requests in flight.
+
+    Requests already in flight keep the pools and settings they started with; the
+    resilience steps keep their state (breakers, budgets, held slots) under the new
+    settings. Pools whose section changed are rebuilt and started before the swap; the
+    old ones are closed once no request can still be using them (after the deadline).
+    The listen address and the classifier are not reloaded (they need a restart).
+    """
+    handler = app.state.handler
+    old_config = handler.config
+    steps = app.state.steps
+    reconfigure(steps, config)
+    changed = [
+        name for name in ("onprem", "sagemaker", "fallback")
+        if getattr(old_config, name) != getattr(config, name)
+    ]  # fmt: skip
+    handler.config = config
+    if not changed:
+        return
+    fresh = build_pools(config, app.state.metrics, steps)
+    task = asyncio.get_running_loop().create_task(
+        _swap_pools(app.state.pools, fresh, changed, config.limits.deadline_s)
+    )
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+async def _swap_pools(pools: dict, fresh: dict, changed: list[str], linger_s: float) -> None:
+    keys = {"onprem": ["onprem"], "sagemaker": ["sagemaker"], "fallback": ["fallback"]}
+    old = []
+    for section in changed:
+        for name in keys[section]:
+            if name in fresh:
+                await fresh[name].start()
+            if name in pools:
+                old.append(pools[name])
+            if name in fresh:
+                pools[name] = fresh[name]  # the handler and /readyz share this dict
+            else:
+                pools.pop(name, None)
+    log.info("pools reloaded: %s", ", ".join(changed))
+    await asyncio.sleep(linger_s)
+    for pool in old:
+        await pool.close()

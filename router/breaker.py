@@ -15,26 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class BreakerConfig(BaseModel):
-    """Config section `breaker` (applies to every upstream)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    consecutive_failures: int = Field(5, ge=1, description="Failures in a row that eject")
-    error_rate: float = Field(0.5, gt=0, le=1, description="Error share in the window that ejects")
-    min_requests: int = Field(
-        20, ge=1, description="Requests in the window before error_rate counts"
-    )
-    window_s: float = Field(10.0, gt=0, description="Window of the error rate")
-    base_ejection_s: float = Field(5.0, gt=0, description="First ejection; n-th lasts n × this")
-    max_ejection_s: float = Field(120.0, gt=0, description="Longest ejection")
-    half_open_probes: int = Field(1, ge=1, description="Concurrent probes while half-open")
-    forget_after_s: float = Field(
-        300.0, gt=0, description="Healthy time after which the ejection count resets"
-    )
+from router.config import BreakerConfig
 
 
 class State(StrEnum):
@@ -110,11 +91,6 @@ class Breaker:
         if self._consecutive >= self.cfg.consecutive_failures or self._rate_tripped():
             self._eject()
 
-    def release_probe(self) -> None:
-        """A probe ended without a verdict (cancelled, caller's error): free its place."""
-        if self.state is HALF_OPEN:
-            self._probes = max(self._probes - 1, 0)
-
     def snapshot(self) -> dict[str, object]:
         self._tick()
         left = max(self.open_until - self._clock(), 0.0) if self.state is OPEN else 0.0
@@ -187,7 +163,7 @@ class BreakerSet:
             self._mirror(b, False)
         return b
 
-    # router.seams.Outlier: the pools ask before picking and report every result.
+    # router.steps.Outlier: the pools ask before picking and report every result.
     def allow(self, pool: str, upstream: str) -> bool:
         """May `upstream` be picked now? (no side effects: pools ask this while picking)"""
         return self.get(pool, upstream).available()

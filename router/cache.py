@@ -19,41 +19,17 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from router.config import CacheConfig
 from router.upstreams.base import UpstreamReply
 
 log = logging.getLogger("edgepack.router.cache")
 
 # Body fields that never change the model's answer.
 IGNORED_FIELDS = frozenset({"user", "stream", "stream_options", "metadata", "request_id"})
-
-
-class _LeaderGone(Exception):
-    """The single-flight leader was cancelled before it had an answer."""
-
-
-class CacheConfig(BaseModel):
-    """Config section `cache`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(False, description="Use the Redis cache at all")
-    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
-    ttl_s: int = Field(300, ge=1, description="Time to live of a cached answer")
-    header: str = Field(
-        "x-edgepack-cache",
-        description="Request header: 'allow' caches a non-zero-temperature public request, "
-        "'bypass' skips the cache",
-    )
-    key_prefix: str = Field("edgepack:cache:v1:", description="Redis key prefix")
-    timeout_s: float = Field(0.05, gt=0, description="Redis connect/command timeout")
-    off_after_error_s: float = Field(1.0, ge=0, description="Cache off this long after an error")
-    max_entry_bytes: int = Field(1_000_000, ge=1, description="Larger answers are not stored")
 
 
 @dataclass(frozen=True)
@@ -122,7 +98,6 @@ class ResponseCache:
         self._clock = clock
         self._client = client if client is not None else self._connect(cfg)
         self._off_until = 0.0
-        self._flights: dict[str, asyncio.Future[CachedResponse]] = {}
 
     @staticmethod
     def _connect(cfg: CacheConfig) -> Any:
@@ -161,39 +136,6 @@ class ResponseCache:
         except Exception as exc:
             self._failed("set", exc)
 
-    async def get_or_fetch(
-        self, key: str, fetch: Callable[[], Awaitable[CachedResponse]]
-    ) -> tuple[CachedResponse, bool]:
-        """(response, hit). Identical concurrent misses share one `fetch`; only 200s are
-        stored. A fetch error reaches every waiter of that flight."""
-        hit = await self.get(key)
-        if hit is not None:
-            count(self.metrics, "hit")
-            return hit, True
-        flight = self._flights.get(key)
-        if flight is not None:
-            try:
-                resp = await asyncio.shield(flight)
-            except _LeaderGone:  # the leader was cancelled: take over its call
-                return await self.get_or_fetch(key, fetch)
-            count(self.metrics, "hit")  # served by the leader's upstream call
-            return resp, True
-        fut: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
-        self._flights[key] = fut
-        count(self.metrics, "miss")
-        try:
-            resp = await fetch()
-        except BaseException as exc:
-            fut.set_exception(exc if isinstance(exc, Exception) else _LeaderGone())
-            fut.exception()  # retrieved: no "never retrieved" warning if nobody waits
-            raise
-        finally:
-            self._flights.pop(key, None)
-        fut.set_result(resp)
-        if resp.status == 200:
-            await self.put(key, resp)
-        return resp, False
-
     def _failed(self, op: str, exc: BaseException) -> None:
         count(self.metrics, "error")
         self._off_until = self._clock() + self.cfg.off_after_error_s
@@ -202,7 +144,7 @@ class ResponseCache:
 
 
 class CacheSeam:
-    """The handler's cache step (router.seams.Cache) over `ResponseCache`.
+    """The handler's cache step (router.steps.Cache) over `ResponseCache`.
 
     The handler never calls it for confidential requests; it checks again anyway. A miss
     that may be cached makes this request the leader of its key: identical requests that
@@ -256,16 +198,24 @@ class CacheSeam:
         return UpstreamReply(hit.status, hit.content_type, body=hit.body, upstream="cache")
 
     async def store(self, ctx: Any, reply: Any) -> None:
+        """Keep a whole 200 answer of the main model (the smaller fallback model's answer
+        must not stand in for it), and release the requests waiting on this one whatever
+        the answer: they take the kept answer, or call the upstream themselves now rather
+        than when this request's task ends."""
         key = getattr(ctx, "cache_key", None)
-        if key is None or reply.body is None or reply.status != 200:
+        if key is None:
             return
-        if getattr(ctx, "route", "") == "fallback":
-            return  # the smaller model's answer must not stand in for the model's
-        value = CachedResponse(reply.status, reply.content_type, reply.body)
+        storable = (
+            reply.body is not None
+            and reply.status == 200
+            and getattr(ctx, "route", "") != "fallback"
+        )
+        value = CachedResponse(reply.status, reply.content_type, reply.body) if storable else None
         flight = self._flights.pop(key, None)
         if flight is not None and not flight.done():
             flight.set_result(value)
-        await self.cache.put(key, value)
+        if value is not None:
+            await self.cache.put(key, value)
 
     def _lead(self, key: str) -> None:
         """Make the current request the leader for `key` until it stores or ends."""

@@ -1,7 +1,10 @@
 """`edgepack router` and `edgepack classify`: thin commands over router.app / the classifier.
 
-Registered into pipeline/cli.py's typer app by `register(app)`; heavy imports (uvicorn,
-onnxruntime) happen inside the commands so `edgepack --help` stays instant.
+Registered into pipeline/cli.py's typer app by `register(app)`, which imports this module
+for every `edgepack` command. So this module is the router's one entry point that imports
+the router inside its commands: the server, the app and the classifier cost a second or
+more to import (uvicorn, starlette, prometheus_client, numpy), and `edgepack --help` or a
+build must not pay that. Nothing imports this module, so it closes no cycle.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from pipeline.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +48,6 @@ def classify(
     import asyncio
     import logging
 
-    from pipeline.errors import UserError
     from router.config import load_config
     from router.metrics import RouterMetrics
     from router.sensitivity.classifier import build_classifier
@@ -74,8 +78,6 @@ def classify(
 
 
 def _text_of(line: str, n: int) -> str:
-    from pipeline.errors import UserError
-
     try:
         obj = json.loads(line)
     except json.JSONDecodeError:

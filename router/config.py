@@ -5,8 +5,8 @@ Loaded through `pipeline.schema_io.load_model`, so every bad file reads as one l
 `router.yaml: field.path: what is wrong` and the CLI exits 2. Relative paths (the model,
 the tokenizer) are resolved against the config file's folder.
 
-Resilience sections (admission tiers, retry budget, breaker, fallback, cache, drain) belong
-to issue 7's modules; each adds its own section here as one field of `RouterConfig`.
+A leaf: every section lives here on one strict base, so any module may import its
+section without importing the module that acts on it.
 """
 
 from __future__ import annotations
@@ -14,16 +14,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.schema_io import load_model
-from router.admission import AdmissionConfig
-from router.breaker import BreakerConfig
-from router.cache import CacheConfig
-from router.drain import DrainConfig
-from router.retry import RetryConfig
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
+UPSTREAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SAGEMAKER_ENDPOINT = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+Tier = Literal["high", "normal", "low"]
+TIERS: tuple[Tier, ...] = ("high", "normal", "low")  # highest priority first
+# Detector labels, in the order they run (cheap, precise ones first); each is a module
+# under router/sensitivity/detectors/ (router/sensitivity/registry.py loads them).
+DETECTORS = (
+    "marker", "secret", "card", "iban", "ssn", "cn_id",
+    "bank_account", "passport", "health", "email", "phone",
+)  # fmt: skip
 
 
 class Strict(BaseModel):
@@ -45,12 +58,10 @@ class ListenConfig(Strict):
 class ModelConfig(Strict):
     """The ONNX classifier from a build's dist/<recipe>-<target>/onnx/.
 
-    Defaults suit a 2-core sidecar (figures: batching.py, benchmarks/router/README.md):
-    `workers` 2 runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches
-    in flight (1.7–1.9× the req/s of one at a time; one run on 2 threads did less), and a
-    run that starts with none beside it on a second session of `solo_threads` 2 (a lone
-    prompt answered ~1.3 ms sooner, +33 MB). `max_batch` 8 costs the same CPU per text as
-    32 with shorter runs to queue behind. More cores: likely workers ≈ cores (not measured).
+    Defaults suit a 2-core sidecar (docs/decisions/003-classifier-threads.md): `workers` 2
+    runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches in flight,
+    and a run that starts with none beside it on a second session of `solo_threads` 2.
+    `max_batch` 8 costs the same CPU per text as 32 with shorter runs to queue behind.
     """
 
     enabled: bool = True
@@ -91,14 +102,16 @@ class ClassifierConfig(Strict):
     @classmethod
     def _known_detectors(cls, labels: list[str] | None) -> list[str] | None:
         if labels is not None:
-            from router.sensitivity.registry import select
-
-            select(labels)  # ValueError names the unknown ones
+            unknown = sorted(set(labels) - set(DETECTORS))
+            if unknown:
+                raise ValueError(
+                    f"unknown detector(s): {', '.join(unknown)} (known: {', '.join(DETECTORS)})"
+                )
         return labels
 
 
 class OnPremUpstream(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=UPSTREAM_NAME)
     url: HttpUrl
     weight: float = Field(1.0, gt=0)
 
@@ -133,7 +146,7 @@ class OnPremConfig(Strict):
 
 
 class SageMakerConfig(Strict):
-    endpoint_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length=63)
+    endpoint_name: str = Field(pattern=SAGEMAKER_ENDPOINT, max_length=63)
     region: str = "us-east-1"
     target_variant: str | None = None
     inference_component: str | None = None
@@ -159,7 +172,7 @@ class LoggingConfig(Strict):
 
 
 class FallbackConfig(Strict):
-    """Fallback pools (a smaller model), one per sensitivity class (issue 7).
+    """Fallback pools (a smaller model), one per sensitivity class.
 
     Both speak the OpenAI protocol. `confidential` must be on-prem servers: confidential
     requests never leave for the cloud, not even as a fallback.
@@ -167,6 +180,130 @@ class FallbackConfig(Strict):
 
     confidential: OnPremConfig | None = Field(None, description="on-prem fallback servers")
     public: OnPremConfig | None = Field(None, description="fallback servers for public requests")
+
+
+class AdmissionConfig(Strict):
+    """Config section `admission` (priority tiers and their queues)."""
+
+    default_tier: Tier = Field("normal", description="Tier of a request that names none")
+    priority_header: str = Field("x-priority", description="Header carrying high|normal|low")
+    caller_header: str = Field("x-caller", description="Header naming the caller (for `callers`)")
+    callers: dict[str, Tier] = Field(
+        default_factory=dict,
+        description="Caller → tier; a mapped caller gets this tier whatever X-Priority says",
+    )
+    reserved: dict[Tier, float] = Field(
+        default_factory=lambda: {"high": 0.4, "normal": 0.1, "low": 0.0},
+        description="Fraction of each pool's slots reserved for a tier; lower tiers never "
+        "take them (high 0.4 = 40% of the slots are high-only)",
+    )
+    queue_size: dict[Tier, int] = Field(
+        default_factory=lambda: {"high": 64, "normal": 32, "low": 16},
+        description="Bounded queue length per tier; a full queue sheds at once",
+    )
+    max_queue_wait_s: dict[Tier, float] = Field(
+        default_factory=lambda: {"high": 10.0, "normal": 5.0, "low": 2.0},
+        description="Longest wait in the queue (also bounded by the request deadline)",
+    )
+    deadline_header: str = Field(
+        "x-deadline-ms", description="Caller's deadline in ms; can only shorten limits.deadline_s"
+    )
+    pool_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="Concurrency limit per pool (onprem, sagemaker, fallback-public, "
+        "fallback-confidential); default: per_upstream_limit × upstreams, or SageMaker's "
+        "max_concurrency",
+    )
+    per_upstream_limit: int = Field(16, ge=1, description="Slots per on-prem upstream")
+    spill_wait_s: float = Field(
+        0.05, ge=0, description="Wait for a slot on a route before spilling to the next "
+        "allowed route (overflow, fallback); the last route queues instead",
+    )  # fmt: skip
+    drain_window_s: float = Field(10.0, gt=0, description="Window of the observed drain rate")
+    retry_after_min_s: int = Field(1, ge=1, description="Smallest Retry-After sent")
+    retry_after_max_s: int = Field(30, ge=1, description="Largest Retry-After sent")
+
+    @model_validator(mode="after")
+    def _check(self) -> AdmissionConfig:
+        if sum(self.reserved.values()) >= 1.0:
+            raise ValueError("reserved fractions must add up to less than 1")
+        if any(v < 0 for v in self.reserved.values()):
+            raise ValueError("reserved fractions must be >= 0")
+        if self.retry_after_min_s > self.retry_after_max_s:
+            raise ValueError("retry_after_min_s must be <= retry_after_max_s")
+        return self
+
+
+class RetryConfig(Strict):
+    """Config section `retry`."""
+
+    max_attempts: int = Field(3, ge=1, description="Attempts per request, the first included")
+    base_backoff_s: float = Field(0.025, gt=0, description="Backoff before the first retry")
+    max_backoff_s: float = Field(1.0, gt=0, description="Cap of the exponential backoff")
+    budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries allowed per request in the window (0.2 = 20%)"
+    )
+    budget_min_retries: int = Field(
+        3, ge=0, description="Floor: retries always allowed per window, however few requests"
+    )
+    budget_window_s: float = Field(10.0, gt=0, description="Sliding window of the budget")
+    budget_high_reserve: float = Field(
+        0.3, ge=0, lt=1, description="Share of the budget only high-tier retries may use "
+        "(like admission's reserved capacity: low/normal never spend the last 30%)",
+    )  # fmt: skip
+    max_retry_after_s: float = Field(
+        5.0, ge=0, description="Longest upstream Retry-After honoured by waiting (capped)"
+    )
+
+
+class BreakerConfig(Strict):
+    """Config section `breaker` (applies to every upstream)."""
+
+    consecutive_failures: int = Field(5, ge=1, description="Failures in a row that eject")
+    error_rate: float = Field(0.5, gt=0, le=1, description="Error share in the window that ejects")
+    min_requests: int = Field(
+        20, ge=1, description="Requests in the window before error_rate counts"
+    )
+    window_s: float = Field(10.0, gt=0, description="Window of the error rate")
+    base_ejection_s: float = Field(5.0, gt=0, description="First ejection; n-th lasts n × this")
+    max_ejection_s: float = Field(120.0, gt=0, description="Longest ejection")
+    half_open_probes: int = Field(1, ge=1, description="Concurrent probes while half-open")
+    forget_after_s: float = Field(
+        300.0, gt=0, description="Healthy time after which the ejection count resets"
+    )
+
+
+class CacheConfig(Strict):
+    """Config section `cache`."""
+
+    enabled: bool = Field(False, description="Use the Redis cache at all")
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    ttl_s: int = Field(300, ge=1, description="Time to live of a cached answer")
+    header: str = Field(
+        "x-edgepack-cache",
+        description="Request header: 'allow' caches a non-zero-temperature public request, "
+        "'bypass' skips the cache",
+    )
+    key_prefix: str = Field("edgepack:cache:v1:", description="Redis key prefix")
+    timeout_s: float = Field(0.05, gt=0, description="Redis connect/command timeout")
+    off_after_error_s: float = Field(1.0, ge=0, description="Cache off this long after an error")
+    max_entry_bytes: int = Field(1_000_000, ge=1, description="Larger answers are not stored")
+
+
+class DrainConfig(Strict):
+    """Config section `drain`."""
+
+    grace_period_s: float = Field(
+        25.0, ge=0, description="Longest wait for in-flight requests after SIGTERM "
+        "(keep it below the pod's terminationGracePeriodSeconds)",
+    )  # fmt: skip
+    linger_s: float = Field(
+        1.0, ge=0, description="Keep answering 503 at least this long after SIGTERM, so load "
+        "balancers see the router unready before it stops listening",
+    )  # fmt: skip
+    retry_after_s: int = Field(
+        2, ge=1, description="Retry-After on requests refused while draining"
+    )
 
 
 class RouterConfig(Strict):
@@ -177,13 +314,12 @@ class RouterConfig(Strict):
     policy: PolicyConfig = PolicyConfig()
     limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
-    # Resilience (issue 7): each section's defaults are documented in its module.
     admission: AdmissionConfig = AdmissionConfig()  # router/admission.py: tiers, queues
     retry: RetryConfig = RetryConfig()  # router/retry.py: backoff, retry budget
     breaker: BreakerConfig = BreakerConfig()  # router/breaker.py: outlier ejection
-    fallback: FallbackConfig = FallbackConfig()  # router/fallback.py
+    fallback: FallbackConfig = FallbackConfig()  # router/upstreams/fallback.py
     cache: CacheConfig = CacheConfig()  # router/cache.py: Redis, public + deterministic only
-    drain: DrainConfig = DrainConfig()  # router/drain.py: SIGTERM grace, SIGHUP reload
+    drain: DrainConfig = DrainConfig()  # router/drain.py, router/server.py: SIGTERM grace
 
 
 def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:

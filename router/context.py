@@ -1,7 +1,7 @@
 """What one request carries down the path classify → policy → admit → pick → call → respond.
 
 Every step reads and fills this object instead of passing a growing list of arguments;
-issue 7's steps (admission tier, retry count, cache key) add their fields here.
+a step that needs a field of its own (admission tier, retry count, cache key) adds it here.
 """
 
 from __future__ import annotations
@@ -48,13 +48,12 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     deadline: float = 0.0  # time.monotonic() value
     decision: Decision | None = None
-    route: str = ""  # onprem | sagemaker (issue 7 adds fallback | cache)
+    route: str = ""  # onprem | sagemaker | fallback | cache
     upstream: str = ""  # the upstream that answered (metrics label, logs)
     attempts: int = 0
-    tier: str = "normal"  # issue 7: X-Priority tier
-    routes: tuple[str, ...] = ()  # issue 7: the policy's routes that exist, in order
-    cache_key: str | None = None  # issue 7: set while this request may fill the cache
-    admission_slot: Any = None  # issue 7: held until the answer (or its stream) is done
+    tier: str = "normal"  # X-Priority tier (admission)
+    routes: tuple[str, ...] = ()  # the policy's routes that exist, in order
+    cache_key: str | None = None  # set while this request may fill the cache
     failed_upstreams: tuple[str, ...] = ()  # retries go elsewhere first (onprem.pick)
 
     def remaining(self) -> float:

@@ -18,6 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
+from pipeline.errors import UserError
+from pipeline.schema_io import load_model, read_yaml
+from router.app import build_app
+from router.config import RouterConfig
+from router.http_protocol import HttpProtocol
+from router.testing.openai_server import FakeOpenAI
+from router.testing.sagemaker_server import FakeSageMaker
+from router.testing.serve import ServerThread
+
 DIST_MODEL = Path("dist/sensitivity-minilm-cpu/onnx/model.int8.onnx")
 CONFIDENTIAL = "Refund card 4111 1111 1111 1111 for customer Jane Doe"
 PUBLIC = "Write a haiku about autumn leaves"
@@ -38,8 +49,6 @@ def _config(onprem_url: str, sagemaker_url: str, port: int) -> dict:
 
 def _emitted(path: Path, onprem_url: str, sagemaker_url: str) -> dict:
     """A build's deploy/router.yaml with its upstreams pointed at the local stand-ins."""
-    from pipeline.schema_io import read_yaml
-
     data = read_yaml(path)
     data["listen"] = {"host": "127.0.0.1", "port": 0}
     data["onprem"] = {**data["onprem"], "upstreams": [{"name": "gpu-local", "url": onprem_url}]}
@@ -52,8 +61,6 @@ def _emitted(path: Path, onprem_url: str, sagemaker_url: str) -> dict:
 def _endpoint(path: Path | None) -> str:
     if path is None:
         return "demo-endpoint"
-    from pipeline.schema_io import read_yaml
-
     return read_yaml(path).get("sagemaker", {}).get("endpoint_name", "demo-endpoint")
 
 
@@ -70,15 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for key, value in {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}.items():
         os.environ.setdefault(key, value)  # the SageMaker stand-in ignores signatures
-
-    from pipeline.schema_io import load_model
-    from router.app import build_app
-    from router.config import RouterConfig
-    from router.http_protocol import HttpProtocol
-    from router.testing.openai_server import FakeOpenAI
-    from router.testing.sagemaker_server import FakeSageMaker
-    from router.testing.serve import ServerThread
-
     onprem = ServerThread(FakeOpenAI(name="onprem-gpu", record=False)).start()
     endpoint = _endpoint(args.config)
     sagemaker = ServerThread(FakeSageMaker(endpoints=(endpoint,), record=False)).start()
@@ -112,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(url: str) -> int:
-    import httpx
-
     ok = True
     for text, route in ((CONFIDENTIAL, "onprem"), (PUBLIC, "sagemaker")):
         body = {"model": "demo", "messages": [{"role": "user", "content": text}]}
@@ -125,8 +121,6 @@ def _check(url: str) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline.errors import UserError
-
     try:
         sys.exit(main())
     except UserError as exc:  # e.g. --config names a missing or invalid file

@@ -4,7 +4,7 @@
     inside retry) → respond
 
 One parameterised handler serves /v1/chat/completions, /v1/completions and /invocations.
-Issue 7's steps plug in through `router.seams.Seams` (see its docstring); the policy's route
+The resilience steps plug in through `router.steps.Steps` (see its docstring); the policy's route
 list is the only set of routes any step may use, and `policy.allowed` is checked again right
 before each call, so no step can send a confidential request to the cloud.
 """
@@ -20,8 +20,8 @@ from router.config import RouterConfig
 from router.context import Api, RequestContext
 from router.errors import RouterError, no_route
 from router.metrics import RouterMetrics
-from router.seams import Seams
 from router.sensitivity.classifier import Classifier
+from router.steps import Steps
 from router.upstreams.base import Pool, UpstreamFailure, UpstreamReply
 
 LOG = logging.getLogger("edgepack.router")
@@ -32,7 +32,7 @@ class Handler:
     config: RouterConfig
     classifier: Classifier
     pools: dict[str, Pool]
-    seams: Seams
+    steps: Steps
     metrics: RouterMetrics
     in_flight: int = 0  # exported as edgepack_router_in_flight when scraped
 
@@ -45,7 +45,7 @@ class Handler:
         try:
             ctx: RequestContext | None = None
             try:
-                if self.seams.lifecycle.draining:
+                if self.steps.lifecycle.draining:
                     raise no_route("the router is shutting down", retry_after=1)
                 limits = self.config.limits
                 ctx = await ingress.parse(
@@ -73,7 +73,7 @@ class Handler:
             decision, self.config.policy, "sagemaker" in pools, "fallback" in pools
         )
         ctx.routes = tuple(r for r in routes if r in pools and pools[r].usable())
-        cache = self.seams.cache
+        cache = self.steps.cache
         cacheable = cache.active and not decision.confidential
         if cacheable:
             cached = await cache.lookup(ctx)
@@ -96,7 +96,7 @@ class Handler:
                 if not exc.retryable:
                     break
                 continue
-            if cacheable and reply.stream is None:
+            if cacheable:  # a stream is not kept, but its followers are released
                 await cache.store(ctx, reply)
             return reply
         raise _answer_for(failure, ctx)
@@ -104,11 +104,11 @@ class Handler:
     async def call(self, ctx: RequestContext, route: str, pool: Pool) -> UpstreamReply:
         """Admit, then pick + call inside the retry step. A stream keeps its admission slot
         until its last chunk: the slot's exit moves into the stream."""
-        admit = self.seams.admission.admit(ctx, route)
+        admit = self.steps.admission.admit(ctx, route)
         await admit.__aenter__()
         try:
             ctx.route = route
-            reply = await self.seams.retry.call(ctx, route, lambda: pool.send(ctx))
+            reply = await self.steps.retry.call(ctx, route, lambda: pool.send(ctx))
         except BaseException as exc:
             await admit.__aexit__(type(exc), exc, exc.__traceback__)
             raise

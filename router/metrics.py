@@ -24,7 +24,8 @@ from prometheus_client import values as client_values
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from router.workers import MULTIPROC_ENV
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where each worker writes its counts
+
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120,
@@ -101,7 +102,7 @@ class RouterMetrics:
             "edgepack_router_fallbacks", "Requests sent to the fallback pool",
             ["sensitivity"], registry=r,
         )  # fmt: skip
-        # Added with issue 7 (admission, breakers, drain): new names only.
+        # Admission, breakers, drain.
         self.queue_depth = Gauge(
             "edgepack_router_queue_depth", "Requests waiting for an admission slot",
             ["pool", "tier"], registry=r, multiprocess_mode="livesum",

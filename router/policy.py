@@ -22,7 +22,7 @@ def routes_for(
     decision: Decision, policy: PolicyConfig, have_sagemaker: bool, have_fallback: bool = False
 ) -> tuple[str, ...]:
     """Ordered routes allowed for `decision` (the first usable one is tried first).
-    The fallback route comes last; it keeps the class (router/fallback.py)."""
+    The fallback route comes last; it keeps the class (router/upstreams/fallback.py)."""
     return _primary_routes(decision, policy, have_sagemaker) + (
         (FALLBACK,) if have_fallback else ()
     )

@@ -37,12 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import values as client_values
+
+from router.metrics import MULTIPROC_ENV
+
 log = logging.getLogger("edgepack.router.workers")
 
 DRAIN, RELOAD, SERVING = b"d", b"r", b"s"
 RESTART_DELAY_S = 0.5  # a worker that dies right after it serves is not forked in a tight loop
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Run = Callable[[socket.socket, int, int], int]
 """A worker's body: serve on the socket, obey the control pipe (read end), write SERVING to
@@ -88,9 +91,10 @@ def share(config: Any, workers: int) -> Any:
 def supervise(workers: int, sock: socket.socket, run: Run) -> int:
     """Fork `workers` processes running `run` on `sock`, keep them running until told to
     stop; 0 if every worker drained cleanly."""
-    if "prometheus_client" in sys.modules:  # its value class is chosen at import
-        raise RuntimeError("prometheus_client was imported before the workers' metrics dir")
     metrics_dir, owned = _metrics_dir()
+    # prometheus_client picks its value class from the environment when first imported
+    # (here: before the dir was set); every metric is made in a worker, after this.
+    client_values.ValueClass = client_values.get_value_class()
     try:
         log.info("starting %d workers on %s", workers, sock.getsockname())
         return Supervisor(workers, sock, run, metrics_dir).run()

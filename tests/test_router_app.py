@@ -1,6 +1,6 @@
 """The router against real servers on 127.0.0.1: OpenAI-protocol test upstreams and the
 SageMaker test server driven by the real boto3 client (rules-only classifier here; the
-ONNX model has its own tests). The core path runs alone here (`Seams()`: one attempt,
+ONNX model has its own tests). The core path runs alone here (`Steps()`: one attempt,
 no admission/breakers/cache) so each answer is the core's; issue 7's tests cover those
 steps and tests/test_router_property.py runs the full wiring."""
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from router import logs
-from router.seams import Seams
+from router.steps import Steps
 from tests.fixtures.router_env import RouterEnv, chat
 
 CARD = "Please charge card 4111 1111 1111 1111 for the order."
@@ -24,7 +24,7 @@ PUBLIC = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    with RouterEnv.start(tmp_path_factory.mktemp("router"), seams=Seams()) as env:
+    with RouterEnv.start(tmp_path_factory.mktemp("router"), steps=Steps()) as env:
         yield env
 
 
@@ -172,10 +172,13 @@ def test_invocations_pass_body_and_content_type(env):
 
 
 def test_classify_endpoint_returns_labels_never_text(env):
+    started = time.perf_counter()
     r = env.client.post("/v1/classify", json={"text": "my email is jane.doe@gmail.com"})
+    took_ms = (time.perf_counter() - started) * 1000
     decision = r.json()
     assert decision["sensitivity"] == "confidential" and decision["reasons"] == ["email"]
-    assert "jane" not in r.text and decision["classifier_ms"] >= 0
+    assert "jane" not in r.text and set(decision) == {"sensitivity", "reasons", "classifier_ms"}
+    assert 0 < decision["classifier_ms"] <= took_ms  # its own time, within the request's
     r = env.client.post("/v1/classify", json=chat(PUBLIC))
     assert r.json()["sensitivity"] == "public" and r.json()["reasons"] == []
     assert env.client.post("/v1/classify", json={"foo": 1}).status_code == 400

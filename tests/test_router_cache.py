@@ -59,83 +59,17 @@ def test_only_public_deterministic_requests_are_cacheable():
 
 
 @needs_redis
-def test_hit_after_miss_and_ttl_expiry(redis_server):
+def test_get_after_put_and_ttl_expiry(redis_server):
     async def main():
-        cache, m = _cache(redis_server, ttl_s=1)
-        calls = 0
-
-        async def fetch():
-            nonlocal calls
-            calls += 1
-            return CachedResponse(200, "application/json", b'{"n": %d}' % calls)
-
-        first, hit1 = await cache.get_or_fetch("k1", fetch)
-        second, hit2 = await cache.get_or_fetch("k1", fetch)
-        assert (hit1, hit2) == (False, True) and first == second and calls == 1
+        cache, _ = _cache(redis_server, ttl_s=1)
+        value = CachedResponse(200, "application/json", b'{"n": 1}')
+        assert await cache.get("k1") is None
+        await cache.put("k1", value)
+        assert await cache.get("k1") == value
         ttl = redis_server.client().pttl("k1")
         assert 0 < ttl <= 1000
         await asyncio.sleep(1.2)
-        third, hit3 = await cache.get_or_fetch("k1", fetch)
-        assert not hit3 and third.body == b'{"n": 2}'
-        assert _count(m, "hit") == 1 and _count(m, "miss") == 2
-        await cache.close()
-
-    asyncio.run(main())
-
-
-@needs_redis
-def test_errors_are_not_cached(redis_server):
-    async def main():
-        cache, _ = _cache(redis_server)
-        bad = CachedResponse(503, "application/json", b"busy")
-        resp, hit = await cache.get_or_fetch("k2", lambda: _value(bad))
-        assert resp.status == 503 and not hit
-        assert redis_server.client().get("k2") is None
-        await cache.close()
-
-    asyncio.run(main())
-
-
-async def _value(v):
-    return v
-
-
-@needs_redis
-def test_single_flight_calls_upstream_once_for_a_burst(redis_server):
-    async def main():
-        cache, m = _cache(redis_server)
-        calls = 0
-
-        async def slow_fetch():
-            nonlocal calls
-            calls += 1
-            await asyncio.sleep(0.2)
-            return CachedResponse(200, "application/json", b"answer")
-
-        results = await asyncio.gather(*(cache.get_or_fetch("k3", slow_fetch) for _ in range(20)))
-        assert calls == 1
-        assert all(r.body == b"answer" for r, _ in results)
-        assert sum(not hit for _, hit in results) == 1
-        assert _count(m, "miss") == 1 and _count(m, "hit") == 19
-        await cache.close()
-
-    asyncio.run(main())
-
-
-@needs_redis
-def test_single_flight_shares_a_failure_and_recovers(redis_server):
-    async def main():
-        cache, _ = _cache(redis_server)
-
-        async def boom():
-            await asyncio.sleep(0.05)
-            raise RuntimeError("upstream broke")
-
-        res = await asyncio.gather(*(cache.get_or_fetch("k4", boom) for _ in range(3)),
-                                   return_exceptions=True)  # fmt: skip
-        assert all(isinstance(r, RuntimeError) for r in res)
-        ok, hit = await cache.get_or_fetch("k4", lambda: _value(CachedResponse(200, "t", b"x")))
-        assert ok.body == b"x" and not hit
+        assert await cache.get("k1") is None
         await cache.close()
 
     asyncio.run(main())
@@ -146,20 +80,12 @@ def test_redis_killed_mid_test_means_no_cache_not_an_error(redis_server):
     async def main():
         cache, m = _cache(redis_server, off_after_error_s=30)
         ok = CachedResponse(200, "application/json", b"v")
-        await cache.get_or_fetch("k5", lambda: _value(ok))
-        assert (await cache.get_or_fetch("k5", lambda: _value(ok)))[1]  # a hit
+        await cache.put("k5", ok)
+        assert await cache.get("k5") == ok
         redis_server.kill()
-        calls = 0
-
-        async def fetch():
-            nonlocal calls
-            calls += 1
-            return ok
-
         for _ in range(10):
-            resp, hit = await cache.get_or_fetch("k5", fetch)
-            assert resp.body == b"v" and not hit
-        assert calls == 10
+            assert await cache.get("k5") is None
+            await cache.put("k5", ok)
         assert _count(m, "error") == 1  # after one error the cache stays off, no timeout each time
         await cache.close()
 

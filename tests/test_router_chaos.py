@@ -70,7 +70,7 @@ def test_no_request_lost_retries_in_budget_nothing_confidential_in_the_cloud(tmp
         sm_calls = env.sagemaker.requests
         sm_bodies = list(env.sagemaker.bodies)
         onprem_calls = sum(f.requests for f in env.onprem)
-        breaker = env.app_state.seams.outlier.snapshot()
+        breaker = env.app_state.steps.outlier.snapshot()
         gpu0_healthy = m.registry.get_sample_value(  # as a scrape reads it
             "edgepack_router_upstream_healthy", {"pool": "onprem", "upstream": "gpu-0"}
         )

@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from router.drain import DrainConfig, DrainMiddleware, DrainState, Reloader
+from router.config import DrainConfig
+from router.drain import DrainMiddleware, DrainState
+from router.server import Reloader
 from tests.fixtures.ports import free_port
 from tests.fixtures.router_yaml import router_yaml
 from tests.fixtures.waiting import eventually
@@ -28,7 +30,9 @@ SERVER = textwrap.dedent(
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
-    from router.drain import DrainConfig, DrainState, Reloader, serve
+    from router.config import DrainConfig
+    from router.drain import DrainState
+    from router.server import Reloader, make_server
 
     state = DrainState(DrainConfig(grace_period_s=10, linger_s=0.3, retry_after_s=3))
     config = {"value": open(sys.argv[2]).read().strip()}
@@ -55,7 +59,7 @@ SERVER = textwrap.dedent(
     app = Starlette(routes=[Route("/slow", slow), Route("/readyz", readyz),
                             Route("/value", value), Route("/metrics", in_flight)])
     reloader = Reloader(load, lambda v: config.update(value=v))
-    sys.exit(serve(app, "127.0.0.1", int(sys.argv[1]), state, reloader=reloader))
+    make_server(app, "127.0.0.1", int(sys.argv[1]), state, reloader=reloader).run()
     """
 )
 

@@ -88,7 +88,7 @@ def test_scan_equals_the_full_scan_on_the_whole_data_set(clf: Classifier) -> Non
     differ = [t[:60] for t in texts if clf.scan([t]) != clf.scan_all([t])]
     assert differ == []
     assert clf.scan(texts) == clf.scan_all(texts)  # many texts in one request, too
-    assert clf._prefilter.fallbacks == 0
+    assert clf._prefilter.full_scans == 0
 
 
 def test_documented_behaviour_holds_through_the_fast_path(clf: Classifier) -> None:
@@ -133,10 +133,10 @@ def test_an_unknown_re2_result_runs_every_detector() -> None:
             return None
 
     pre = Prefilter(list(registry.all_detectors().values()))
-    assert pre.scan(["card 4111 1111 1111 1111"]) == ("card",) and pre.fallbacks == 0
+    assert pre.scan(["card 4111 1111 1111 1111"]) == ("card",) and pre.full_scans == 0
     pre.set = FailingSet()
     assert pre.scan(["card 4111 1111 1111 1111"]) == ("card",)
-    assert pre.fallbacks == 1
+    assert pre.full_scans == 1
 
 
 def test_lone_surrogates_and_long_texts_scan_like_the_full_scan(clf: Classifier) -> None:

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
 
-import botocore.exceptions
-import httpx
 import pytest
 
+from router.config import RetryConfig
 from router.context import Api, RequestContext
-from router.retry import (
-    RetryAborted,
-    RetryBudget,
-    RetryConfig,
-    RetrySeam,
-    UpstreamError,
-    call_with_retries,
-    classify,
-    full_jitter,
-    parse_retry_after,
-)
+from router.retry import RetryBudget, RetrySeam, full_jitter
+from router.upstreams.base import UpstreamFailure
 
 
 def test_full_jitter_stays_under_the_exponential_ceiling_and_spreads():
@@ -51,126 +40,95 @@ def test_budget_allows_ratio_of_requests_plus_floor_in_window():
     assert budget.try_spend()
 
 
-def test_classify_safe_and_unsafe_failures():
-    req = httpx.Request("POST", "http://127.0.0.1:1/")
-    assert classify(httpx.ConnectError("refused", request=req)).retryable
-    assert not classify(httpx.ReadTimeout("slow", request=req)).retryable
-    assert classify(UpstreamError(503, retry_after=2.0)).retry_after == 2.0
-    assert classify(UpstreamError(502)).retryable
-    assert not classify(UpstreamError(500)).retryable
-    assert not classify(UpstreamError(400)).retryable
-    assert not classify(ValueError("bug")).retryable
-
-    def client_error(code, original=None, status=400, retry_after=None):
-        headers = {"retry-after": retry_after} if retry_after else {}
-        resp = {
-            "Error": {"Code": code, "Message": "m"},
-            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers},
-        }
-        if original is not None:
-            resp["OriginalStatusCode"] = original
-        return botocore.exceptions.ClientError(resp, "InvokeEndpoint")
-
-    assert (
-        classify(client_error("ThrottlingException", status=400, retry_after="3")).retry_after == 3
-    )
-    assert classify(client_error("ModelNotReadyException", status=429)).retryable
-    assert classify(client_error("ModelError", original=503, status=424)).retryable
-    assert not classify(client_error("ModelError", original=500, status=424)).retryable
-    assert not classify(client_error("ValidationError")).retryable
-    assert classify(botocore.exceptions.EndpointConnectionError(endpoint_url="x")).retryable
+def _seam(**cfg) -> RetrySeam:
+    return RetrySeam(RetryConfig(**{"base_backoff_s": 0.001, "max_backoff_s": 0.002, **cfg}))
 
 
-def test_parse_retry_after_seconds_and_http_date():
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
-    when = email.utils.formatdate(time.time() + 20, usegmt=True)
-    assert 18 <= parse_retry_after(when) <= 20
-    assert parse_retry_after(email.utils.formatdate(0, usegmt=True)) == 0.0
+def _ctx(deadline_in: float = 10.0) -> RequestContext:
+    return RequestContext("id", Api.chat, b"", "application/json", "*/*", {},
+                          deadline=time.monotonic() + deadline_in)  # fmt: skip
 
 
-def _run(fn, cfg=None, budget=None, deadline_in=10.0, **kw):
-    cfg = cfg or RetryConfig(base_backoff_s=0.001, max_backoff_s=0.002)
-    budget = budget or RetryBudget(cfg)
-    sleeps: list[float] = []
+def _busy(retry_after: float | None = None) -> UpstreamFailure:
+    return UpstreamFailure(503, "upstream_busy", "gpu-0: busy", retryable=True,
+                           retry_after=retry_after, upstream="gpu-0")  # fmt: skip
 
-    async def fake_sleep(s):
-        sleeps.append(s)
 
-    coro = call_with_retries(fn, cfg=cfg, budget=budget, deadline=time.monotonic() + deadline_in,
-                             sleep=fake_sleep, **kw)  # fmt: skip
-    return asyncio.run(coro), sleeps
+def _call(seam: RetrySeam, attempt, ctx: RequestContext | None = None):
+    return asyncio.run(seam.call(ctx or _ctx(), "onprem", attempt))
 
 
 def test_retries_a_safe_failure_then_succeeds():
     calls = []
 
-    async def fn(attempt):
-        calls.append(attempt)
-        if attempt < 2:
-            raise UpstreamError(503)
+    async def attempt():
+        calls.append(1)
+        if len(calls) < 3:
+            raise _busy()
         return "ok"
 
-    result, sleeps = _run(fn)
-    assert result == "ok" and calls == [0, 1, 2] and len(sleeps) == 2
+    ctx = _ctx()
+    assert _call(_seam(), attempt, ctx) == "ok" and len(calls) == 3 and ctx.attempts == 3
 
 
-def test_does_not_retry_unsafe_failures_or_after_a_streamed_byte():
-    async def fails(attempt):
-        raise UpstreamError(500)
+def test_does_not_retry_unsafe_failures_nor_past_max_attempts():
+    unsafe = UpstreamFailure(500, "upstream_error", "boom", retryable=False)
+    for failure, tries in [(unsafe, 1), (_busy(), 3), (ValueError("a bug"), 1)]:
+        calls = []
 
-    with pytest.raises(RetryAborted) as e:
-        _run(fails)
-    assert e.value.reason == "not_retryable" and e.value.attempts == 1
+        async def attempt(failure=failure, calls=calls):
+            calls.append(1)
+            raise failure
 
-    async def busy(attempt):
-        raise UpstreamError(503)
-
-    with pytest.raises(RetryAborted) as e:
-        _run(busy, committed=lambda: True)
-    assert e.value.reason == "stream_started" and e.value.attempts == 1
+        with pytest.raises(type(failure)) as e:
+            _call(_seam(max_attempts=3), attempt)
+        assert e.value is failure and len(calls) == tries
 
 
 def test_honours_upstream_retry_after_and_the_deadline():
-    async def throttled(attempt):
-        if attempt == 0:
-            raise UpstreamError(503, retry_after=0.5)
-        return "ok"
+    def throttled_once():
+        calls = []
 
-    result, sleeps = _run(throttled)
-    assert result == "ok" and sleeps == [0.5]
-    with pytest.raises(RetryAborted) as e:  # waiting 0.5 s would pass the deadline
-        _run(throttled, deadline_in=0.3)
-    assert e.value.reason == "deadline"
-    cfg = RetryConfig(max_retry_after_s=0.2)
-    with pytest.raises(RetryAborted) as e:
-        _run(throttled, cfg=cfg)
-    assert e.value.reason == "retry_after_too_long"
+        async def attempt():
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                raise _busy(retry_after=0.3)
+            return "ok"
+
+        return attempt, calls
+
+    attempt, calls = throttled_once()
+    assert _call(_seam(), attempt) == "ok" and calls[1] - calls[0] >= 0.3
+    attempt, calls = throttled_once()  # waiting 0.3 s would pass the deadline
+    with pytest.raises(UpstreamFailure):
+        _call(_seam(), attempt, _ctx(deadline_in=0.2))
+    assert len(calls) == 1
+    attempt, calls = throttled_once()  # longer than it may wait
+    with pytest.raises(UpstreamFailure):
+        _call(_seam(max_retry_after_s=0.2), attempt)
+    assert len(calls) == 1
 
 
 def test_budget_stops_a_retry_storm():
-    cfg = RetryConfig(max_attempts=5, budget_ratio=0.2, budget_min_retries=1,
-                      base_backoff_s=0.001, max_backoff_s=0.001)  # fmt: skip
-    budget = RetryBudget(cfg)
+    seam = _seam(max_attempts=5, budget_ratio=0.2, budget_min_retries=1, max_backoff_s=0.001)
     upstream_calls = 0
-    exhausted = []
 
-    async def down(attempt):
+    async def down():
         nonlocal upstream_calls
         upstream_calls += 1
-        raise UpstreamError(503)
+        raise _busy()
 
     async def main():
+        spent = 0
         for _ in range(100):
-            with pytest.raises(RetryAborted):
-                await call_with_retries(
-                    down, cfg=cfg, budget=budget, deadline=time.monotonic() + 5,
-                    on_budget_exhausted=lambda: exhausted.append(1),
-                )  # fmt: skip
+            with pytest.raises(UpstreamFailure) as e:
+                await seam.call(_ctx(), "onprem", down)
+            spent += e.value.kind == "retry_budget_exhausted"
+        return spent
 
-    asyncio.run(main())
+    spent = asyncio.run(main())
     assert upstream_calls <= 100 * 1.2 + 1  # amplification bounded by the budget
-    assert upstream_calls > 100 and len(exhausted) > 50
+    assert upstream_calls > 100 and spent > 50
 
 
 def test_part_of_the_budget_is_kept_for_the_high_tier():
@@ -184,8 +142,6 @@ def test_part_of_the_budget_is_kept_for_the_high_tier():
 
 
 def test_a_safe_failure_without_budget_answers_503_retry_after():
-    from router.upstreams.base import UpstreamFailure
-
     seam = RetrySeam(RetryConfig(budget_ratio=0, budget_min_retries=0))
     calls = []
 

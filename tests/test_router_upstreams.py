@@ -16,7 +16,7 @@ import pytest
 from router.config import OnPremConfig, SageMakerConfig
 from router.context import Api, RequestContext
 from router.metrics import RouterMetrics
-from router.seams import NoOutlier
+from router.steps import NoOutlier
 from router.testing.openai_server import FakeOpenAI
 from router.testing.sagemaker_server import ERRORS, FakeSageMaker
 from router.testing.serve import ServerThread

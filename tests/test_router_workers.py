@@ -244,6 +244,8 @@ def test_workers_that_die_after_serving_are_replaced_at_a_bounded_rate():
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
+    started = proc.stderr.readline()  # the supervisor has imported the app and starts now
+    assert "starting 2 workers" in started, started
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 1  # its workers did not end cleanly

@@ -175,7 +175,7 @@ def main() -> None:
     headline(clf, texts, args.rounds, args.rev, args.rev_paths)
     per_detector(clf, texts, max(3, args.rounds // 3))
     long_text(clf, public, args.long_mb)
-    print(f"loadavg after: {common.loadavg()}; prefilter fallbacks: {clf._prefilter.fallbacks}")
+    print(f"loadavg after: {common.loadavg()}; prefilter full scans: {clf._prefilter.full_scans}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The router's own CPU per request, without sockets: the ASGI app called in-process with an
 upstream pool that answers at once. Separates the router's code from uvicorn/aiohttp/kernel
 costs and from the machine's load (CPU time, not wall time). After the warm-up, start-up
-objects are frozen out of the GC as the server does (router.drain.quiet_gc), so a full
+objects are frozen out of the GC as the server does (router.server.quiet_gc), so a full
 collection does not rescan them in the measured rounds. Variants, interleaved:
-production wiring (every step), core only (pass-through seams), core without the
+production wiring (the resilience steps), core only (pass-through steps), core without the
 per-request log line.
 
     .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile [--sort K]]
@@ -32,8 +32,8 @@ from pipeline.schema_io import load_model
 from router import logs
 from router.app import build_app
 from router.config import RouterConfig
-from router.drain import quiet_gc
-from router.seams import Seams
+from router.server import quiet_gc
+from router.steps import Steps
 from router.upstreams.base import UpstreamReply
 
 ANSWER = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}'
@@ -60,9 +60,9 @@ CONFIG = {
 }
 
 
-def app_for(seams: Seams | None):
+def app_for(steps: Steps | None):
     cfg = load_model(RouterConfig, Path("<bench>"), data=CONFIG)
-    return build_app(cfg, seams=seams, pools={"onprem": InstantPool()})
+    return build_app(cfg, steps=steps, pools={"onprem": InstantPool()})
 
 
 def baseline_app(tree: Path):
@@ -74,7 +74,7 @@ def baseline_app(tree: Path):
     pool.reply = mod("upstreams.base").UpstreamReply
     mod("logs").SINK = logs.SINK
     cfg = load_model(mod("config").RouterConfig, Path("<bench>"), data=CONFIG)
-    return mod("app").build_app(cfg, seams=None, pools={"onprem": pool})
+    return mod("app").build_app(cfg, pools={"onprem": pool})
 
 
 async def drive(app, payloads: list[bytes], n: int) -> float:
@@ -127,8 +127,8 @@ def main() -> int:
     logs.SINK = io.StringIO()  # request lines are built and batched, then dropped
     variants = {
         "production": app_for(None),
-        "core": app_for(Seams()),
-        "core-nolog": app_for(Seams()),
+        "core": app_for(Steps()),
+        "core-nolog": app_for(Steps()),
     }
     if args.rev:
         tree = common.checkout(args.rev, args.rev_paths)

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.deploy.spec import DeployConfig, Pool
+from pipeline.deploy.spec import DeployConfig, PoolSpec
 from pipeline.errors import StageFailed, UserError
+from router.config import load_config
 
 MODEL = "../onnx/model.int8.onnx"
 TOKENIZER = "../onnx/tokenizer.json"
 
 
-def _pool(pool: Pool) -> dict:
+def _pool(pool: PoolSpec) -> dict:
     return {"upstreams": [u.model_dump() for u in pool.upstreams]}
 
 
@@ -34,7 +35,7 @@ def _sagemaker(deploy: DeployConfig) -> dict:
 
 
 def _resilience(deploy: DeployConfig) -> dict:
-    """Issue 7's sections: tiers, fallback, cache, drain (the rest keep the router's defaults)."""
+    """Tiers, fallback, cache and drain (the other sections keep the router's defaults)."""
     sections: dict = {
         "admission": {
             "reserved": {t.name: t.reserved for t in deploy.tiers},
@@ -94,8 +95,6 @@ def render(config: dict, header: str) -> str:
 
 def validate(path: Path) -> object:
     """Load `path` with the router's own loader; a mismatch fails the build (schema drift)."""
-    from router.config import load_config
-
     try:
         config = load_config(path)
     except UserError as exc:

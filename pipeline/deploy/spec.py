@@ -2,30 +2,25 @@
 
 It states deployment intent (upstreams, SageMaker endpoint, tiers, sizes); the router
 stage turns it into router.yaml (checked by the router's own schema), Kubernetes
-manifests, a Dockerfile and monitoring files. Kept free of project imports so that
-pipeline/recipe.py can import it without a cycle.
+manifests, a Dockerfile and monitoring files. It reuses the router's strict base,
+patterns and tier names (router/config.py, a leaf), so the two schemas cannot drift apart.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from router.config import SAGEMAKER_ENDPOINT, UPSTREAM_NAME, Tier
+from router.config import Strict as DeployStrict
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-UPSTREAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 IMAGE_REF = r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$"
 CPU = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
 MEMORY = r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 _MEMORY_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _MEMORY_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-class DeployStrict(BaseModel):
-    """Same contract as the recipe's schemas: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def cpu_cores(quantity: str) -> float:
@@ -47,7 +42,7 @@ class Upstream(DeployStrict):
     weight: float = Field(1.0, gt=0)
 
 
-class Pool(DeployStrict):
+class PoolSpec(DeployStrict):
     upstreams: list[Upstream] = Field(min_length=1)
 
     @field_validator("upstreams")
@@ -60,7 +55,7 @@ class Pool(DeployStrict):
 
 
 class SageMakerTarget(DeployStrict):
-    endpoint: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length=63)
+    endpoint: str = Field(pattern=SAGEMAKER_ENDPOINT, max_length=63)
     region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$")
     variant: str | None = None
     inference_component: str | None = None
@@ -74,12 +69,12 @@ class SageMakerTarget(DeployStrict):
 class FallbackPools(DeployStrict):
     """Smaller models for a saturated or broken pool; each keeps its sensitivity class."""
 
-    confidential: Pool | None = Field(None, description="on-prem too: never the cloud")
-    public: Pool | None = None
+    confidential: PoolSpec | None = Field(None, description="on-prem too: never the cloud")
+    public: PoolSpec | None = None
 
 
-class Tier(DeployStrict):
-    name: Literal["high", "normal", "low"]
+class TierSpec(DeployStrict):
+    name: Tier
     reserved: float = Field(0.0, ge=0, lt=1, description="share of pool slots kept for this tier")
     queue: int = Field(64, ge=0, description="bounded queue length for this tier")
 
@@ -151,15 +146,15 @@ class DeployConfig(DeployStrict):
     listen_port: int = Field(8080, ge=1024, le=65535, description="non-root: no port < 1024")
     drain_grace_s: int = Field(20, ge=1, le=600, description="in-flight requests get this long")
     pre_stop_s: int = Field(5, ge=0, le=60, description="wait for endpoint removal first")
-    onprem: Pool
+    onprem: PoolSpec
     sagemaker: SageMakerTarget
     public_overflow_to_onprem: bool = True
     fallback: FallbackPools = FallbackPools()
-    tiers: list[Tier] = Field(
+    tiers: list[TierSpec] = Field(
         default_factory=lambda: [
-            Tier(name="high", reserved=0.4, queue=64),
-            Tier(name="normal", reserved=0.0, queue=64),
-            Tier(name="low", reserved=0.0, queue=16),
+            TierSpec(name="high", reserved=0.4, queue=64),
+            TierSpec(name="normal", reserved=0.0, queue=64),
+            TierSpec(name="low", reserved=0.0, queue=16),
         ]
     )
     cache: Cache | None = None
@@ -175,7 +170,7 @@ class DeployConfig(DeployStrict):
 
     @field_validator("tiers")
     @classmethod
-    def _tiers(cls, tiers: list[Tier]) -> list[Tier]:
+    def _tiers(cls, tiers: list[TierSpec]) -> list[TierSpec]:
         names = [t.name for t in tiers]
         if len(set(names)) != len(names):
             raise ValueError("tier names must be unique")

@@ -19,6 +19,7 @@ from router.sensitivity import registry
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
+from router.sensitivity.model import OnnxSensitivityModel
 from router.sensitivity.prefilter import Prefilter
 
 LOG = logging.getLogger("edgepack.router")
@@ -127,8 +128,6 @@ def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classi
     model = config.model
     if model is not None and model.enabled:
         try:
-            from router.sensitivity.model import OnnxSensitivityModel
-
             batcher = MicroBatcher(
                 OnnxSensitivityModel.load(model),
                 model.max_batch,

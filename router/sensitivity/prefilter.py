@@ -60,7 +60,7 @@ class Prefilter:
         self.long_patterns = [CANARY if COUNTED.search(p) else p for p in index]
         self.long_set = _compile(self.long_patterns, max_mem)
         self.everything = (1 << len(index)) - 1
-        self.fallbacks = 0  # passes whose result was unknown (all parts ran)
+        self.full_scans = 0  # passes whose result was unknown (all parts ran)
         self._plans: dict[int, tuple[tuple[int, Callable[[str], bool]], ...]] = {}
 
     def present(self, text: str, long: bool = False) -> int:
@@ -77,7 +77,7 @@ class Prefilter:
         data = text.encode("utf-8", "surrogatepass")
         found = (self.long_set if long or len(data) >= LONG else self.set).Match(data)
         if not found or 0 not in found:
-            self.fallbacks += 1
+            self.full_scans += 1
             return self.everything
         if len(found) == 1:  # the canary alone: most plain prompts
             return 1

@@ -1,7 +1,8 @@
 """Which detectors exist, in the order they run (cheap, precise ones first).
 
-Adding a detector = one module under detectors/ exporting `DETECTOR`, one line here, and
-its examples in tests/test_router_detectors.py.
+Adding a detector = one module under detectors/ exporting `DETECTOR`, its label in
+`router.config.DETECTORS` (where the config checks labels), and its examples in
+tests/test_router_detectors.py.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Protocol
 
-MODULES = (
-    "marker", "secret", "card", "iban", "ssn", "cn_id",
-    "bank_account", "passport", "health", "email", "phone",
-)  # fmt: skip
+from router.config import DETECTORS as MODULES
 
 
 class Recognizer(Protocol):

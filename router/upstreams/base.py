@@ -1,4 +1,4 @@
-"""The contract every pool keeps, so the handler (and issue 7's retry/fallback) treat them alike.
+"""The contract every pool keeps, so the handler, the retry step and the fallback treat them alike.
 
 A pool picks one of its upstreams and calls it (`send`). It answers with an `UpstreamReply`
 (status, headers, and either the whole body or an async byte stream that was already
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from router.context import RequestContext
+
+# Statuses that mean "the request did not run, or the upstream said not now": safe to repeat.
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
 @dataclass

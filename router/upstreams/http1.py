@@ -1,45 +1,13 @@
 """A small pooled HTTP/1.1 keep-alive client for the on-prem upstreams (asyncio + httptools).
 
-Why hand-written: the router's whole budget is 250 µs CPU per request, and aiohttp alone
-spent more. Client process CPU per request, POSTs at concurrency 16 on loopback to
-router.testing's OpenAI server (uvicorn+httptools, its own process), uvloop, medians of 5
-interleaved rounds of 3,000 requests, 2 shared cores (`.venv/bin/python
-benchmarks/router/servers.py --clients-only --rounds 5`; two runs, loadavg 1.1 → 2.1 and
-1.1 → 1.9): aiohttp 3.14 default session 326 / 310 µs; aiohttp tuned (DummyCookieJar,
-skip_auto_headers, one session-wide ClientTimeout, auto_decompress off) 305 / 337 µs, i.e.
-within the noise of the default; httpx 0.28 ~4,700 µs; this module 97 / 90 µs. A bare
-Protocol that writes a fixed request and waits for the end of the chunked answer (no
-parsing, no pool, no deadline) cost 50–66 µs in the same setup: the rest is the event loop
-and the syscalls, so this client adds ~25–30 µs of its own. aiohttp's per-request objects
-(request, response, timer, trace and cookie machinery) are the floor of its design, which
-tuning does not move; no well-kept library does a keep-alive POST at this cost. In the
-whole router (`servers.py --router-ab 8297841 --rounds 5`: `edgepack router` from HEAD
-and from HEAD with the aiohttp pool, wrk at c=16, 5 interleaved rounds of 3 s, the eval
-split's prompts; two runs, loadavg ~1.5), swapping only this pool's client took the router
-process from 1,046 / 1,046 to 622 / 680 µs CPU per request and from 846 / 649 to
-1,357 / 992 req/s.
+Why hand-written: the router's whole budget is 250 µs CPU per request, aiohttp alone
+spent more, and no well-kept library does a keep-alive POST at this cost; the measurements
+are in docs/decisions/001-hand-written-http1-client.md.
 
-Per request now (`benchmarks/router/client_ab.py`, which runs this module and the on-prem
-pool from a revision and from the working tree beside a bare Protocol): one write and ~1.07
-reads, the bare Protocol's syscalls exactly (strace -c); the pool used to add two getpid()
-per request, which `asyncio.get_running_loop()` makes on every call in CPython 3.11, so a
-pool asks for its loop once. User-space work, counted with valgrind over a fake transport
-(deterministic, unlike CPU time here): 57.9k instructions per exchange, bare Protocol
-11.8k: building the request ~13k, parsing and the callbacks ~27k (httptools' header
-callbacks alone ~14k). Measured and not taken: a flush that writes one loop pass's
-requests back to back (`servers.py --pin --router-ab`: the router's CPU per request within
-the noise, req/s 6-20% lower, p50 up: the extra pass costs latency); no header
-callbacks, the raw head searched for the one header the pool reads (108.0k vs 108.2k
-instructions per on-prem request: the lookup costs what the callbacks did).
-The time a py-spy of the router shows on the `transport.write` line is the loopback write
-syscall itself (perf trace: 8 µs at least, 35 µs on average under wrk, waking the upstream
-on the other core); a remote upstream behind a NIC does not charge the router for that.
-
-Deadlines: a timer per request costs too much here: `loop.call_at` + `cancel` 5 µs,
-`asyncio.timeout` 12 µs (uvloop, in-loop), and end to end a per-request `call_at` cost
-11 µs (91 vs 80 µs). So each pool keeps one `call_at` timer at the earliest deadline in
-flight; a request re-arms it only when its deadline is earlier (the router's deadlines
-mostly grow), and when it fires it expires what is due and re-arms for the next.
+Deadlines: a timer per request costs too much here, so each pool keeps one `call_at` timer
+at the earliest deadline in flight; a request re-arms it only when its deadline is earlier
+(the router's deadlines mostly grow), and when it fires it expires what is due and re-arms
+for the next.
 
 What this keeps is what the router needs: one origin per pool, a bounded number of
 connections reused newest-first, content-length request bodies, whole or streamed

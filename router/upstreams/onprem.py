@@ -4,15 +4,15 @@ Pick: weighted least-outstanding requests: the healthy upstream with the fewest 
 requests per unit of weight, ties broken at random. Health: an active check (GET
 `health.path`) every `interval_s` takes an upstream out after `unhealthy_after` failures
 and back after `healthy_after` successes; a failed request (connect error, 502/503/504)
-takes it out at once, so the checks are what probe it back in. Issue 7's breaker plugs in
+takes it out at once, so the checks are what probe it back in. The breaker plugs in
 as `outlier` (consulted at pick, told every result).
 
 HTTP client: router/upstreams/http1.py (one keep-alive pool per upstream, at most
 `max_connections` each), chosen by measurement: on loopback it spends about a third of
-aiohttp's CPU per request (figures in its docstring). Its errors map to the answers the
-router gives: no connection → 502 upstream_unreachable, deadline or connect timeout →
-504 upstream_timeout, closed mid-answer → 502 upstream_error, 5xx/429 → upstream_error
-with the upstream's Retry-After.
+aiohttp's CPU per request (docs/decisions/001-hand-written-http1-client.md). Its errors
+map to the answers the router gives: no connection → 502 upstream_unreachable, deadline
+or connect timeout → 504 upstream_timeout, closed mid-answer → 502 upstream_error,
+5xx/429 → upstream_error with the upstream's Retry-After.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from router import logs
 from router.config import OnPremConfig, OnPremUpstream
 from router.context import RequestContext
 from router.metrics import RouterMetrics
-from router.seams import Outlier
-from router.upstreams.base import UpstreamFailure, UpstreamReply
+from router.steps import Outlier
+from router.upstreams.base import RETRYABLE_STATUS, UpstreamFailure, UpstreamReply
 from router.upstreams.http1 import (
     ConnectError,
     ConnectTimeout,
@@ -41,7 +41,6 @@ from router.upstreams.http1 import (
 
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
 _COPIED = FORWARD_HEADERS[:-1]  # x-request-id is the router's own (kept or generated)
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
 @dataclass

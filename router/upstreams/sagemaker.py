@@ -4,7 +4,7 @@ boto3 is synchronous, so every call runs in a thread pool sized to `max_concurre
 botocore's connection pool (`max_pool_connections`) has the same size: no thread ever
 waits for a connection, no connection sits idle. Streams (InvokeEndpointWithResponseStream)
 are read in a pool thread and handed to the event loop chunk by chunk. botocore's own
-retries are off (one attempt): retrying is issue 7's retry step, inside its budget.
+retries are off (one attempt): retrying is the router's retry step, inside its budget.
 
 SageMaker's errors become HTTP answers (`map_client_error`); throttling and "not ready"
 are retryable, so a public request may overflow to on-prem when the policy allows.
@@ -21,7 +21,7 @@ from typing import Any
 from router.config import SageMakerConfig
 from router.context import RequestContext
 from router.metrics import RouterMetrics
-from router.upstreams.base import UpstreamFailure, UpstreamReply
+from router.upstreams.base import RETRYABLE_STATUS, UpstreamFailure, UpstreamReply
 
 # SageMaker error code → (HTTP status for the caller, retryable elsewhere)
 ERROR_MAP: dict[str, tuple[int, bool]] = {
@@ -34,7 +34,6 @@ ERROR_MAP: dict[str, tuple[int, bool]] = {
     "ModelStreamError": (502, False),
     "ValidationError": (400, False),
 }
-RETRYABLE_ORIGINAL = frozenset({429, 502, 503, 504})
 _DONE = object()
 
 
@@ -49,7 +48,7 @@ def map_client_error(response: dict[str, Any]) -> UpstreamFailure:
             return UpstreamFailure(
                 original, "model_error", f"{message} ({original})", retryable=False
             )
-        retryable = original in RETRYABLE_ORIGINAL
+        retryable = original in RETRYABLE_STATUS
         status = 503 if original in (429, 503) else 502
         return UpstreamFailure(
             status, "model_error", f"{message} ({original})", retryable=retryable

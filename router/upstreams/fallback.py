@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.upstreams.base import UpstreamFailure, UpstreamReply
+from router.upstreams.onprem import OnPremPool
 
 ROUTE = "fallback"
 
@@ -60,8 +61,6 @@ def build_fallback(config: Any, metrics: Any, outlier: Any) -> FallbackPool | No
     fb = getattr(config, "fallback", None)
     if fb is None or (fb.confidential is None and fb.public is None):
         return None
-    from router.upstreams.onprem import OnPremPool
-
     conf = OnPremPool(fb.confidential, metrics, outlier, name="fallback-confidential") if (
         fb.confidential is not None) else None  # fmt: skip
     pub = OnPremPool(fb.public, metrics, outlier, name="fallback-public") if (
