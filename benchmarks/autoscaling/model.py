@@ -59,8 +59,8 @@ def forecast(base: np.ndarray, f: Forecast) -> np.ndarray:
             parts.append(max(predict_linear(minutes, values, t, h * 60), 0.0))
         for season in f.seasons:
             p = SEASON_MIN[season]
-            _, later = _window(base, t - (p - h), w)
-            _, earlier = _window(base, t - p, w)
+            _, later = _window(base, t - (p - h), f.trend_min)
+            _, earlier = _window(base, t - p, f.trend_min)
             if len(later) and len(earlier):
                 parts.append(max(base[t] + later.mean() - earlier.mean(), 0.0))
         out[t] = max(parts)

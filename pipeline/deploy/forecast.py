@@ -4,9 +4,11 @@ A pod that starts when the rush arrives is late by its start-up time, so the sca
 a forecast instead of the present. Per namespace, for the request rate and the in-flight
 requests, the forecast is the largest of:
 - the present value (never scale below what is needed now),
-- a linear trend: `predict_linear` over `window_min` of the (Holt-Winters smoothed) series,
+- a linear trend: `predict_linear` over the last `trend_min` of the series, smoothed first
+  by Holt-Winters over `window_min` (a short fit reacts within minutes, the smoothing keeps
+  its noise from turning into pods),
 - per season (1d, 7d): now + how much the series rose over the next horizon one period ago,
-  both ends averaged over the same window (a linear stretch keeps its slope, noise cancels).
+  both ends averaged over the same `trend_min` (noise cancels, a step stays a step).
 The replica rule divides each forecast by what one pod serves, takes the larger, and
 bounds it by min/max replicas; the KEDA ScaledObject scales on that number (k8s.py).
 """
@@ -60,8 +62,8 @@ def series_rules(base: str, f: Forecast) -> list[dict]:
     for season in f.seasons:
         period = SEASON_MIN[season]
         rise = (
-            f"avg_over_time({base}[{window}] offset {period - horizon}m)\n"
-            f"- avg_over_time({base}[{window}] offset {period}m)"
+            f"avg_over_time({base}[{f.trend_min}m] offset {period - horizon}m)\n"
+            f"- avg_over_time({base}[{f.trend_min}m] offset {period}m)"
         )
         name = f"{base}_seasonal{season}_{horizon}m"
         rules.append(_record(name, f"clamp_min(\n{base}\n+ ({rise}), 0)"))

@@ -113,10 +113,10 @@ class Forecast(DeployStrict):
     horizon_min: int = Field(
         15, ge=1, le=120, description="minutes ahead: more than pod start-up + scaling delay"
     )
-    window_min: int = Field(
-        30, ge=5, le=360, description="history smoothed, and averaged for the seasonal term"
+    window_min: int = Field(30, ge=5, le=360, description="history Holt-Winters smooths")
+    trend_min: int = Field(
+        5, ge=2, le=360, description="history the trend is fitted on and seasons averaged over"
     )
-    trend_min: int = Field(5, ge=2, le=360, description="history the linear trend is fitted on")
     smoothing: Literal["holt_winters", "double_exponential_smoothing", "none"] = Field(
         "holt_winters",
         description="Prometheus 2: holt_winters; Prometheus 3: double_exponential_smoothing "
