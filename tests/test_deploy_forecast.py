@@ -251,7 +251,9 @@ def test_scaled_object_is_the_default_and_validates_against_keda_crd(deploy, ked
     trigger = next(t for t in spec["triggers"] if t["type"] == "prometheus")
     assert set(trigger["metadata"]) <= KEDA_PROMETHEUS_KEYS
     assert trigger["metricType"] == "AverageValue" and trigger["metadata"]["threshold"] == "1"
-    recorded = {r["record"] for r in forecast.recording_rules(deploy.autoscaling)["groups"][0]["rules"]}  # noqa: E501
+    recorded = {
+        r["record"] for r in forecast.recording_rules(deploy.autoscaling)["groups"][0]["rules"]
+    }
     rule = forecast.replicas_name(deploy.autoscaling.forecast)
     assert rule in recorded and rule in trigger["metadata"]["query"]
     assert 'namespace="llm-apps"' in trigger["metadata"]["query"]
@@ -293,7 +295,9 @@ def test_prometheus_3_spelling_of_holt_winters(deploy):
     needs no feature flag. The promtool here is Prometheus 2 and knows only holt_winters."""
     f = deploy.autoscaling.forecast
     for smoothing in ("double_exponential_smoothing", "none"):
-        a = deploy.autoscaling.model_copy(update={"forecast": f.model_copy(update={"smoothing": smoothing})})  # noqa: E501
+        a = deploy.autoscaling.model_copy(
+            update={"forecast": f.model_copy(update={"smoothing": smoothing})}
+        )
         text = yaml.safe_dump(forecast.recording_rules(a))
         assert ("holt_winters" in text) is False
         assert ("double_exponential_smoothing(" in text) is (smoothing != "none")

@@ -19,9 +19,9 @@ import json
 import math
 from pathlib import Path
 
+import model
 import numpy as np
 
-import model
 from pipeline.recipe import load_recipe
 
 HERE = Path(__file__).resolve().parent
@@ -136,7 +136,7 @@ def plot(rate: np.ndarray, curves: dict, startup: int, path: Path) -> None:
 
     hours = np.arange(DAY) / 60
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [2, 1, 1]})
-    for ax, (lo, hi) in zip(axes, [(0, 24), (6, 11), (14.75, 17)], strict=True):
+    for ax, (lo, hi) in zip(axes, [(0, 24), (6, 11), (14.8, 15.6)], strict=True):
         m = (hours >= lo) & (hours <= hi)
         ax.plot(hours[m], rate[DAY:][m], color="black", lw=1, label="demand (req/s)")
         for name, color in (("reactive", "tab:red"), ("forecast", "tab:blue")):

@@ -225,7 +225,7 @@ def autoscaler(deploy: DeployConfig, recipe: str) -> tuple[str, str, dict]:
         rule = forecast.replicas_name(a.forecast)
         return (
             "50-scaledobject.yaml",
-            f"Needs KEDA >= {MIN_KEDA} and Prometheus with deploy/prometheus/forecast.yaml loaded.\n"
+            f"Needs KEDA >= {MIN_KEDA}, and Prometheus loading prometheus/forecast.yaml.\n"
             f"Scales to {rule}: the load forecast {a.forecast.horizon_min} min ahead\n"
             f"divided by what one pod serves ({a.requests_per_pod:g} req/s"
             + (f", {a.in_flight_per_pod:g} in flight" if a.in_flight_per_pod else "")
