@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.deploy import forecast, k8s, prometheus
+from pipeline.deploy import forecast, grafana, k8s, prometheus
 from pipeline.deploy.spec import Autoscaling, DeployConfig
 from pipeline.recipe import load_recipe
 from router.metrics import RouterMetrics
@@ -300,3 +300,15 @@ def test_prometheus_3_spelling_of_holt_winters(deploy):
         text = yaml.safe_dump(forecast.recording_rules(a))
         assert ("holt_winters" in text) is False
         assert ("double_exponential_smoothing(" in text) is (smoothing != "none")
+
+
+def test_dashboard_reads_the_recorded_forecasts(scaling):
+    """The dashboard's forecast panels select recorded names by a horizon-free pattern;
+    each pattern matches a rule forecast.yaml records."""
+    recorded = {r["record"] for r in forecast.recording_rules(scaling)["groups"][0]["rules"]}
+    exprs = " ".join(t["expr"] for p in grafana.dashboard("x")["panels"] for t in p["targets"])
+    patterns = re.findall(r'__name__=~"([^"]+)"', exprs)
+    assert len(patterns) == 2
+    for pattern in patterns:
+        assert [name for name in recorded if re.fullmatch(pattern, name)], pattern
+    assert forecast.REQUESTS in exprs

@@ -22,6 +22,8 @@ INTERVAL = "1m"
 """The group's evaluation interval: smoothing factors and windows count samples of it."""
 REQUESTS = f"{BY}:edgepack_router_requests:rate2m"
 IN_FLIGHT = f"{BY}:edgepack_router_in_flight:sum"
+REPLICAS = f"{BY}:edgepack_router_replicas:forecast"
+"""Recorded names end in the horizon: `<REPLICAS>15m`, `<REQUESTS>_forecast15m`."""
 SEASON_MIN = {"1d": 24 * 60, "7d": 7 * 24 * 60}
 
 
@@ -30,7 +32,7 @@ def forecast_name(base: str, f: Forecast) -> str:
 
 
 def replicas_name(f: Forecast) -> str:
-    return f"{BY}:edgepack_router_replicas:forecast{f.horizon_min}m"
+    return f"{REPLICAS}{f.horizon_min}m"
 
 
 def _record(name: str, expr: str) -> dict:
