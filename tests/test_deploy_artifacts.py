@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.deploy import dockerfile, grafana, k8s, prometheus, router_config
+from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config
 from pipeline.deploy.spec import DeployConfig
 from pipeline.errors import UserError
 from pipeline.recipe import load_recipe
@@ -86,6 +86,9 @@ def _bad_recipe(tmp_path: Path, edit) -> Path:
         (lambda d: d["tiers"][1].update(reserved=0.7), "reserved shares must sum to less than 1"),
         (lambda d: d.update(listen_port=80), "deploy.listen_port"),
         (lambda d: d["sagemaker"].update(regoin="x"), "deploy.sagemaker.regoin: unknown key"),
+        (lambda d: d["autoscaling"].update(scaler="vpa"), "deploy.autoscaling.scaler"),
+        (lambda d: d["autoscaling"]["forecast"].update(seasons=["1h"]),
+         "deploy.autoscaling.forecast.seasons.0"),
     ],
 )  # fmt: skip
 def test_bad_deploy_section_is_one_line_naming_file_and_field(tmp_path, edit, expected):
@@ -113,7 +116,11 @@ def test_bad_deploy_section_cli_exits_2_without_traceback(tmp_path):
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
 def test_manifests_validate_against_kubernetes_schemas(manifests, version):
+    """Built-in kinds; the KEDA ScaledObject is checked against KEDA's CRD schema in
+    test_deploy_forecast.py."""
     for name, resource in manifests.items():
+        if resource["apiVersion"].startswith("keda.sh/"):
+            continue
         kubernetes_validate.validate(resource, version, strict=True), name
 
 
@@ -162,7 +169,7 @@ def test_configmap_holds_router_yaml_and_is_mounted(manifests, config_text, depl
 def test_service_and_hpa(manifests, deploy, recipe, config_text):
     svc = manifests["40-service.yaml"]
     assert svc["spec"]["ports"][0]["targetPort"] == "router"
-    hpa = manifests["50-hpa.yaml"]["spec"]
+    hpa = k8s.hpa(deploy, recipe.name)["spec"]
     kinds = {m["type"]: m for m in hpa["metrics"]}
     assert kinds["Resource"]["resource"]["target"]["averageUtilization"] == 70
     assert kinds["Pods"]["pods"]["metric"]["name"] == "edgepack_router_in_flight"
@@ -185,7 +192,9 @@ def _exposed_names() -> set[str]:
 
 
 def _used_names(text: str) -> set[str]:
-    return set(re.findall(r"\bedgepack_router_[a-z_]+", text))
+    """Scraped names; recorded ones (`namespace:edgepack_router_…`) are checked against
+    forecast.yaml in test_deploy_forecast.py."""
+    return set(re.findall(r"(?<![:\w])edgepack_router_[a-z_]+", text))
 
 
 def test_alerts_and_dashboard_use_only_real_metric_names(deploy):
@@ -292,11 +301,14 @@ def test_scrape_config_passes_promtool(tmp_path, deploy):
     local["scrape_configs"][0]["static_configs"] = [{"targets": ["127.0.0.1:8080"]}]
     (tmp_path / "scrape.yaml").write_text(yaml.safe_dump(local))
     (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(prometheus.alert_rules(deploy)))
+    rules = forecast.recording_rules(deploy.autoscaling)
+    (tmp_path / "forecast.yaml").write_text(yaml.safe_dump(rules))
     proc = subprocess.run(
         [PROMTOOL, "check", "config", str(tmp_path / "scrape.yaml")], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS: 9 rules found" in proc.stdout
+    assert f"SUCCESS: {len(rules['groups'][0]['rules'])} rules found" in proc.stdout
 
 
 # --- Grafana -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Grafana dashboard for the router: traffic, latency, pressure, breakers, cache.
+"""Grafana dashboard for the router: traffic, latency, pressure, breakers, cache, forecast.
 
 Panels are declared as (title, kind, queries) rows and laid out on Grafana's 24-column
 grid; every query uses only metric names from router/metrics.py (tests check that and
@@ -8,6 +8,9 @@ parse each query with promtool).
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from pipeline.deploy.forecast import BY, REPLICAS, REQUESTS
+from pipeline.deploy.prometheus import JOB
 
 NS = '{namespace=~"$namespace"}'
 RATE = "$__rate_interval"
@@ -19,6 +22,11 @@ def _sel(extra: str = "") -> str:
 
 HIT = _sel('result="hit"')
 LOOKUP = _sel('result=~"hit|miss"')
+
+
+def _recorded(prefix: str) -> str:
+    """A forecast rule whatever the recipe's horizon (its name ends in `<N>m`)."""
+    return f'{{__name__=~"{prefix}[0-9]+m",{BY}=~"$namespace"}}'
 
 
 def _quantile(q: float, metric: str, by: str) -> str:
@@ -95,6 +103,12 @@ PANELS: list[Panel] = [
           [("{{sensitivity}}",
             f"sum by (sensitivity) (rate(edgepack_router_fallbacks_total{NS}[{RATE}]))")],
           "reqps"),
+    Panel("Request rate: now and forecast (prometheus/forecast.yaml)", "timeseries",
+          [("now", f"sum({REQUESTS}{NS})"),
+           ("forecast", f"sum({_recorded(REQUESTS + '_forecast')})")], "reqps"),
+    Panel("Replicas: the forecast asks, routers answering", "timeseries",
+          [("forecast", f"sum({_recorded(REPLICAS)})"),
+           ("routers up", f'sum(up{{job="{JOB}",{BY}=~"$namespace"}})')]),
 ]  # fmt: skip
 
 

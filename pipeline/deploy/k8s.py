@@ -12,9 +12,12 @@ import hashlib
 
 import yaml
 
+from pipeline.deploy import forecast
 from pipeline.deploy.spec import DeployConfig, Resources
 
 MIN_KUBERNETES = "1.29"
+MIN_KEDA = "2.17"
+"""The ScaledObject's `fallback.behavior` first appears in KEDA 2.17."""
 CONFIG_DIR = "/app/deploy"
 """Where the ConfigMap is mounted; the image keeps its model in /app/onnx beside it."""
 UID = 10001
@@ -126,6 +129,13 @@ def deployment(deploy: DeployConfig, recipe: str, config_text: str) -> dict:
     }
 
 
+def _scale_target(deploy: DeployConfig) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy.app.name}
+
+
+SCALE_DOWN = {"scaleDown": {"stabilizationWindowSeconds": 300}}
+
+
 def hpa(deploy: DeployConfig, recipe: str) -> dict:
     metrics: list[dict] = [
         {
@@ -157,17 +167,77 @@ def hpa(deploy: DeployConfig, recipe: str) -> dict:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _meta(deploy, deploy.app.name, recipe),
         "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": deploy.app.name,
-            },
+            "scaleTargetRef": _scale_target(deploy),
             "minReplicas": deploy.autoscaling.min_replicas,
             "maxReplicas": deploy.autoscaling.max_replicas,
             "metrics": metrics,
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+            "behavior": SCALE_DOWN,
         },
     }
+
+
+def scaled_object(deploy: DeployConfig, recipe: str) -> dict:
+    """KEDA scales to the forecast replica rule (threshold 1: one pod per forecast pod);
+    CPU stays as a reactive floor, and a failing Prometheus keeps at least `replicas`."""
+    a = deploy.autoscaling
+    rule = forecast.replicas_name(a.forecast)
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta(deploy, deploy.app.name, recipe),
+        "spec": {
+            "scaleTargetRef": _scale_target(deploy),
+            "pollingInterval": 15,
+            "minReplicaCount": a.min_replicas,
+            "maxReplicaCount": a.max_replicas,
+            "fallback": {
+                "failureThreshold": 3,
+                "replicas": deploy.replicas,
+                "behavior": "currentReplicasIfHigher",
+            },
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": SCALE_DOWN}},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "name": "forecast",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": a.prometheus_url,
+                        "query": f'max({rule}{{namespace="{deploy.namespace}"}})',
+                        "threshold": "1",
+                        "ignoreNullValues": "false",
+                    },
+                },
+                {
+                    "type": "cpu",
+                    "metricType": "Utilization",
+                    "metadata": {"value": str(a.cpu_utilization)},
+                },
+            ],
+        },
+    }
+
+
+def autoscaler(deploy: DeployConfig, recipe: str) -> tuple[str, str, dict]:
+    """File name, header and resource of the scaler the recipe chose."""
+    a = deploy.autoscaling
+    if a.scaler == "keda":
+        rule = forecast.replicas_name(a.forecast)
+        return (
+            "50-scaledobject.yaml",
+            f"Needs KEDA >= {MIN_KEDA}, and Prometheus loading prometheus/forecast.yaml.\n"
+            f"Scales to {rule}: the load forecast {a.forecast.horizon_min} min ahead\n"
+            f"divided by what one pod serves ({a.requests_per_pod:g} req/s"
+            + (f", {a.in_flight_per_pod:g} in flight" if a.in_flight_per_pod else "")
+            + "). Without KEDA: deploy.autoscaling.scaler: hpa.",
+            scaled_object(deploy, recipe),
+        )
+    return (
+        "50-hpa.yaml",
+        "Scales on CPU; the optional Pods metric edgepack_router_in_flight needs a\n"
+        "custom-metrics adapter (e.g. prometheus-adapter) exposing that gauge per pod.",
+        hpa(deploy, recipe),
+    )
 
 
 def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, tuple[str, dict]]:
@@ -181,6 +251,7 @@ def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, 
         f"{deploy.app.shutdown_s}s + router preStop {deploy.pre_stop_s}s + drain "
         f"{deploy.drain_grace_s}s + 5s slack"
     )
+    scaler_file, scaler_header, scaler = autoscaler(deploy, recipe)
     return {
         "00-namespace.yaml": (
             "",
@@ -225,11 +296,7 @@ def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, 
                 },
             },
         ),
-        "50-hpa.yaml": (
-            "Scales on CPU; the optional Pods metric edgepack_router_in_flight needs a\n"
-            "custom-metrics adapter (e.g. prometheus-adapter) exposing that gauge per pod.",
-            hpa(deploy, recipe),
-        ),
+        scaler_file: (scaler_header, scaler),
         "60-pdb.yaml": (
             "Keeps one pod serving during voluntary disruptions.",
             {

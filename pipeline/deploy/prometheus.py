@@ -12,6 +12,7 @@ import yaml
 from pipeline.deploy.spec import DeployConfig
 
 JOB = "edgepack-router"
+RULE_FILES = ("alerts.yaml", "forecast.yaml")
 BY = "namespace"
 """Alerts aggregate over a namespace's router pods (the scrape config adds the label)."""
 
@@ -98,7 +99,7 @@ def scrape_config(deploy: DeployConfig) -> dict:
     ]
     return {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
-        "rule_files": ["alerts.yaml"],
+        "rule_files": list(RULE_FILES),
         "scrape_configs": [
             {
                 "job_name": JOB,

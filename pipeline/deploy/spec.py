@@ -102,13 +102,48 @@ class Resources(DeployStrict):
         return self
 
 
+class Forecast(DeployStrict):
+    """How the Prometheus recording rules forecast load (pipeline/deploy/forecast.py)."""
+
+    horizon_min: int = Field(
+        15, ge=1, le=120, description="minutes ahead: more than pod start-up + scaling delay"
+    )
+    window_min: int = Field(30, ge=5, le=360, description="history Holt-Winters smooths")
+    trend_min: int = Field(
+        5, ge=2, le=360, description="history the trend is fitted on and seasons averaged over"
+    )
+    smoothing: Literal["holt_winters", "double_exponential_smoothing", "none"] = Field(
+        "holt_winters",
+        description="Prometheus 2: holt_winters; Prometheus 3: double_exponential_smoothing "
+        "(needs --enable-feature=promql-experimental-functions) or none",
+    )
+    smoothing_factor: float = Field(0.7, gt=0, lt=1)
+    trend_factor: float = Field(0.3, gt=0, lt=1)
+    seasons: list[Literal["1d", "7d"]] = Field(
+        default_factory=lambda: ["1d"],
+        description="periods whose last cycle's change over the horizon is added",
+    )
+
+
 class Autoscaling(DeployStrict):
+    scaler: Literal["keda", "hpa"] = Field(
+        "keda", description="keda: ScaledObject on the forecast; hpa: reactive, no KEDA needed"
+    )
     min_replicas: int = Field(2, ge=1)
     max_replicas: int = Field(10, ge=1)
     cpu_utilization: int = Field(70, ge=1, le=100, description="target % of requested CPU")
-    in_flight_per_pod: float | None = Field(
-        None, gt=0, description="optional custom-metric target (needs prometheus-adapter)"
+    requests_per_pod: float = Field(
+        200, gt=0, description="req/s one pod serves at its target load (benchmarks/router)"
     )
+    in_flight_per_pod: float | None = Field(
+        None, gt=0, description="in-flight requests one pod holds at its target load"
+    )
+    prometheus_url: str = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="where KEDA queries the forecast",
+    )
+    forecast: Forecast = Forecast()
 
     @model_validator(mode="after")
     def _ordered(self) -> Autoscaling:

@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from pipeline.deploy import dockerfile, grafana, k8s, prometheus, router_config
+from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config
 from pipeline.deploy.dockerfile import ROUTER_REQUIREMENTS
 from pipeline.errors import StageFailed
 from pipeline.stage import Stage, StageContext
@@ -27,13 +27,22 @@ README = """\
 - `k8s/`: `kubectl apply -f deploy/k8s/` (Kubernetes >= {kube}: native sidecar).
 - `Dockerfile`: `docker build -f deploy/Dockerfile --build-context edgepack-src=<edgepack
   checkout> -t {image} .` from the bundle root (not built by the pipeline: no Docker there).
-- `prometheus/alerts.yaml` + `prometheus/scrape.yaml`; `grafana/dashboard.json`.
+- `prometheus/alerts.yaml`, `prometheus/forecast.yaml` (load forecast recording rules)
+  and `prometheus/scrape.yaml` (loads both); `grafana/dashboard.json`.
+- Autoscaling: {scaler}
 
 Shutdown: the app container stops first, then the router waits `pre_stop_s`, turns unready
 and drains in-flight requests for up to `drain_grace_s`; terminationGracePeriodSeconds
 covers all three. Requests longer than the drain grace are cut: raise `drain_grace_s` for
 long generations.
 """
+
+
+SCALERS = {
+    "keda": "`k8s/{file}`, a KEDA (>= {keda}) ScaledObject on the forecast replica rule\n"
+    "  of `prometheus/forecast.yaml` (Prometheus must load it); CPU as a reactive floor.",
+    "hpa": "`k8s/{file}`, a reactive HorizontalPodAutoscaler (CPU, in-flight); no KEDA.",
+}
 
 
 def classifier_files(ctx: StageContext) -> list[str]:
@@ -100,12 +109,18 @@ def run(ctx: StageContext) -> dict:
     write(out / "requirements.txt", dockerfile.requirements())
     rules = prometheus.alert_rules(deploy)
     write(out / "prometheus" / "alerts.yaml", prometheus.render(rules, "Router alert rules."))
+    forecasts = forecast.recording_rules(deploy.autoscaling)
+    header = f"Router load forecast {deploy.autoscaling.forecast.horizon_min} min ahead."
+    write(out / "prometheus" / "forecast.yaml", prometheus.render(forecasts, header))
     scrape = prometheus.render(prometheus.scrape_config(deploy), "Scrapes the router Service.")
     write(out / "prometheus" / "scrape.yaml", scrape)
     write(out / "grafana" / "dashboard.json", json.dumps(grafana.dashboard(recipe.name), indent=2))
-    write(
-        out / "README.md", README.format(bundle=bundle, kube=k8s.MIN_KUBERNETES, image=deploy.image)
+    scaler_file = k8s.autoscaler(deploy, recipe.name)[0]
+    scaler = SCALERS[deploy.autoscaling.scaler].format(file=scaler_file, keda=k8s.MIN_KEDA)
+    readme = README.format(
+        bundle=bundle, kube=k8s.MIN_KUBERNETES, image=deploy.image, scaler=scaler
     )
+    write(out / "README.md", readme)
     ctx.note(
         f"deploy/: router.yaml, k8s (Kubernetes >= {k8s.MIN_KUBERNETES}), Dockerfile (not built)"
     )
@@ -115,6 +130,7 @@ def run(ctx: StageContext) -> dict:
         "termination_grace_s": deploy.termination_grace_s,
         "onprem_upstreams": len(deploy.onprem.upstreams),
         "alerts": len(rules["groups"][0]["rules"]),
+        "scaler": scaler_file,
         "dashboard_panels": len(grafana.PANELS),
         "classifier_files": files,
     }
@@ -129,7 +145,8 @@ STAGE = Stage(
     packages=ROUTER_REQUIREMENTS,
     modules=(
         "pipeline.deploy.spec", "pipeline.deploy.router_config", "pipeline.deploy.k8s",
-        "pipeline.deploy.dockerfile", "pipeline.deploy.prometheus", "pipeline.deploy.grafana",
+        "pipeline.deploy.dockerfile", "pipeline.deploy.prometheus", "pipeline.deploy.forecast",
+        "pipeline.deploy.grafana",
         "router.config", "router.metrics", "router.admission", "router.breaker", "router.cache",
         "router.drain", "router.retry",
     ),
