@@ -9,6 +9,7 @@ patterns and tier names (router/config.py, a leaf), so the two schemas cannot dr
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
