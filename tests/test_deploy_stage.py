@@ -223,9 +223,10 @@ def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
         assert answer.headers["x-sensitivity"] == "confidential"
 
 
-OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
-"""Imported only because this venv has them: uvicorn's ws/reload and brotli are
-import-if-present; setuptools' `_distutils_hack` loads from a .pth at interpreter start."""
+OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools", "sniffio"}
+"""Imported only because this venv has them: uvicorn's ws/reload, brotli and anyio's sniffio
+(present for the openai SDK of the dev extra) are import-if-present; setuptools'
+`_distutils_hack` loads from a .pth at interpreter start."""
 
 IMPORT_PROBE = """
 import json, os, sys, threading, time, urllib.request
