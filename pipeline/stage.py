@@ -1,9 +1,10 @@
 """What a stage is: a function of declared inputs that fills one output folder.
 
 A stage never reads anything it did not declare: the runner hashes exactly the declared
-recipe fields, target fields, data splits, upstream outputs, package versions and the
-stage's own source into its cache key. Files whose name starts with `_` stay in the
-cache (private to later stages); everything else is copied into `dist/`.
+recipe fields, target fields, data splits, upstream outputs and package versions into its
+cache key, with every project file that the module defining `run` imports (see
+code_closure.py), so its code needs no declaration. Files whose name starts with `_`
+stay in the cache (private to later stages); everything else is copied into `dist/`.
 """
 
 from __future__ import annotations
@@ -43,5 +44,3 @@ class Stage:
     target_fields: tuple[str, ...] = ()
     data_splits: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
-    modules: tuple[str, ...] = ()
-    """Extra project modules whose source is part of the key (the stage's own always is)."""

@@ -115,14 +115,4 @@ STAGE = Stage(
         "onnx_max_opset",
     ),
     packages=("tensorrt", "onnx"),
-    modules=(
-        "pipeline.engine",
-        "pipeline.engine.spec",
-        "pipeline.engine.flags",
-        "pipeline.engine.capability",
-        "pipeline.engine.build",
-        "pipeline.engine.runtime",
-        "pipeline.engine.target_spec",
-        "pipeline.packaging.device_build",
-    ),
 )

@@ -186,16 +186,4 @@ STAGE = Stage(
     ),
     data_splits=("train", "eval", "calib"),
     packages=("onnxruntime", "onnx", "matplotlib", "tritonclient"),
-    modules=(
-        "pipeline.packaging.jetson",
-        "pipeline.packaging.triton",
-        "pipeline.packaging.sagemaker",
-        "pipeline.packaging.tarball",
-        "pipeline.packaging.model_card",
-        "pipeline.packaging.report",
-        "pipeline.packaging.variants",
-        "pipeline.packaging.device_build",
-        "pipeline.engine.flags",
-        "pipeline.engine.target_spec",
-    ),
 )

@@ -238,15 +238,4 @@ STAGE = Stage(
     target_fields=("onnx_max_opset", "tensorrt.line"),
     data_splits=("calib", "eval"),
     packages=("onnx", "onnxruntime"),
-    modules=(
-        "pipeline.quant.calibration",
-        "pipeline.quant.cpu_int8",
-        "pipeline.quant.gate",
-        "pipeline.quant.lint",
-        "pipeline.quant.onnx_eval",
-        "pipeline.quant.qdq",
-        "pipeline.quant.rewrite",
-        "pipeline.quant.timing",
-        "pipeline.scoring",
-    ),
 )

@@ -1,0 +1,81 @@
+"""The project files a module's behaviour can depend on: its import closure, read statically.
+
+A stage's cache key hashes these files, so a change anywhere the stage's code reaches
+re-runs it, and a change anywhere else does not. The closure comes from grimp, the
+import graph that import-linter checks, so it follows every import (also those inside
+functions) and cannot drift from the code the way a hand-kept list does. Imports under
+`if TYPE_CHECKING:` never run and are left out. A module brings its packages'
+`__init__.py` (importing it runs them) and their data: the other files in a package
+folder and in its subfolders that are not packages (e.g. `packaging/templates/`, which
+stages copy into bundles).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+
+import grimp
+
+PROJECT_PACKAGES = ("pipeline", "router")
+SKIPPED_DIRS = {"__pycache__"}
+
+
+@cache
+def _graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PROJECT_PACKAGES, cache_dir=None, exclude_type_checking_imports=True)
+
+
+def closure(module: str) -> set[str]:
+    """`module`, every project module it imports (directly or not), and their packages."""
+    graph = _graph()
+    modules = {module}
+    if module in graph.modules:
+        modules |= graph.find_upstream_modules(module)
+    parts = {".".join(m.split(".")[:i]) for m in modules for i in range(1, m.count(".") + 1)}
+    return modules | {p for p in parts if p in graph.modules}
+
+
+def source_files(module: str) -> dict[str, Path]:
+    """Every file of `module`'s closure, by its path relative to the folder above its package."""
+    files: dict[str, Path] = {}
+    for name in closure(module):
+        origin = _origin(name)
+        if origin is None:
+            continue
+        depth = name.count(".") + (origin.name == "__init__.py")
+        root = origin.parents[depth]
+        files[origin.relative_to(root).as_posix()] = origin
+        if origin.name == "__init__.py":
+            for data in _package_data(origin.parent):
+                files[data.relative_to(root).as_posix()] = data
+    return files
+
+
+def _origin(module: str) -> Path | None:
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return Path(loaded.__file__) if getattr(loaded, "__file__", None) else None
+    spec = find_spec(module)
+    return Path(spec.origin) if spec is not None and spec.has_location else None
+
+
+def _package_data(folder: Path) -> list[Path]:
+    """Files in a package folder that are not its modules, and all of its data subfolders."""
+    found = []
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.suffix not in (".py", ".pyc"):
+            found.append(entry)
+        elif entry.is_dir() and entry.name not in SKIPPED_DIRS and not _is_package(entry):
+            found += [p for p in entry.rglob("*") if p.is_file() and not _skipped(p, entry)]
+    return found
+
+
+def _is_package(folder: Path) -> bool:
+    return (folder / "__init__.py").exists()
+
+
+def _skipped(path: Path, top: Path) -> bool:
+    return path.suffix == ".pyc" or any(p in SKIPPED_DIRS for p in path.relative_to(top).parts)
