@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.code_closure import source_files
-
-if TYPE_CHECKING:  # annotations only: keeps pydantic off the import path of sha256_file
-    from pipeline.recipe import Recipe
-    from pipeline.stage import Stage
-    from pipeline.target import Target
+from pipeline.fingerprint import package_version, sha256_file
+from pipeline.model_source import resolve_model
+from pipeline.recipe import Recipe
+from pipeline.stage import Stage
+from pipeline.target import Target
 
 KEY_SCHEMA = 2
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def code_hashes(stage: Stage) -> dict[str, str]:
     """sha256 of every file in the import closure of the stage's module (see code_closure)."""
     files = source_files(stage.run.__module__)
     return {rel: sha256_file(path) for rel, path in sorted(files.items())}
-
-
-def package_version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def stage_key_material(
@@ -55,8 +37,6 @@ def stage_key_material(
     }
     if "model" in stage.recipe_fields:
         # The recipe names the model; the weights behind the name may change.
-        from pipeline.model_source import resolve_model
-
         material["model_fingerprint"] = resolve_model(recipe).fingerprint
     return material
 

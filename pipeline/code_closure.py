@@ -29,13 +29,25 @@ def _graph() -> grimp.ImportGraph:
 
 
 def closure(module: str) -> set[str]:
-    """`module`, every project module it imports (directly or not), and their packages."""
+    """`module` and every project module that importing it runs: what it imports (directly
+    or not) and the packages above each of those, with what they import in turn."""
     graph = _graph()
-    modules = {module}
-    if module in graph.modules:
-        modules |= graph.find_upstream_modules(module)
-    parts = {".".join(m.split(".")[:i]) for m in modules for i in range(1, m.count(".") + 1)}
-    return modules | {p for p in parts if p in graph.modules}
+    found: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        if name in graph.modules:
+            todo += graph.find_modules_directly_imported_by(name)
+        todo += [p for p in _packages_above(name) if p in graph.modules]
+    return found
+
+
+def _packages_above(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def source_files(module: str) -> dict[str, Path]:

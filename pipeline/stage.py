@@ -44,3 +44,34 @@ class Stage:
     target_fields: tuple[str, ...] = ()
     data_splits: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    path: Path
+    """The stage's finished output folder in the cache."""
+    cached: bool
+    seconds: float
+    metrics: dict
+
+
+@dataclass
+class BuildResult:
+    dist: Path
+    stages: list[StageResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.name for s in self.stages if not s.cached]
+
+
+class Reporter:
+    """How the runner talks to the user; the CLI supplies a rich or a plain one."""
+
+    def stage_started(self, name: str, cached: bool) -> None: ...
+    def stage_progress(self, name: str, message: str) -> None: ...
+    def stage_finished(self, result: StageResult) -> None: ...
+    def note(self, stage: str, line: str) -> None: ...

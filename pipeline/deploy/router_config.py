@@ -14,6 +14,7 @@ import yaml
 
 from pipeline.deploy.spec import DeployConfig, Pool
 from pipeline.errors import StageFailed, UserError
+from router.config import load_config
 
 MODEL = "../onnx/model.int8.onnx"
 TOKENIZER = "../onnx/tokenizer.json"
@@ -94,8 +95,6 @@ def render(config: dict, header: str) -> str:
 
 def validate(path: Path) -> object:
     """Load `path` with the router's own loader; a mismatch fails the build (schema drift)."""
-    from router.config import load_config
-
     try:
         config = load_config(path)
     except UserError as exc:

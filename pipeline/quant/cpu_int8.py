@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from pipeline.errors import StageFailed
+from pipeline.quant.onnx_eval import ort_session
+from pipeline.quant.timing import interleaved_medians, synthetic_feeds
 
 R = TypeVar("R")
 
@@ -161,9 +163,6 @@ def time_models(
     models: dict[str, Path], baseline: Path, threads: int, budget_s: float = 4.0
 ) -> dict[str, dict]:
     """Median ms per (batch, seq) shape and ratio to FP32 ORT, all variants interleaved."""
-    from pipeline.quant.onnx_eval import ort_session
-    from pipeline.quant.timing import interleaved_medians, synthetic_feeds
-
     sessions = {"fp32": ort_session(baseline, threads, spinning=False)}
     sessions |= {n: ort_session(p, threads, spinning=False) for n, p in models.items()}
     figures: dict[str, dict] = {name: {} for name in sessions}
