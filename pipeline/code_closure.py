@@ -4,10 +4,11 @@ A stage's cache key hashes these files, so a change anywhere the stage's code re
 re-runs it, and a change anywhere else does not. The closure comes from grimp, the
 import graph that import-linter checks, so it follows every import (also those inside
 functions) and cannot drift from the code the way a hand-kept list does. Imports under
-`if TYPE_CHECKING:` never run and are left out. A module brings its packages'
-`__init__.py` (importing it runs them) and their data: the other files in a package
+`if TYPE_CHECKING:` never run and are left out. A module brings the packages above it
+(importing it runs their `__init__.py`) and their data: the other files in a package
 folder and in its subfolders that are not packages (e.g. `packaging/templates/`, which
 stages copy into bundles).
+Why, and what it costs: docs/decisions/101-stage-code-from-import-closure.md.
 """
 
 from __future__ import annotations

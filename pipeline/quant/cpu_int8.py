@@ -200,7 +200,7 @@ def choose(
     FP32, where a slower candidate that passes as built (the Q/DQ model, which ORT runs
     slower than FP32 on most CPUs) would ship an INT8 model that helps nobody. Such a one
     is taken only when that gate fails, and the gate's failure is raised when none passes.
-    With no candidate faster than FP32 the fastest is gated last, as before."""
+    With no candidate faster than FP32, each is tried as built and the fastest is gated last."""
     ranked = sorted(speed, key=speed.__getitem__)
     fast = [name for name in ranked if speed[name] < 1.0]
     for name in fast:
