@@ -7,14 +7,11 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.manifest import MANIFEST, build_manifest, write_manifest
 from pipeline.recipe import Recipe
+from pipeline.stage import StageResult
 from pipeline.target import Target
-
-if TYPE_CHECKING:
-    from pipeline.runner import StageResult
 
 
 def _public(path: Path) -> bool:

@@ -3,53 +3,32 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-from functools import cache
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: keeps pydantic off the import path of sha256_file
-    from pipeline.recipe import Recipe
-    from pipeline.stage import Stage
-    from pipeline.target import Target
+from pipeline.code_closure import source_files
+from pipeline.fingerprint import package_version, sha256_file
+from pipeline.model_source import resolve_model
+from pipeline.recipe import Recipe
+from pipeline.stage import Stage
+from pipeline.target import Target
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@cache
-def _module_source_hash(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return "missing"
-    return sha256_file(Path(spec.origin))
-
-
-def package_version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "absent"
+def code_hashes(stage: Stage) -> dict[str, str]:
+    """sha256 of every file in the import closure of the stage's module (see code_closure)."""
+    files = source_files(stage.run.__module__)
+    return {rel: sha256_file(path) for rel, path in sorted(files.items())}
 
 
 def stage_key_material(
     stage: Stage, recipe: Recipe, target: Target, upstream_keys: dict[str, str]
 ) -> dict:
     """Everything the stage's output depends on, as a JSON-ready dict."""
-    modules = (f"pipeline.stages.{stage.name}", "pipeline.stage", *stage.modules)
     material = {
         "schema": KEY_SCHEMA,
         "stage": stage.name,
-        "code": {m: _module_source_hash(m) for m in modules},
+        "code": code_hashes(stage),
         "recipe": {f: recipe.field(f) for f in stage.recipe_fields},
         "target": {f: target.field(f) for f in stage.target_fields},
         "data": {s: sha256_file(recipe.data_path(s)) for s in stage.data_splits},
@@ -58,8 +37,6 @@ def stage_key_material(
     }
     if "model" in stage.recipe_fields:
         # The recipe names the model; the weights behind the name may change.
-        from pipeline.model_source import resolve_model
-
         material["model_fingerprint"] = resolve_model(recipe).fingerprint
     return material
 

@@ -1,12 +1,13 @@
-"""The `edgepack` command: a thin layer over pipeline/ and router/.
+"""The `edgepack` command: a thin layer over pipeline/ and router/, the top of both.
 
-Nothing heavy is imported at module level, so `edgepack --help` is instant. Each area
-(quantize lint, publish, router) registers its own commands from its own module.
+Each area (quantize lint, verify, publish, router) registers its own commands from its
+own module. Heavy packages (torch, onnxruntime, tensorrt, transformers, optimum,
+matplotlib) are imported only inside the functions that use them, so `edgepack --help`
+and a fully cached build never load them.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -14,8 +15,19 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from pipeline import lint_cli, verify_cli
+from pipeline.data import check_splits
 from pipeline.errors import UserError
+from pipeline.manifest import read_manifest
+from pipeline.model_source import resolve_model
+from pipeline.progress import RichReporter
+from pipeline.publish import cli as publish_cli
+from pipeline.recipe import Recipe, load_recipe
+from pipeline.runner import run_build
+from pipeline.target import Target, load_target
+from router import cli as router_cli
 
 app = typer.Typer(
     help="Turn a model recipe into INT8 edge/cloud packages and a sensitivity-aware router.",
@@ -27,7 +39,6 @@ console = Console(stderr=True)
 out = Console()
 
 DEFAULT_RECIPE = Path("recipes/sensitivity-minilm.yaml")
-EXTENSIONS = ("pipeline.lint_cli", "pipeline.verify_cli", "pipeline.publish.cli", "router.cli")
 
 
 @app.command()
@@ -43,15 +54,8 @@ def build(
     quiet: Annotated[bool, typer.Option(help="plain log lines for CI")] = False,
 ) -> None:
     """Build RECIPE for TARGET into dist/<recipe>-<target>/."""
-    from pipeline.progress import RichReporter
-    from pipeline.recipe import load_recipe
-    from pipeline.runner import run_build
-    from pipeline.target import load_target
-
     loaded_recipe = load_recipe(recipe)
     loaded_target = load_target(target)
-    from pipeline.data import check_splits
-    from pipeline.model_source import resolve_model
 
     resolve_model(loaded_recipe)  # before any stage: a hub id or missing dir fails here
     check_splits(loaded_recipe)
@@ -80,10 +84,6 @@ def _display_path(path: Path) -> str:
 @app.command()
 def inspect(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> folder")]) -> None:
     """Show what a build holds: target, stages, metrics and files."""
-    from rich.table import Table
-
-    from pipeline.manifest import read_manifest
-
     manifest = read_manifest(dist)
     out.print(
         f"[bold]{manifest['recipe']['name']}[/] for [bold]{manifest['target']}[/]"
@@ -99,29 +99,18 @@ def inspect(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> 
 @app.command()
 def schema(kind: Annotated[str, typer.Argument(help="recipe or target")]) -> None:
     """Print the JSON Schema of a recipe or a target profile."""
-    from pipeline.recipe import Recipe
-    from pipeline.target import Target
-
     models = {"recipe": Recipe, "target": Target}
     if kind not in models:
         raise UserError(f"schema: unknown kind {kind!r} (use recipe or target)")
     out.print_json(json.dumps(models[kind].model_json_schema()))
 
 
-def _register_extensions() -> None:
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.register(app)
+for _area in (lint_cli, verify_cli, publish_cli, router_cli):
+    _area.register(app)
 
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
-    _register_extensions()
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit's code here
         if isinstance(code, int) and code:
@@ -144,3 +133,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+if __name__ == "__main__":
+    main()

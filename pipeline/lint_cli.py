@@ -11,15 +11,15 @@ from typing import Annotated
 
 import typer
 
+from pipeline.quant.lint import lint_file
+from pipeline.target import load_target
+
 
 def lint(
     model: Annotated[Path, typer.Argument(help="an ONNX model (e.g. dist/…/onnx/model.qdq.onnx)")],
     target: Annotated[str, typer.Option(help="target name, alias or YAML")],
 ) -> None:
     """Check a Q/DQ model against TARGET's TensorRT: opset, symmetric INT8, axes, ops."""
-    from pipeline.quant.lint import lint_file
-    from pipeline.target import load_target
-
     loaded = load_target(target)
     violations = lint_file(model, loaded)
     for violation in violations:

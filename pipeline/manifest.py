@@ -7,8 +7,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.cache_key import package_version, sha256_file
 from pipeline.errors import UserError
+from pipeline.fingerprint import package_version, sha256_file
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1

@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from pipeline.runner import Reporter, StageResult
+from pipeline.stage import Reporter, StageResult
 
 QUIET_PROGRESS_EVERY_S = 15.0
 

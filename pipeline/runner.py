@@ -12,52 +12,24 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.assemble import assemble_dist
 from pipeline.cache_key import stage_key, stage_key_material
 from pipeline.errors import UserError
 from pipeline.recipe import Recipe
-from pipeline.stage import Stage, StageContext
-from pipeline.stages import all_stages
+from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResult
+from pipeline.stages import engine, export, finetune, package, quantize, router
 from pipeline.target import Target
 
+STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
+"""The build's stages, in data-flow order (see DESIGN.md)."""
 METRICS_FILE = "_metrics.json"
 KEY_FILE = "_key.json"
 
 
 def default_cache_root() -> Path:
     return Path(os.environ.get("EDGEPACK_CACHE", ".cache/edgepack")).resolve()
-
-
-@dataclass
-class StageResult:
-    name: str
-    key: str
-    path: Path
-    cached: bool
-    seconds: float
-    metrics: dict
-
-
-@dataclass
-class BuildResult:
-    dist: Path
-    stages: list[StageResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ran(self) -> list[str]:
-        return [s.name for s in self.stages if not s.cached]
-
-
-class Reporter:
-    """How the runner talks to the user; the CLI supplies a rich or a plain one."""
-
-    def stage_started(self, name: str, cached: bool) -> None: ...
-    def stage_progress(self, name: str, message: str) -> None: ...
-    def stage_finished(self, result: StageResult) -> None: ...
-    def note(self, stage: str, line: str) -> None: ...
 
 
 def select_stages(stages: list[Stage], until: str | None) -> list[Stage]:
@@ -85,7 +57,7 @@ def run_build(
     reporter = reporter or Reporter()
     cache_root = (cache_root or default_cache_root()).resolve()
     sweep_stale_tmp(cache_root)
-    stages = select_stages(stages if stages is not None else all_stages(), until)
+    stages = select_stages(list(STAGES) if stages is None else stages, until)
     names = [s.name for s in stages]
     if from_stage is not None and from_stage not in names:
         raise UserError(f"--from: unknown stage {from_stage!r} (stages: {', '.join(names)})")
@@ -132,8 +104,6 @@ def run_build(
         result.stages.append(stage_result)
         reporter.stage_finished(stage_result)
         keys[stage.name], paths[stage.name], metrics[stage.name] = key, final, stage_metrics
-
-    from pipeline.assemble import assemble_dist
 
     assemble_dist(dist, recipe, target, result.stages)
     return result

@@ -1,9 +1,10 @@
 """What a stage is: a function of declared inputs that fills one output folder.
 
 A stage never reads anything it did not declare: the runner hashes exactly the declared
-recipe fields, target fields, data splits, upstream outputs, package versions and the
-stage's own source into its cache key. Files whose name starts with `_` stay in the
-cache (private to later stages); everything else is copied into `dist/`.
+recipe fields, target fields, data splits, upstream outputs and package versions into its
+cache key, with every project file that the module defining `run` imports (see
+code_closure.py), so its code needs no declaration. Files whose name starts with `_`
+stay in the cache (private to later stages); everything else is copied into `dist/`.
 """
 
 from __future__ import annotations
@@ -43,5 +44,34 @@ class Stage:
     target_fields: tuple[str, ...] = ()
     data_splits: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
-    modules: tuple[str, ...] = ()
-    """Extra project modules whose source is part of the key (the stage's own always is)."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    path: Path
+    """The stage's finished output folder in the cache."""
+    cached: bool
+    seconds: float
+    metrics: dict
+
+
+@dataclass
+class BuildResult:
+    dist: Path
+    stages: list[StageResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.name for s in self.stages if not s.cached]
+
+
+class Reporter:
+    """How the runner talks to the user; the CLI supplies a rich or a plain one."""
+
+    def stage_started(self, name: str, cached: bool) -> None: ...
+    def stage_progress(self, name: str, message: str) -> None: ...
+    def stage_finished(self, result: StageResult) -> None: ...
+    def note(self, stage: str, line: str) -> None: ...

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from pipeline.errors import UserError
+from pipeline.manifest import read_manifest, verify_dist
 
 
 def verify(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> folder")]) -> None:
     """Check every file of DIST against its manifest (sha256 and size)."""
-    from rich.console import Console
-
-    from pipeline.errors import UserError
-    from pipeline.manifest import read_manifest, verify_dist
-
     if not dist.is_dir():
         raise UserError(f"{dist}: not a folder")
     problems = verify_dist(dist)

@@ -18,7 +18,8 @@ from pipeline.manifest import verify_dist
 from pipeline.packaging.tarball import safe_extract
 from pipeline.packaging.triton import model_config_pb2, parse_config
 from pipeline.recipe import load_recipe
-from pipeline.runner import Reporter, run_build
+from pipeline.runner import run_build
+from pipeline.stage import Reporter
 from pipeline.stages import engine, package
 from pipeline.target import load_target
 from tests.fixtures.packaging import upstream_stages

@@ -35,7 +35,10 @@ def _sagemaker(deploy: DeployConfig) -> dict:
 
 
 def _resilience(deploy: DeployConfig) -> dict:
-    """Tiers, fallback, cache and drain (the other sections keep the router's defaults)."""
+    """The resilience sections the recipe drives: admission tiers, drain, fallback, cache.
+
+    Every other router section keeps the router's defaults unless `deploy.router` sets it.
+    """
     sections: dict = {
         "admission": {
             "reserved": {t.name: t.reserved for t in deploy.tiers},

@@ -10,12 +10,23 @@ import re
 import shutil
 from pathlib import Path
 
-from pipeline.engine import SHIPPED
+import pipeline.engine.build
+import pipeline.engine.capability
+import pipeline.engine.flags
+import pipeline.engine.runtime
+import pipeline.engine.spec
 from pipeline.engine.flags import dla_args, trtexec_args
 from pipeline.engine.spec import EngineSpec
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ENGINE_SRC = Path(__file__).resolve().parent.parent / "engine"
+SHIPPED = (
+    pipeline.engine.spec,
+    pipeline.engine.flags,
+    pipeline.engine.capability,
+    pipeline.engine.build,
+    pipeline.engine.runtime,
+)
+"""Copied verbatim as `edgepack_engine/`: standard library and relative imports only."""
 PLAN = "model.plan"
 TIMING_CACHE = "timing.cache"
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9=:,./_+-]*$")
@@ -81,6 +92,7 @@ def write_build_kit(dest: Path, spec: EngineSpec, *, onnx_rel: str, extra: dict)
     package = dest / "edgepack_engine"
     package.mkdir(exist_ok=True)
     (package / "__init__.py").write_text('"""TensorRT build/run helpers copied from edgepack."""\n')
-    for name in SHIPPED:
-        shutil.copyfile(ENGINE_SRC / name, package / name)
+    for module in SHIPPED:
+        source = Path(module.__file__)
+        shutil.copyfile(source, package / source.name)
     return meta

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.fingerprint import sha256_file
 from pipeline.packaging.tarball import write_tar_gz
 from pipeline.target import Target
 
@@ -55,8 +56,6 @@ def deploy_params(name: str, target: Target, *, tarball_sha256: str | None) -> d
 
 def write_sagemaker(dest: Path, model_folder: Path, target: Target, *, complete: bool) -> dict:
     """Write dest/model.tar.gz (when the model folder is complete) and dest/deploy.json."""
-    from pipeline.cache_key import sha256_file
-
     dest.mkdir(parents=True, exist_ok=True)
     name = model_folder.name
     digest = None

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from types import ModuleType
 
+from pipeline.engine.target_spec import onnx_io
 from pipeline.target import Target
 
 ONNX_TO_TRITON = {
@@ -126,8 +127,6 @@ def write_repository(
     `model_file` is the ONNX model (onnxruntime backend) or the engine (tensorrt backend);
     None for a GPU target whose engine is still to be built on the device.
     """
-    from pipeline.engine.target_spec import onnx_io
-
     backend = "tensorrt" if target.runtime == "tensorrt" else "onnxruntime"
     inputs, outputs, _opset = onnx_io(onnx_for_io)
     folder = root / name

@@ -1,6 +1,7 @@
 """`edgepack publish / fetch / list`: argument parsing only; the work is in this package.
 
-boto3 and the transfer code are imported inside the commands so `edgepack --help` stays instant.
+boto3 itself is imported inside the functions that open a client or a transfer, so
+`edgepack --help` does not load it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import UserError
+from pipeline.publish.client import check_access, make_client, s3_errors
+from pipeline.publish.download import fetch_bundle
+from pipeline.publish.listing import human_size, list_versions, versions_table
+from pipeline.publish.progress import TransferProgress
+from pipeline.publish.s3url import parse_s3_url
+from pipeline.publish.upload import publish_bundle, transfer_config
+from pipeline.target import load_target
 
 ENDPOINT_HELP = "S3 endpoint URL (default: boto3's chain, e.g. AWS_ENDPOINT_URL)"
 QUIET_HELP = "no progress bars, summary lines only (CI)"
@@ -32,8 +40,6 @@ def parse_rate(text: str | None) -> int | None:
 
 def _target_name(name: str) -> str:
     """Resolve a target alias (jetson → jetson-orin); unknown names pass through unchanged."""
-    from pipeline.target import load_target
-
     try:
         return load_target(name).name
     except UserError:
@@ -49,12 +55,6 @@ def publish(
     quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
 ) -> None:
     """Upload a bundle to S3: files first, manifest last (the commit); idempotent."""
-    from pipeline.publish.client import make_client
-    from pipeline.publish.listing import human_size
-    from pipeline.publish.progress import TransferProgress
-    from pipeline.publish.s3url import parse_s3_url
-    from pipeline.publish.upload import publish_bundle, transfer_config
-
     url = parse_s3_url(to)
     out = Console(highlight=False, soft_wrap=True, markup=False)
     progress = TransferProgress(Console(stderr=True), quiet=quiet)
@@ -92,12 +92,6 @@ def fetch(
     quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
 ) -> None:
     """Download a published version, verify every sha256, then rename it into DEST."""
-    from pipeline.publish.client import make_client
-    from pipeline.publish.download import fetch_bundle
-    from pipeline.publish.listing import human_size
-    from pipeline.publish.progress import TransferProgress
-    from pipeline.publish.s3url import parse_s3_url
-
     parsed = parse_s3_url(url)
     progress = TransferProgress(Console(stderr=True), quiet=quiet)
     result = fetch_bundle(
@@ -116,10 +110,6 @@ def list_published(
     endpoint_url: Annotated[str | None, typer.Option(help=ENDPOINT_HELP)] = None,
 ) -> None:
     """Show published versions with their channels, sizes and dates."""
-    from pipeline.publish.client import check_access, make_client, s3_errors
-    from pipeline.publish.listing import list_versions, versions_table
-    from pipeline.publish.s3url import parse_s3_url
-
     parsed = parse_s3_url(url)
     client = make_client(endpoint_url)
     check_access(client, parsed)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.cache_key import sha256_file
 from pipeline.errors import UserError
+from pipeline.fingerprint import sha256_file
 from pipeline.manifest import MANIFEST, verify_dist
 from pipeline.publish import layout
 from pipeline.publish.channels import read_channel
@@ -27,6 +27,7 @@ from pipeline.publish.client import check_access, is_not_found, s3_errors
 from pipeline.publish.listing import matching_versions
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import S3Url
+from pipeline.publish.upload import transfer_config
 
 
 @dataclass
@@ -153,8 +154,6 @@ def fetch_bundle(
     config: Any = None,
 ) -> FetchResult:  # fmt: skip
     """Fetch `url` (= s3://bucket/prefix/<recipe>) for `target` into `dest`, verified."""
-    from pipeline.publish.upload import transfer_config
-
     if (channel is None) == (version is None):
         raise UserError("fetch: give exactly one of --channel or --version")
     base, recipe = url.parent_and_name()

@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.cache_key import sha256_file
 from pipeline.errors import UserError
+from pipeline.fingerprint import sha256_file
 from pipeline.manifest import MANIFEST, list_files, read_manifest
 from pipeline.publish import layout
+from pipeline.publish.channels import write_channel
 from pipeline.publish.client import (
     check_access,
     error_code,
@@ -185,8 +186,6 @@ def publish_bundle(
     progress: TransferProgress, config: Any = None, stale_after: timedelta = STALE_UPLOAD,
 ) -> PublishResult:  # fmt: skip
     """Upload the bundle at `dist` under `url`; move `channel` to it when given."""
-    from pipeline.publish.channels import write_channel
-
     bundle = read_bundle(dist)
     recipe, target, version = bundle.recipe, bundle.target, bundle.version
     if channel is not None:

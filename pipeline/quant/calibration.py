@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.quant.onnx_eval import encode
+
 if TYPE_CHECKING:
     from onnxruntime.quantization import CalibrationMethod
 
@@ -64,8 +66,6 @@ def same_length_chunks(
     """Feeds grouped by token count: ORT's histogram collector stacks a chunk's outputs,
     so every example in one chunk must have the same shape.
     """
-    from pipeline.quant.onnx_eval import encode
-
     by_length: dict[int, list[dict]] = {}
     for text in texts:
         feeds = encode(tokenizer, [text], max_length, input_names)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.quant.rewrite import decompose_layernorm
+
 if TYPE_CHECKING:
     import onnx
 
@@ -116,8 +118,6 @@ def sensitivity_units(model_path: Path, nodes: Sequence[str]) -> dict[str, list[
 def prepare_for_tensorrt(pre: Path, dst: Path, expand_layernorm: bool) -> list[str]:
     """Pick Q/DQ nodes, expand LayerNorm if the TensorRT line lacks it; save to `dst`."""
     import onnx
-
-    from pipeline.quant.rewrite import decompose_layernorm
 
     model = onnx.load(str(pre))
     nodes = qdq_nodes(model)  # before expansion: residual Adds are found by their LayerNorm

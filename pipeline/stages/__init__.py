@@ -1,27 +1,7 @@
-"""The build's stages, in data-flow order (see DESIGN.md).
+"""The build's stages, one module each; `pipeline.runner.STAGES` puts them in order.
 
-Each module defines `STAGE`; importing them must stay cheap (heavy imports go inside
-the stage function) so `edgepack --help` starts instantly.
+Each module defines `STAGE`; its own imports (and those of the project modules it uses)
+stay cheap, with heavy packages imported inside functions, so `edgepack --help` and a
+fully cached build start without torch. Nothing is imported here: a stage's cache key
+covers the packages above its module, and importing the others would tie them together.
 """
-
-from __future__ import annotations
-
-import importlib
-
-from pipeline.stage import Stage
-
-ORDER = ("finetune", "export", "quantize", "engine", "package", "router")
-
-
-def all_stages() -> list[Stage]:
-    """The stages that exist in this checkout, in order."""
-    stages = []
-    for name in ORDER:
-        try:
-            module = importlib.import_module(f"pipeline.stages.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"pipeline.stages.{name}":
-                continue
-            raise
-        stages.append(module.STAGE)
-    return stages

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.engine.build import build_engine
+from pipeline.engine.capability import Host, build_blockers
+from pipeline.engine.flags import precision_mode
+from pipeline.engine.target_spec import engine_spec
+from pipeline.packaging.device_build import write_build_kit
 from pipeline.stage import Stage, StageContext
 
 QDQ = Path("onnx/model.qdq.onnx")
 
 
 def run(ctx: StageContext) -> dict:
-    from pipeline.engine.capability import Host, build_blockers
-    from pipeline.engine.flags import precision_mode
-    from pipeline.engine.target_spec import engine_spec
-
     target = ctx.target
     if target.engine_build == "none" or target.tensorrt is None or target.gpu is None:
         return {"status": "none", "reason": f"target {target.name} runs {target.runtime}"}
@@ -55,8 +56,6 @@ def run(ctx: StageContext) -> dict:
         )
         _write_metadata(out, spec, status="deferred", reason=reason)
     else:
-        from pipeline.packaging.device_build import write_build_kit
-
         line = (
             f"deferred ({reason}): run engine/build_engine.sh on an {target.gpu.name} "
             f"with TensorRT {spec.trt_line}, or make build TARGET={target.name} on a GPU runner"
@@ -73,8 +72,6 @@ def run(ctx: StageContext) -> dict:
 
 def _build_here(ctx: StageContext, spec, host, out: Path) -> dict:
     """Build model.plan with the Python API, reusing the shared timing cache."""
-    from pipeline.engine.build import build_engine
-
     ctx.progress(f"building the TensorRT {host.tensorrt} engine (minutes)")
     sm = spec.compute_capability.replace(".", "")
     cache = ctx.cache_root / "tensorrt" / f"timing-{host.tensorrt}-sm{sm}.cache"
@@ -115,14 +112,4 @@ STAGE = Stage(
         "onnx_max_opset",
     ),
     packages=("tensorrt", "onnx"),
-    modules=(
-        "pipeline.engine",
-        "pipeline.engine.spec",
-        "pipeline.engine.flags",
-        "pipeline.engine.capability",
-        "pipeline.engine.build",
-        "pipeline.engine.runtime",
-        "pipeline.engine.target_spec",
-        "pipeline.packaging.device_build",
-    ),
 )

@@ -132,5 +132,4 @@ STAGE = Stage(
     target_fields=("onnx_max_opset",),
     data_splits=("eval",),
     packages=("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"),
-    modules=("pipeline.model_source", "pipeline.data"),
 )

@@ -300,5 +300,4 @@ STAGE = Stage(
     recipe_fields=("model", "task", "labels", "positive_label", "lora", "training"),
     data_splits=("train", "eval"),
     packages=("torch", "transformers", "peft", "tokenizers"),
-    modules=("pipeline.model_source", "pipeline.data", "pipeline.scoring"),
 )

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline.fingerprint import sha256_file
+from pipeline.packaging import model_card, report
+from pipeline.packaging.jetson import write_bundle, write_bundle_tarball
+from pipeline.packaging.sagemaker import write_sagemaker
+from pipeline.packaging.triton import model_name, write_repository
+from pipeline.packaging.variants import collect, measure_latency
 from pipeline.stage import Stage, StageContext
 
 LATENCY_ROUNDS = 20
 
 
 def run(ctx: StageContext) -> dict:
-    from pipeline.packaging.variants import collect, measure_latency
-
     target = ctx.target
     onnx_dir = ctx.inputs["export"] / "onnx"
     quantized = ctx.inputs["quantize"] / "onnx"
@@ -62,8 +66,6 @@ def run(ctx: StageContext) -> dict:
 
 
 def _jetson(ctx: StageContext, onnx_dir: Path, models: dict[str, Path]) -> list[str]:
-    from pipeline.packaging.jetson import write_bundle, write_bundle_tarball
-
     bundle = write_bundle(
         ctx.out / "jetson",
         ctx.recipe,
@@ -77,9 +79,6 @@ def _jetson(ctx: StageContext, onnx_dir: Path, models: dict[str, Path]) -> list[
 
 
 def _triton_and_sagemaker(ctx: StageContext, models: dict[str, Path]) -> dict[str, list[str]]:
-    from pipeline.packaging.sagemaker import write_sagemaker
-    from pipeline.packaging.triton import model_name, write_repository
-
     target = ctx.target
     name = model_name(ctx.recipe.name)
     engine = ctx.upstream_metrics.get("engine", {})
@@ -116,9 +115,6 @@ def _triton_and_sagemaker(ctx: StageContext, models: dict[str, Path]) -> dict[st
 
 
 def _card_and_report(ctx: StageContext, variants: list, written: dict) -> None:
-    from pipeline.cache_key import sha256_file
-    from pipeline.packaging import model_card, report
-
     recipe, target = ctx.recipe, ctx.target
     data = {}
     for split in ("train", "eval", "calib"):
@@ -186,16 +182,4 @@ STAGE = Stage(
     ),
     data_splits=("train", "eval", "calib"),
     packages=("onnxruntime", "onnx", "matplotlib", "tritonclient"),
-    modules=(
-        "pipeline.packaging.jetson",
-        "pipeline.packaging.triton",
-        "pipeline.packaging.sagemaker",
-        "pipeline.packaging.tarball",
-        "pipeline.packaging.model_card",
-        "pipeline.packaging.report",
-        "pipeline.packaging.variants",
-        "pipeline.packaging.device_build",
-        "pipeline.engine.flags",
-        "pipeline.engine.target_spec",
-    ),
 )

@@ -10,16 +10,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipeline.data import load_split
 from pipeline.errors import StageFailed, UserError
+from pipeline.quant import calibration, cpu_int8, lint, onnx_eval, qdq
+from pipeline.quant.gate import Attempt, GateResult, run_gate
+from pipeline.quant.timing import default_threads, loadavg
 from pipeline.stage import Stage, StageContext
 
 SENSITIVITY_SAMPLES = 64
 
 
 def run(ctx: StageContext) -> dict:
-    from pipeline.data import load_split
-    from pipeline.quant import onnx_eval
-
     export_dir = ctx.inputs["export"] / "onnx"
     fp32 = export_dir / "model.onnx"
     if not fp32.is_file():
@@ -79,17 +80,13 @@ class _Judge:
     """Evaluation and FP32-output comparison shared by every gate run of the stage."""
 
     def __init__(self, ctx, fp32, tokenizer, calib_texts, evaluate, fp32_points) -> None:
-        from pipeline.quant.calibration import pick_samples
-
         self.ctx, self.evaluate, self.fp32_points = ctx, evaluate, fp32_points
         self.tokenizer, self.attempts = tokenizer, []
-        self.texts = pick_samples(calib_texts, SENSITIVITY_SAMPLES)
+        self.texts = calibration.pick_samples(calib_texts, SENSITIVITY_SAMPLES)
         self.reference = self._probs(fp32)
 
     def _probs(self, path: Path):
         import numpy as np
-
-        from pipeline.quant import onnx_eval
 
         session = onnx_eval.ort_session(path)
         logits = onnx_eval.predict_logits(
@@ -103,8 +100,6 @@ class _Judge:
         return float(abs(self._probs(path) - self.reference).mean())
 
     def gate(self, name, build, units, work):
-        from pipeline.quant.gate import run_gate
-
         return run_gate(
             name, build, units, self.evaluate, self.output_error, self.fp32_points,
             self.ctx.recipe.eval.metric, self.ctx.recipe.eval.int8_budget, work,
@@ -114,8 +109,6 @@ class _Judge:
 
 def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts, judge) -> dict:
     """Calibrate once, quantize to Q/DQ, gate, then lint for the target's TensorRT."""
-    from pipeline.quant import calibration, lint, qdq
-
     q = ctx.recipe.quantize
     expand_ln = bool(
         ctx.target.tensorrt
@@ -164,10 +157,6 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
 
 def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge) -> dict:
     """Build the candidates, time them interleaved, keep the one `cpu_int8.choose` picks."""
-    from pipeline.quant import cpu_int8
-    from pipeline.quant.gate import Attempt, GateResult, run_gate
-    from pipeline.quant.timing import default_threads, loadavg
-
     ctx.progress("fusing the BERT graph")
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     candidates = [
@@ -238,15 +227,4 @@ STAGE = Stage(
     target_fields=("onnx_max_opset", "tensorrt.line"),
     data_splits=("calib", "eval"),
     packages=("onnx", "onnxruntime"),
-    modules=(
-        "pipeline.quant.calibration",
-        "pipeline.quant.cpu_int8",
-        "pipeline.quant.gate",
-        "pipeline.quant.lint",
-        "pipeline.quant.onnx_eval",
-        "pipeline.quant.qdq",
-        "pipeline.quant.rewrite",
-        "pipeline.quant.timing",
-        "pipeline.scoring",
-    ),
 )

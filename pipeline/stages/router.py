@@ -143,11 +143,4 @@ STAGE = Stage(
     recipe_fields=("deploy", "name", "labels", "positive_label", "training.max_length"),
     target_fields=("name",),
     packages=ROUTER_REQUIREMENTS,
-    modules=(
-        "pipeline.deploy.spec", "pipeline.deploy.router_config", "pipeline.deploy.k8s",
-        "pipeline.deploy.dockerfile", "pipeline.deploy.prometheus", "pipeline.deploy.forecast",
-        "pipeline.deploy.grafana",
-        "router.config", "router.metrics", "router.admission", "router.breaker", "router.cache",
-        "router.drain", "router.retry",
-    ),
 )  # fmt: skip
