@@ -69,6 +69,21 @@ def build(
     out.print(f"built {_display_path(result.dist)}  (ran: {ran})", highlight=False, soft_wrap=True)
 
 
+@app.command("cache-key")
+def cache_key(
+    recipe: Annotated[Path, typer.Option(help="recipe YAML")] = DEFAULT_RECIPE,
+    target: Annotated[str, typer.Option(help="target name, alias or YAML")] = "cpu",
+) -> None:
+    """Print the key of RECIPE's build for TARGET: it changes exactly when a stage would
+    re-run, so CI names its saved .cache/edgepack with it."""
+    from pipeline.cache_key import build_key
+    from pipeline.recipe import load_recipe
+    from pipeline.stages import all_stages
+    from pipeline.target import load_target
+
+    out.print(build_key(all_stages(), load_recipe(recipe), load_target(target)), highlight=False)
+
+
 def _display_path(path: Path) -> str:
     """Relative to the working directory when below it (what people type), else absolute."""
     try:
