@@ -1,0 +1,192 @@
+"""examples/ci/: the GitHub Actions workflow and the GitLab CI pipeline users copy.
+
+Checked with their own tools (actionlint; check-jsonschema's vendored GitHub-workflow and
+GitLab-CI schemas, which need no network), and the workflow's own `run:` steps, read from
+the YAML, are run against the SeaweedFS S3 server and moto's KMS server: publish on the
+default branch → `dev`, on a tag → `stable`, signed with the workflow's KMS key alias.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+from fixtures.bundles import make_bundle
+from fixtures.ci_steps import Scenario, load_job, run_job, runner_env
+
+from pipeline.cache_key import build_key, stage_key
+from pipeline.recipe import load_recipe
+from pipeline.runner import run_build
+from pipeline.stage import Stage
+from pipeline.stages import all_stages
+from pipeline.target import load_target
+
+if TYPE_CHECKING:
+    from fixtures.kms import MotoKMS
+    from fixtures.s3 import SeaweedS3
+
+pytest_plugins = ["fixtures.s3", "fixtures.kms"]
+REPO = Path(__file__).resolve().parent.parent
+GITHUB = REPO / "examples" / "ci" / "github.yml"
+GITLAB = REPO / "examples" / "ci" / "gitlab-ci.yml"
+BIN = Path(sys.executable).parent
+PUBLISH_IF = (
+    "github.event_name == 'push' && (github.ref == format('refs/heads/{0}', "
+    "github.event.repository.default_branch) || startsWith(github.ref, 'refs/tags/'))"
+)
+CHANNEL = "startsWith(github.ref, 'refs/tags/') && 'stable' || 'dev'"
+USER_EDITS = {"EDGEPACK_BUCKET", "AWS_REGION", "AWS_ROLE_ARN", "EDGEPACK_SIGNING_KEY"}
+
+
+def tool(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_actionlint_accepts_the_workflow() -> None:
+    done = tool("actionlint", "-no-color", str(GITHUB))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "path"), [("vendor.github-workflows", GITHUB), ("vendor.gitlab-ci", GITLAB)]
+)
+def test_files_match_their_vendored_schemas(schema: str, path: Path) -> None:
+    done = tool("check-jsonschema", "--builtin-schema", schema, str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_can_fail(tmp_path: Path) -> None:
+    """The schema checks above would see a broken file (not a tool that passes anything)."""
+    broken = yaml.safe_load(GITLAB.read_text())
+    broken["build"]["cache"] = "not a mapping"
+    (tmp_path / "gitlab.yml").write_text(yaml.safe_dump(broken))
+    done = tool(
+        "check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", str(tmp_path / "gitlab.yml")
+    )
+    assert done.returncode == 1
+
+
+def test_only_the_marked_lines_need_editing() -> None:
+    """The four `# EDIT` lines are bucket, region, role and key; nothing else names an account."""
+    marked = {line.split(":")[0].strip() for line in GITHUB.read_text().splitlines()
+              if "# EDIT" in line}  # fmt: skip
+    assert marked == USER_EDITS
+    gitlab = {line.split(":")[0].strip() for line in GITLAB.read_text().splitlines()
+              if "# EDIT" in line}  # fmt: skip
+    assert gitlab == USER_EDITS
+    for path in (GITHUB, GITLAB):
+        text = path.read_text()
+        assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET", text)
+
+
+def test_both_pipelines_build_the_same_matrix() -> None:
+    _doc, job = load_job(GITHUB, "build")
+    assert job["strategy"]["matrix"]["target"] == ["cpu", "a100", "jetson-orin"]
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    matrix = gitlab[".targets"]["parallel"]["matrix"]
+    assert [e["TARGET"] for e in matrix] == ["cpu", "a100", "jetson-orin"]
+    keys = {e["CACHE_KEY"] for e in matrix}  # each its own key from the cache-keys job
+    assert keys == {"$CACHE_KEY_" + e["TARGET"].upper().replace("-", "_") for e in matrix}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A checkout as the job sees it: the recipes at the paths the workflow names."""
+    ws = tmp_path / "checkout"
+    ws.mkdir()
+    (ws / "recipes").symlink_to(REPO / "recipes")
+    return ws
+
+
+@pytest.fixture
+def signing_alias(kms_server: MotoKMS) -> str:
+    """The workflow's KMS alias, created once in the session's moto server."""
+    alias = yaml.safe_load(GITHUB.read_text())["env"]["EDGEPACK_SIGNING_KEY"].removeprefix("kms:")
+    client = kms_server.client()
+    if not any(a["AliasName"] == alias for a in client.list_aliases()["Aliases"]):
+        key = kms_server.new_key()
+        client.create_alias(AliasName=alias, TargetKeyId=key.key_id)
+    return alias
+
+
+def scenario(s3: SeaweedS3, kms: MotoKMS, bucket_url: str, *, event: str, ref: str) -> Scenario:
+    """The runner after configure-aws-credentials: credentials and region in the environment.
+    The build step is replaced by a synthetic bundle (the build fine-tunes for minutes; the
+    slow test runs it)."""
+    endpoints = {"AWS_ENDPOINT_URL_KMS": kms.endpoint, "AWS_ENDPOINT_URL_S3": s3.endpoint}
+    env = runner_env(BIN, **{**s3.env(**endpoints), "PYTHONPATH": str(REPO)})
+    publishing = event == "push" and (ref == "refs/heads/main" or ref.startswith("refs/tags/"))
+    return Scenario(
+        expressions={
+            "matrix.target": "cpu",
+            PUBLISH_IF: publishing,
+            CHANNEL: "stable" if ref.startswith("refs/tags/") else "dev",
+        },
+        env=env,
+        overrides={"EDGEPACK_BUCKET": bucket_url},
+    )
+
+
+def test_workflow_steps_publish_signed_to_dev_then_stable(
+    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, workspace: Path
+) -> None:
+    bucket = s3_server.new_bucket()
+    url = f"s3://{bucket}/edgepack"
+    skip = {"install", "build"}
+
+    pr = scenario(s3_server, kms_server, url, event="pull_request", ref="refs/pull/1/merge")
+    steps = run_job_after_fake_build(pr, workspace, skip)
+    assert [s.id for s in steps if s.ran] == ["key", "verify"]
+    assert "Contents" not in s3_server.client().list_objects_v2(Bucket=bucket)
+
+    main = scenario(s3_server, kms_server, url, event="push", ref="refs/heads/main")
+    steps = run_job_after_fake_build(main, workspace, skip)
+    assert [s.id for s in steps if s.ran] == ["key", "verify", "publish"]
+    key = main.expressions["steps.key.outputs.key"]
+    recipe, cpu = load_recipe(REPO / "recipes" / "sensitivity-minilm.yaml"), load_target("cpu")
+    assert key == build_key(all_stages(), recipe, cpu)
+    publish = steps[-1].stdout
+    assert "channel dev" in publish and "signed manifest.json with arn:aws:kms:" in publish
+    assert "signature OK" in publish and (workspace / "fetched" / "manifest.json.sig").is_file()
+
+    tag = scenario(s3_server, kms_server, url, event="push", ref="refs/tags/v1.0.0")
+    steps = run_job_after_fake_build(tag, workspace, skip)
+    assert "already published" in steps[-1].stdout and "channel stable" in steps[-1].stdout
+    listed = subprocess.run([str(BIN / "edgepack"), "list", url], env=main.env, text=True,
+                            capture_output=True, timeout=60)  # fmt: skip
+    row = next(line for line in listed.stdout.splitlines() if "sensitivity-minilm" in line)
+    assert "dev, stable" in row and "yes" in row, listed.stdout
+
+
+def run_job_after_fake_build(sc: Scenario, ws: Path, skip: set[str]):
+    """The job with the build step's result: the bundle, as the restored cache keeps it
+    (the same dist/ in every run, as actions/cache restores it), and its DIST line."""
+    shutil.rmtree(ws / "fetched", ignore_errors=True)
+    if not (ws / "dist").exists():
+        make_bundle(ws / "dist" / "sensitivity-minilm-cpu", recipe="sensitivity-minilm")
+    return run_job(GITHUB, "build", sc, ws, skip=skip,
+                   github_env={"DIST": "dist/sensitivity-minilm-cpu"})  # fmt: skip
+
+
+def test_cache_key_is_the_runners_stage_keys_chained(tmp_path: Path) -> None:
+    """`edgepack cache-key` is what the runner keys each stage with, chained (and what the
+    manifest records); another target's field changes it."""
+    recipe = load_recipe(REPO / "recipes" / "sensitivity-minilm.yaml")
+    stages = [
+        Stage("a", lambda ctx: {}, recipe_fields=("lora",)),
+        Stage("b", lambda ctx: {}, needs=("a",), target_fields=("onnx_max_opset",)),
+    ]
+    cpu = load_target("cpu")
+    result = run_build(recipe, cpu, out_root=tmp_path / "dist", cache_root=tmp_path / "cache",
+                       stages=stages)  # fmt: skip
+    key = build_key(stages, recipe, cpu)
+    assert key == stage_key({s.name: s.key for s in result.stages})
+    assert stage_key(json.loads((result.dist / "manifest.json").read_text())["stages"]) == key
+    assert key != build_key(stages, recipe, load_target("jetson-xavier"))
