@@ -197,5 +197,6 @@ STAGE = Stage(
         "pipeline.packaging.device_build",
         "pipeline.engine.flags",
         "pipeline.engine.target_spec",
+        "pipeline.signature",
     ),
 )
