@@ -190,3 +190,27 @@ def test_cache_key_is_the_runners_stage_keys_chained(tmp_path: Path) -> None:
     assert key == stage_key({s.name: s.key for s in result.stages})
     assert stage_key(json.loads((result.dist / "manifest.json").read_text())["stages"]) == key
     assert key != build_key(stages, recipe, load_target("jetson-xavier"))
+
+
+@pytest.mark.slow
+def test_workflow_second_run_with_the_cache_restored_builds_nothing(
+    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+) -> None:
+    """The real build step, twice: the second run gets the first one's .cache/edgepack and
+    dist/ back (what actions/cache restores under the printed key) and runs no stage."""
+    url = f"s3://{s3_server.new_bucket()}/edgepack"
+    runs = []
+    for attempt in ("first", "second"):
+        ws = tmp_path / attempt
+        ws.mkdir()
+        (ws / "recipes").symlink_to(REPO / "recipes")
+        if runs:  # the cache step: restore what the first run saved under the same key
+            shutil.copytree(tmp_path / "first" / ".cache", ws / ".cache", symlinks=True)
+            shutil.copytree(tmp_path / "first" / "dist", ws / "dist", symlinks=True)
+        sc = scenario(s3_server, kms_server, url, event="push", ref="refs/heads/main")
+        runs.append((sc, run_job(GITHUB, "build", sc, ws, skip={"install"}, timeout=7200)))
+    (first, _), (second, second_steps) = runs
+    assert first.expressions["steps.key.outputs.key"] == second.expressions["steps.key.outputs.key"]
+    build = next(s for s in second_steps if s.id == "build")
+    assert "(ran: nothing (all cached))" in build.stdout, build.stdout
+    assert "already published" in second_steps[-1].stdout

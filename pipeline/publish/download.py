@@ -40,7 +40,7 @@ class FetchResult:
     files: int
     bytes: int
     chosen_by: str
-    """How the version was picked: `channel stable`, `version 3f2a…`, `newest of 4 …`."""
+    """How the version was picked: `channel stable`, `version 3f2a…`, `newest of 4, published …`."""
     already_present: bool = False
     signed_by: str | None = None
     """The key whose signature was checked; None when no public key was configured."""
@@ -81,7 +81,7 @@ def _newest(client: Any, base: S3Url, recipe: str, target: str) -> tuple[str, st
         tied, key=lambda v: (_committed_ns(client, base, v.version, recipe, target), v.version)
     )
     when = newest.published.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return newest.version, f"newest of {len(found)} (published {when})"
+    return newest.version, f"newest of {len(found)}, published {when}"
 
 
 def _committed_ns(client: Any, base: S3Url, version: str, recipe: str, target: str) -> int:
