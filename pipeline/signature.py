@@ -173,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.key:
         parser.error(f"no public key: pass --key or set {KEY_ENV}")
     root = args.root.resolve()
-    only = f"{here.relative_to(root).as_posix()}/" if here.is_relative_to(root) else ""
-    if here == root:
-        only = ""
+    inside = here != root and here.is_relative_to(root)
+    only = f"{here.relative_to(root).as_posix()}/" if inside else ""  # jetson/: this folder
     try:
         count = verify_tree(root, load_public_key(Path(args.key)), only, _made_here(here, only))
     except SignatureError as exc:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 from fixtures.bundles import make_bundle
-from fixtures.ci_steps import Scenario, load_job, run_job, runner_env
+from fixtures.ci_steps import (
+    Scenario,
+    expand,
+    gitlab_variables,
+    load_job,
+    run_gitlab_job,
+    run_job,
+    runner_env,
+)
 
 from pipeline.cache_key import build_key, stage_key
 from pipeline.recipe import load_recipe
@@ -214,3 +222,51 @@ def test_workflow_second_run_with_the_cache_restored_builds_nothing(
     build = next(s for s in second_steps if s.id == "build")
     assert "(ran: nothing (all cached))" in build.stdout, build.stdout
     assert "already published" in second_steps[-1].stdout
+
+
+def gitlab_ci_env(s3: SeaweedS3, kms: MotoKMS, ws: Path, **ci: str) -> dict[str, str]:
+    """The runner's environment: predefined CI_* variables, and S3/KMS credentials standing
+    for what the role assumption gives (boto3 prefers them to the web identity token)."""
+    endpoints = {"AWS_ENDPOINT_URL_KMS": kms.endpoint, "AWS_ENDPOINT_URL_S3": s3.endpoint}
+    predefined = {"CI_PROJECT_DIR": str(ws), "CI_DEFAULT_BRANCH": "main", "CI_JOB_ID": "7",
+                  "AWS_ID_TOKEN": "an-oidc-token", **ci}  # fmt: skip
+    return runner_env(BIN, **{**s3.env(**endpoints), "PYTHONPATH": str(REPO), **predefined})
+
+
+def test_gitlab_jobs_key_the_cache_and_publish_to_dev_then_stable(
+    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, workspace: Path
+) -> None:
+    """The pipeline's own scripts: cache-keys writes each target's key, the build job's
+    cache key expands to its target's, and its publish part follows branch and tag."""
+    bucket_url = f"s3://{s3_server.new_bucket()}/edgepack"
+    env = gitlab_ci_env(s3_server, kms_server, workspace)
+    edited = {"EDGEPACK_BUCKET": bucket_url}
+    installs = lambda item: item.startswith("python -m pip install")  # noqa: E731
+    keys = run_gitlab_job(GITLAB, "cache-keys", env, workspace, skip=installs)
+    assert keys.returncode == 0, keys.stderr
+    dotenv = dict(line.split("=", 1) for line in (workspace / "cache-keys.env").read_text().split())
+    recipe = load_recipe(REPO / "recipes" / "sensitivity-minilm.yaml")
+    matrix = yaml.safe_load(GITLAB.read_text())[".targets"]["parallel"]["matrix"]
+    for entry in matrix:
+        job_vars = gitlab_variables(GITLAB, "build", {**env, **dotenv}, entry)
+        cache_key = yaml.safe_load(GITLAB.read_text())["build"]["cache"][0]["key"]
+        target = load_target(entry["TARGET"])
+        assert expand(cache_key, job_vars) == f"edgepack-{target.name}-" + build_key(
+            all_stages(), recipe, target
+        )
+
+    make_bundle(workspace / "dist" / "sensitivity-minilm-cpu", recipe="sensitivity-minilm")
+    built = lambda item: installs(item) or "edgepack build" in item  # noqa: E731
+    cpu = {"TARGET": "cpu", "DIST": "dist/sensitivity-minilm-cpu"}  # DIST: the build item's
+    for ci, says in [
+        ({"CI_MERGE_REQUEST_IID": "3"}, "nothing published"),
+        ({"CI_COMMIT_BRANCH": "main"}, "channel dev"),
+        ({"CI_COMMIT_TAG": "v1.0.0"}, "channel stable"),
+    ]:
+        shutil.rmtree(workspace / "fetched", ignore_errors=True)
+        done = run_gitlab_job(GITLAB, "build", {**env, **dotenv, **ci}, workspace, skip=built,
+                              matrix={**matrix[0], **cpu}, settings=edited)  # fmt: skip
+        assert done.returncode == 0 and says in done.stdout, done.stdout + done.stderr
+    assert "signature OK" in done.stdout and "already published" in done.stdout
+    token = workspace / ".aws-web-identity-token"
+    assert token.read_text() == "an-oidc-token"  # what boto3 exchanges for role credentials
