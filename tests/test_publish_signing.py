@@ -298,3 +298,12 @@ def test_device_check_refuses_added_and_changed_files(tmp_path: Path) -> None:
     onnx.write_bytes(bytes(b ^ 1 for b in onnx.read_bytes()))
     with pytest.raises(SignatureError, match=r"model\.qdq\.onnx: changed since it was signed"):
         check()
+
+
+def test_unknown_kms_key_fails_before_any_upload(kms_env, prefix: str, tmp_path: Path) -> None:
+    client, base = make_client(), parse_s3_url(prefix)
+    dist = make_bundle(tmp_path / "d", seed=4)
+    publishing = lambda: publish_bundle(client, dist, base, progress=QUIET,  # noqa: E731
+                                        signer=signer("kms:alias/no-such-key"))  # fmt: skip
+    refused(publishing, "kms:alias/no-such-key: NotFoundException")
+    assert "Contents" not in client.list_objects_v2(Bucket=base.bucket, Prefix=base.prefix)

@@ -10,6 +10,8 @@ A key is named by one string (an option or an environment variable):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,21 +129,24 @@ def kms_client() -> Any:
         raise UserError(f"KMS client: {' '.join(str(exc).split())}") from None
 
 
-def _kms_errors(key_id: str, exc: Exception) -> UserError:
+@contextmanager
+def kms_errors(key_id: str) -> Iterator[None]:
+    """botocore failures inside the block as one-line UserErrors naming the key."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "?")
-        message = exc.response.get("Error", {}).get("Message", "")
-        return UserError(f"kms:{key_id}: {code}: {message}".rstrip(": "), code=1)
-    if isinstance(exc, BotoCoreError):
-        return UserError(f"kms:{key_id}: {' '.join(str(exc).split())}", code=3)
-    raise exc
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        text = f"kms:{key_id}: {error.get('Code', '?')}: {error.get('Message', '')}"
+        raise UserError(" ".join(text.split()).rstrip(":"), code=1) from None
+    except BotoCoreError as exc:
+        raise UserError(f"kms:{key_id}: {' '.join(str(exc).split())}", code=3) from None
 
 
 def _kms_sign(key_id: str, manifest: bytes) -> bytes:
     client = kms_client()
-    try:
+    with kms_errors(key_id):
         described = client.describe_key(KeyId=key_id)["KeyMetadata"]
         algorithms = described.get("SigningAlgorithms", [])
         usable = [a for a in ECDSA if a in algorithms]
@@ -151,30 +156,28 @@ def _kms_sign(key_id: str, manifest: bytes) -> bytes:
         arn = described["Arn"]
         answer = client.sign(KeyId=arn, Message=statement(manifest, arn), MessageType="RAW",
                              SigningAlgorithm=usable[0])  # fmt: skip
-    except UserError:
-        raise
-    except Exception as exc:
-        raise _kms_errors(key_id, exc) from None
     return make_record(manifest, usable[0], arn, answer["Signature"])
 
 
 def _kms_verify(key_id: str, manifest: bytes, record_bytes: bytes | None) -> dict:
+    from botocore.exceptions import ClientError
+
     record = parse_record(manifest, record_bytes)
     if record["algorithm"] not in ECDSA:
         raise SignatureError(
             f"signed {record['algorithm']} by {record['key']}, not by kms:{key_id}"
         )
     client = kms_client()
-    try:
-        valid = client.verify(
-            KeyId=key_id, Message=statement(manifest, record["key"]), MessageType="RAW",
-            Signature=record["signature"], SigningAlgorithm=record["algorithm"],
-        )["SignatureValid"]  # fmt: skip
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code != "KMSInvalidSignatureException":
-            raise _kms_errors(key_id, exc) from None
-        valid = False
+    with kms_errors(key_id):
+        try:
+            valid = client.verify(
+                KeyId=key_id, Message=statement(manifest, record["key"]), MessageType="RAW",
+                Signature=record["signature"], SigningAlgorithm=record["algorithm"],
+            )["SignatureValid"]  # fmt: skip
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "KMSInvalidSignatureException":
+                raise
+            valid = False
     if not valid:
         raise SignatureError(
             f"signature does not verify with kms:{key_id} (signed by {record['key']})"
@@ -190,8 +193,6 @@ def export_public_key(key_id: str) -> bytes:
         load_der_public_key,
     )
 
-    try:
+    with kms_errors(key_id):
         der = kms_client().get_public_key(KeyId=key_id)["PublicKey"]
-    except Exception as exc:
-        raise _kms_errors(key_id, exc) from None
     return load_der_public_key(der).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
