@@ -50,7 +50,8 @@ PUBLISH_IF = (
     "github.event.repository.default_branch) || startsWith(github.ref, 'refs/tags/'))"
 )
 CHANNEL = "startsWith(github.ref, 'refs/tags/') && 'stable' || 'dev'"
-USER_EDITS = {"EDGEPACK_BUCKET", "AWS_REGION", "AWS_ROLE_ARN", "EDGEPACK_SIGNING_KEY"}
+USER_EDITS = {"EDGEPACK_BUCKET", "AWS_ROLE_ARN", "EDGEPACK_SIGNING_KEY"}
+REGION = {GITHUB: "AWS_REGION", GITLAB: "AWS_DEFAULT_REGION"}  # the action sets both
 
 
 def tool(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -83,14 +84,10 @@ def test_schema_check_can_fail(tmp_path: Path) -> None:
 
 def test_only_the_marked_lines_need_editing() -> None:
     """The four `# EDIT` lines are bucket, region, role and key; nothing else names an account."""
-    marked = {line.split(":")[0].strip() for line in GITHUB.read_text().splitlines()
-              if "# EDIT" in line}  # fmt: skip
-    assert marked == USER_EDITS
-    gitlab = {line.split(":")[0].strip() for line in GITLAB.read_text().splitlines()
-              if "# EDIT" in line}  # fmt: skip
-    assert gitlab == USER_EDITS
     for path in (GITHUB, GITLAB):
         text = path.read_text()
+        marked = {line.split(":")[0].strip() for line in text.splitlines() if "# EDIT" in line}
+        assert marked == {*USER_EDITS, REGION[path]}
         assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET", text)
 
 
@@ -113,23 +110,30 @@ def workspace(tmp_path: Path) -> Path:
     return ws
 
 
+def workflow_region() -> str:
+    return yaml.safe_load(GITHUB.read_text())["env"]["AWS_REGION"]
+
+
 @pytest.fixture
 def signing_alias(kms_server: MotoKMS) -> str:
-    """The workflow's KMS alias, created once in the session's moto server."""
+    """The pipelines' KMS alias in their region, created once in the session's moto server."""
     alias = yaml.safe_load(GITHUB.read_text())["env"]["EDGEPACK_SIGNING_KEY"].removeprefix("kms:")
-    client = kms_server.client()
+    assert yaml.safe_load(GITLAB.read_text())["variables"]["EDGEPACK_SIGNING_KEY"] == f"kms:{alias}"
+    region = workflow_region()
+    assert yaml.safe_load(GITLAB.read_text())["variables"]["AWS_DEFAULT_REGION"] == region
+    client = kms_server.client(region)
     if not any(a["AliasName"] == alias for a in client.list_aliases()["Aliases"]):
-        key = kms_server.new_key()
+        key = kms_server.new_key(region=region)
         client.create_alias(AliasName=alias, TargetKeyId=key.key_id)
     return alias
 
 
 def scenario(s3: SeaweedS3, kms: MotoKMS, bucket_url: str, *, event: str, ref: str) -> Scenario:
-    """The runner after configure-aws-credentials: credentials and region in the environment.
-    The build step is replaced by a synthetic bundle (the build fine-tunes for minutes; the
-    slow test runs it)."""
+    """The runner after configure-aws-credentials: its credentials, and the workflow's region
+    as AWS_DEFAULT_REGION (the action exports it so; boto3 reads no AWS_REGION)."""
     endpoints = {"AWS_ENDPOINT_URL_KMS": kms.endpoint, "AWS_ENDPOINT_URL_S3": s3.endpoint}
-    env = runner_env(BIN, **{**s3.env(**endpoints), "PYTHONPATH": str(REPO)})
+    region = {"AWS_DEFAULT_REGION": workflow_region()}
+    env = runner_env(BIN, **{**s3.env(**endpoints, **region), "PYTHONPATH": str(REPO)})
     publishing = event == "push" and (ref == "refs/heads/main" or ref.startswith("refs/tags/"))
     return Scenario(
         expressions={
@@ -174,7 +178,8 @@ def test_workflow_steps_publish_signed_to_dev_then_stable(
 
 
 def run_job_after_fake_build(sc: Scenario, ws: Path, skip: set[str]):
-    """The job with the build step's result: the bundle, as the restored cache keeps it
+    """The job with the build step (minutes of fine-tuning; the slow test runs it) replaced
+    by its result: the bundle, as the restored cache keeps it
     (the same dist/ in every run, as actions/cache restores it), and its DIST line."""
     shutil.rmtree(ws / "fetched", ignore_errors=True)
     if not (ws / "dist").exists():
@@ -230,7 +235,9 @@ def gitlab_ci_env(s3: SeaweedS3, kms: MotoKMS, ws: Path, **ci: str) -> dict[str,
     endpoints = {"AWS_ENDPOINT_URL_KMS": kms.endpoint, "AWS_ENDPOINT_URL_S3": s3.endpoint}
     predefined = {"CI_PROJECT_DIR": str(ws), "CI_DEFAULT_BRANCH": "main", "CI_JOB_ID": "7",
                   "AWS_ID_TOKEN": "an-oidc-token", **ci}  # fmt: skip
-    return runner_env(BIN, **{**s3.env(**endpoints), "PYTHONPATH": str(REPO), **predefined})
+    env = {**s3.env(**endpoints), "PYTHONPATH": str(REPO), **predefined}
+    del env["AWS_DEFAULT_REGION"]  # the pipeline names its region itself
+    return runner_env(BIN, **env)
 
 
 def test_gitlab_jobs_key_the_cache_and_publish_to_dev_then_stable(
