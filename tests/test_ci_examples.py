@@ -28,6 +28,7 @@ from fixtures.ci_steps import (
     run_job,
     runner_env,
 )
+from fixtures.tiny_model import make_tiny_model, write_recipe
 
 from pipeline.cache_key import build_key, stage_key
 from pipeline.recipe import load_recipe
@@ -205,28 +206,47 @@ def test_cache_key_is_the_runners_stage_keys_chained(tmp_path: Path) -> None:
     assert key != build_key(stages, recipe, load_target("jetson-xavier"))
 
 
-@pytest.mark.slow
-def test_workflow_second_run_with_the_cache_restored_builds_nothing(
-    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+def second_run_builds_nothing(
+    s3: SeaweedS3, kms: MotoKMS, tmp_path: Path, recipes: Path, recipe: str
 ) -> None:
-    """The real build step, twice: the second run gets the first one's .cache/edgepack and
-    dist/ back (what actions/cache restores under the printed key) and runs no stage."""
-    url = f"s3://{s3_server.new_bucket()}/edgepack"
+    """The workflow's real build job, twice: the second run gets the first one's
+    .cache/edgepack and dist/ back (what actions/cache restores under the printed key),
+    runs no stage, and publishes nothing new."""
+    url = f"s3://{s3.new_bucket()}/edgepack"
     runs = []
     for attempt in ("first", "second"):
         ws = tmp_path / attempt
         ws.mkdir()
-        (ws / "recipes").symlink_to(REPO / "recipes")
+        (ws / "recipes").symlink_to(recipes)
         if runs:  # the cache step: restore what the first run saved under the same key
             shutil.copytree(tmp_path / "first" / ".cache", ws / ".cache", symlinks=True)
             shutil.copytree(tmp_path / "first" / "dist", ws / "dist", symlinks=True)
-        sc = scenario(s3_server, kms_server, url, event="push", ref="refs/heads/main")
+        sc = scenario(s3, kms, url, event="push", ref="refs/heads/main")
+        sc.overrides["EDGEPACK_RECIPE"] = f"recipes/{recipe}"
         runs.append((sc, run_job(GITHUB, "build", sc, ws, skip={"install"}, timeout=7200)))
     (first, _), (second, second_steps) = runs
     assert first.expressions["steps.key.outputs.key"] == second.expressions["steps.key.outputs.key"]
     build = next(s for s in second_steps if s.id == "build")
     assert "(ran: nothing (all cached))" in build.stdout, build.stdout
     assert "already published" in second_steps[-1].stdout
+
+
+def test_second_run_with_the_cache_restored_builds_nothing(
+    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+) -> None:
+    """Every stage for real, on a tiny random model (tests/fixtures/tiny_model.py)."""
+    recipes = tmp_path / "recipes"
+    write_recipe(recipes, make_tiny_model(tmp_path / "model"), name="tiny.yaml")
+    second_run_builds_nothing(s3_server, kms_server, tmp_path, recipes, "tiny.yaml")
+
+
+@pytest.mark.slow
+def test_second_run_of_the_default_recipe_builds_nothing(
+    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+) -> None:
+    second_run_builds_nothing(
+        s3_server, kms_server, tmp_path, REPO / "recipes", "sensitivity-minilm.yaml"
+    )
 
 
 def gitlab_ci_env(s3: SeaweedS3, kms: MotoKMS, ws: Path, **ci: str) -> dict[str, str]:
