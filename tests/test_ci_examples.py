@@ -45,6 +45,7 @@ pytest_plugins = ["fixtures.s3", "fixtures.kms"]
 REPO = Path(__file__).resolve().parent.parent
 GITHUB = REPO / "examples" / "ci" / "github.yml"
 GITLAB = REPO / "examples" / "ci" / "gitlab-ci.yml"
+README = REPO / "examples" / "ci" / "README.md"
 BIN = Path(sys.executable).parent
 PUBLISH_IF = (
     "github.event_name == 'push' && (github.ref == format('refs/heads/{0}', "
@@ -297,3 +298,13 @@ def test_gitlab_jobs_key_the_cache_and_publish_to_dev_then_stable(
     assert "signature OK" in done.stdout and "already published" in done.stdout
     token = workspace / ".aws-web-identity-token"
     assert token.read_text() == "an-oidc-token"  # what boto3 exchanges for role credentials
+
+
+def test_readme_names_the_lines_to_edit() -> None:
+    """examples/ci/README.md's table of lines to edit matches the files, line for line."""
+    rows = re.findall(r"^\| `(\w+)`.*? \| line (\d+) \| line (\d+) \|", README.read_text(), re.M)
+    assert len(rows) == 4
+    for name, github_line, gitlab_line in rows:
+        assert GITHUB.read_text().splitlines()[int(github_line) - 1].strip().startswith(name)
+        gitlab = GITLAB.read_text().splitlines()[int(gitlab_line) - 1].strip()
+        assert gitlab.startswith(name if name != "AWS_REGION" else REGION[GITLAB])
