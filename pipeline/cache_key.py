@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 from pipeline.code_closure import source_files
 from pipeline.fingerprint import package_version, sha256_file
@@ -44,3 +45,15 @@ def stage_key_material(
 def stage_key(material: dict) -> str:
     blob = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def build_key(stages: Sequence[Stage], recipe: Recipe, target: Target) -> str:
+    """One key for a whole build: every stage's key, chained as the runner chains them.
+
+    It changes exactly when some stage would run again, so CI uses it to name the saved
+    build cache (`edgepack cache-key`).
+    """
+    keys: dict[str, str] = {}
+    for stage in stages:
+        keys[stage.name] = stage_key(stage_key_material(stage, recipe, target, keys))
+    return stage_key(keys)

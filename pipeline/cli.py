@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline import lint_cli, verify_cli
+from pipeline.cache_key import build_key
 from pipeline.data import check_splits
 from pipeline.errors import UserError
 from pipeline.manifest import read_manifest
@@ -25,7 +26,7 @@ from pipeline.model_source import resolve_model
 from pipeline.progress import RichReporter
 from pipeline.publish import cli as publish_cli
 from pipeline.recipe import Recipe, load_recipe
-from pipeline.runner import run_build
+from pipeline.runner import STAGES, run_build
 from pipeline.target import Target, load_target
 from router import cli as router_cli
 
@@ -71,6 +72,16 @@ def build(
     )
     ran = ", ".join(result.ran) or "nothing (all cached)"
     out.print(f"built {_display_path(result.dist)}  (ran: {ran})", highlight=False, soft_wrap=True)
+
+
+@app.command("cache-key")
+def cache_key(
+    recipe: Annotated[Path, typer.Option(help="recipe YAML")] = DEFAULT_RECIPE,
+    target: Annotated[str, typer.Option(help="target name, alias or YAML")] = "cpu",
+) -> None:
+    """Print the key of RECIPE's build for TARGET: it changes exactly when a stage would
+    re-run, so CI names its saved .cache/edgepack with it."""
+    out.print(build_key(STAGES, load_recipe(recipe), load_target(target)), highlight=False)
 
 
 def _display_path(path: Path) -> str:

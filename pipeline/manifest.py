@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.fingerprint import package_version, sha256_file
+from pipeline.signature import SIGNATURE
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -19,9 +20,11 @@ TRACKED_PACKAGES = (
 
 
 def list_files(root: Path) -> list[Path]:
-    """Every regular file under root except the manifest, sorted by POSIX path."""
+    """Every regular file under root except the manifest and its signature, by POSIX path."""
     files = [
-        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).as_posix() not in (MANIFEST, SIGNATURE)
     ]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 

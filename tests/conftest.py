@@ -14,7 +14,10 @@ import pytest
 
 from tests.fixtures import tiny_model
 
-pytest_plugins = ["tests.fixtures.s3"]  # s3_server, bucket, aws_env
+pytest_plugins = [
+    "tests.fixtures.s3",  # s3_server, bucket, aws_env
+    "tests.fixtures.kms",  # kms_server, kms_key
+]
 
 
 @pytest.fixture(scope="session")

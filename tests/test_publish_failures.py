@@ -146,8 +146,11 @@ def test_fetch_of_unknown_channel_or_version(s3_server, bucket, tmp_path):
         fetch_bundle(client, url, tmp_path / "o", target="cpu", channel="nightly", progress=QUIET)
     with pytest.raises(UserError, match="no published version 'abcdef12'"):
         fetch_bundle(client, url, tmp_path / "o", target="cpu", version="abcdef12", progress=QUIET)
-    with pytest.raises(UserError, match="exactly one of --channel or --version"):
-        fetch_bundle(client, url, tmp_path / "o", target="cpu", progress=QUIET)
+    with pytest.raises(UserError, match="--channel or --version, not both"):
+        fetch_bundle(client, url, tmp_path / "o", target="cpu", channel="stable",
+                     version="abcdef12", progress=QUIET)  # fmt: skip
+    with pytest.raises(UserError, match="demo-recipe/a100: no published versions"):
+        fetch_bundle(client, url, tmp_path / "o", target="a100", progress=QUIET)
 
 
 @pytest.mark.slow

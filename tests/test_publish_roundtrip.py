@@ -143,6 +143,8 @@ def test_channel_moves_and_old_version_stays(aws_env, bucket: str, tmp_path: Pat
     by_version = fetch_bundle(client, recipe_url, tmp_path / "o", target="cpu",
                               version=r1.version[:10], progress=QUIET)  # fmt: skip
     assert by_version.version == r1.version and same_tree(old, tmp_path / "o")
+    newest = fetch_bundle(client, recipe_url, tmp_path / "n", target="cpu", progress=QUIET)
+    assert newest.version == r2.version and newest.chosen_by.startswith("newest of 2, published ")
 
 
 def test_fetch_keeps_another_bundle_unless_forced(aws_env, bucket: str, tmp_path: Path) -> None:

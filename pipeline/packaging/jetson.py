@@ -2,8 +2,9 @@
 
 jetson/ holds the Q/DQ model (opset checked against the device's TensorRT), the INT8
 model and tokenizer for the ONNX Runtime fallback, the build kit (build_engine.sh/.py,
-metadata.json, edgepack_engine/), infer.py and a README; jetson.tar.gz is the same tree,
-packed reproducibly.
+metadata.json, edgepack_engine/), infer.py, edgepack_signature.py (which infer.py and
+build_engine.sh run when EDGEPACK_PUBLIC_KEY is set) and a README; jetson.tar.gz is the
+same tree, packed reproducibly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipeline import signature
 from pipeline.engine.flags import precision_mode
 from pipeline.engine.target_spec import engine_spec, onnx_io
 from pipeline.errors import StageFailed
@@ -62,6 +64,7 @@ def write_bundle(
     )
     shutil.copyfile(TEMPLATES / "infer.py", dest / "infer.py")
     (dest / "infer.py").chmod(0o755)
+    shutil.copyfile(Path(signature.__file__), dest / "edgepack_signature.py")
     p = target.profile
     (dest / "README.md").write_text(
         render(

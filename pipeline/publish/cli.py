@@ -1,4 +1,5 @@
-"""`edgepack publish / fetch / list`: argument parsing only; the work is in this package.
+"""`edgepack publish / fetch / list / keygen / public-key`: argument parsing only; the work
+is in this package.
 
 boto3 itself is imported inside the functions that open a client or a transfer, so
 `edgepack --help` does not load it.
@@ -19,11 +20,17 @@ from pipeline.publish.download import fetch_bundle
 from pipeline.publish.listing import human_size, list_versions, versions_table
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
+from pipeline.publish.signing import KMS_PREFIX, export_public_key, generate_key, signer, verifier
 from pipeline.publish.upload import publish_bundle, transfer_config
 from pipeline.target import load_target
 
 ENDPOINT_HELP = "S3 endpoint URL (default: boto3's chain, e.g. AWS_ENDPOINT_URL)"
 QUIET_HELP = "no progress bars, summary lines only (CI)"
+SIGN_HELP = "sign manifest.json: an Ed25519 private key PEM, or kms:KEY-ID|ARN|alias/NAME"
+PUBLIC_KEY_HELP = (
+    "refuse a bundle whose manifest signature does not verify: a public key PEM "
+    "(Ed25519, or EC exported from KMS), or kms:KEY-ID|ARN|alias/NAME"
+)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)b?(?:/s)?$", re.IGNORECASE)
 
 
@@ -53,6 +60,7 @@ def publish(
     endpoint_url: Annotated[str | None, typer.Option(help=ENDPOINT_HELP)] = None,
     max_bandwidth: Annotated[str | None, typer.Option(help="upload rate cap, e.g. 20MB")] = None,
     quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
+    sign: Annotated[str | None, typer.Option(help=SIGN_HELP, envvar="EDGEPACK_SIGNING_KEY")] = None,
 ) -> None:
     """Upload a bundle to S3: files first, manifest last (the commit); idempotent."""
     url = parse_s3_url(to)
@@ -60,7 +68,7 @@ def publish(
     progress = TransferProgress(Console(stderr=True), quiet=quiet)
     result = publish_bundle(
         make_client(endpoint_url), dist, url, channel=channel, progress=progress,
-        config=transfer_config(parse_rate(max_bandwidth)),
+        config=transfer_config(parse_rate(max_bandwidth)), signer=signer(sign),
     )  # fmt: skip
     name = f"{result.recipe}/{result.target} {result.version[:12]}"
     if result.already_published:
@@ -72,6 +80,8 @@ def publish(
             f"({human_size(result.uploaded_bytes)}), {len(result.skipped)} already there{how}"
             f"  ({result.root}/)"
         )
+    if result.signed_by:
+        out.print(f"signed manifest.json with {result.signed_by}")
     if result.aborted_stale:
         out.print(f"aborted {result.aborted_stale} stale multipart uploads of killed publishes")
     if result.channel:
@@ -90,18 +100,23 @@ def fetch(
     force: Annotated[bool, typer.Option(help="replace DEST if it holds another bundle")] = False,
     endpoint_url: Annotated[str | None, typer.Option(help=ENDPOINT_HELP)] = None,
     quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
+    public_key: Annotated[
+        str | None, typer.Option(help=PUBLIC_KEY_HELP, envvar="EDGEPACK_PUBLIC_KEY")
+    ] = None,
 ) -> None:
-    """Download a published version, verify every sha256, then rename it into DEST."""
+    """Download a published version (--channel, --version, or else the newest), verify
+    its signature (with a public key) and every sha256, then rename it into DEST."""
     parsed = parse_s3_url(url)
     progress = TransferProgress(Console(stderr=True), quiet=quiet)
     result = fetch_bundle(
         make_client(endpoint_url), parsed, dest, target=_target_name(target), channel=channel,
-        version=version, force=force, progress=progress,
+        version=version, force=force, progress=progress, verifier=verifier(public_key),
     )  # fmt: skip
     state = "already up to date" if result.already_present else "fetched and verified"
+    signed = f", signature OK ({result.signed_by})" if result.signed_by else ""
     Console(highlight=False, soft_wrap=True, markup=False).print(
-        f"{state} {result.version[:12]}: {result.files} files "
-        f"({human_size(result.bytes)}) in {dest}"
+        f"{state} {result.version[:12]} ({result.chosen_by}): {result.files} files "
+        f"({human_size(result.bytes)}) in {dest}{signed}"
     )
 
 
@@ -124,7 +139,31 @@ def list_published(
     out.print(versions_table(parsed, versions))
 
 
+def keygen(
+    private: Annotated[Path, typer.Argument(help="where the private key PEM goes (mode 0600)")],
+    public: Annotated[Path, typer.Argument(help="where the public key PEM goes")],
+) -> None:
+    """Create an Ed25519 key pair for `publish --sign` and `fetch/verify --public-key`."""
+    fingerprint = generate_key(private, public)
+    Console(highlight=False, soft_wrap=True).print(
+        f"wrote {private} (keep it secret) and {public} ({fingerprint})"
+    )
+
+
+def public_key(
+    key: Annotated[str, typer.Argument(help="kms:KEY-ID|ARN|alias/NAME")],
+    out: Annotated[Path, typer.Argument(help="PEM file to write")],
+) -> None:
+    """Export a KMS signing key's public key as PEM, for devices that verify offline."""
+    if not key.startswith(KMS_PREFIX):
+        raise UserError(f"public-key {key!r}: expected kms:KEY-ID, kms:ARN or kms:alias/NAME")
+    out.write_bytes(export_public_key(key.removeprefix(KMS_PREFIX)))
+    Console(highlight=False, soft_wrap=True).print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(publish)
     app.command()(fetch)
     app.command("list")(list_published)
+    app.command()(keygen)
+    app.command("public-key")(public_key)

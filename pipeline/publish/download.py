@@ -3,7 +3,9 @@ file's sha256 against the manifest (each as soon as it lands, while the rest dow
 and only then rename the folder into place.
 
 The manifest itself is checked against the version's name (its own sha256), so a
-corrupted manifest cannot vouch for corrupted files. Any failure removes the temp
+corrupted manifest cannot vouch for corrupted files; with a public key configured, its
+signature (manifest.json.sig) must verify before any file is downloaded, so a manifest
+published by someone without the signing key is refused. Any failure removes the temp
 folder: DEST is either untouched or the complete, verified bundle.
 """
 
@@ -23,11 +25,13 @@ from pipeline.fingerprint import sha256_file
 from pipeline.manifest import MANIFEST, verify_dist
 from pipeline.publish import layout
 from pipeline.publish.channels import read_channel
-from pipeline.publish.client import check_access, is_not_found, s3_errors
-from pipeline.publish.listing import matching_versions
+from pipeline.publish.client import check_access, head, is_not_found, s3_errors
+from pipeline.publish.listing import list_versions, matching_versions
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import S3Url
+from pipeline.publish.signing import Verifier
 from pipeline.publish.upload import transfer_config
+from pipeline.signature import SIGNATURE
 
 
 @dataclass
@@ -36,27 +40,66 @@ class FetchResult:
     dest: Path
     files: int
     bytes: int
+    chosen_by: str
+    """How the version was picked: `channel stable`, `version 3f2a…`, `newest of 4, published …`."""
     already_present: bool = False
+    signed_by: str | None = None
+    """The key whose signature was checked; None when no public key was configured."""
 
 
 def resolve(
     client: Any, base: S3Url, recipe: str, target: str, channel: str | None, version: str | None
-) -> str:
-    """The full version sha256 named by `--channel` or by a (prefix of a) `--version`."""
+) -> tuple[str, str]:
+    """The full version sha256 named by `--channel`, a (prefix of a) `--version`, or neither
+    (the newest committed version), and how it was chosen."""
     if channel is not None:
         pointer = read_channel(client, base, recipe, target, layout.check_name("channel", channel))
         if pointer is None:
             key = layout.channel_key(base, recipe, target, channel)
             raise UserError(f"{base.uri(key)}: channel {channel!r} not found", code=1)
-        return pointer["version"]
-    assert version is not None
+        return pointer["version"], f"channel {channel}"
+    if version is None:
+        return _newest(client, base, recipe, target)
     matches = matching_versions(client, base, recipe, target, layout.check_version(version))
     where = layout.target_root(base, recipe, target)
     if not matches:
         raise UserError(f"{where}: no published version {version!r}", code=1)
     if len(matches) > 1:
         raise UserError(f"{where}: version {version!r} is ambiguous; give more characters", code=1)
-    return matches.pop()
+    return matches.pop(), f"version {version}"
+
+
+def _newest(client: Any, base: S3Url, recipe: str, target: str) -> tuple[str, str]:
+    """The committed version whose manifest landed last (list's `published` date; within
+    the same second, the commit time publish stored on the manifest)."""
+    where = layout.target_root(base, recipe, target)
+    found = [v for v in list_versions(client, where) if (v.recipe, v.target) == (recipe, target)]
+    if not found:
+        raise UserError(f"{where}: no published versions", code=1)
+    latest = max(v.published for v in found)
+    tied = [v for v in found if v.published == latest]
+    newest = max(
+        tied, key=lambda v: (_committed_ns(client, base, v.version, recipe, target), v.version)
+    )
+    when = newest.published.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return newest.version, f"newest of {len(found)}, published {when}"
+
+
+def _committed_ns(client: Any, base: S3Url, version: str, recipe: str, target: str) -> int:
+    meta = head(client, base.bucket, layout.manifest_key(base, recipe, target, version)) or {}
+    value = meta.get("Metadata", {}).get(layout.PUBLISHED_META, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _get_signature(client: Any, base: S3Url, root: S3Url) -> bytes | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.get_object(Bucket=base.bucket, Key=root.key(SIGNATURE))["Body"].read()
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 def _get_manifest(client: Any, base: S3Url, key: str, version: str) -> tuple[dict, bytes]:
@@ -151,30 +194,47 @@ def _already_there(dest: Path, version: str) -> bool:
 def fetch_bundle(
     client: Any, url: S3Url, dest: Path, *, target: str, channel: str | None = None,
     version: str | None = None, force: bool = False, progress: TransferProgress,
-    config: Any = None,
+    config: Any = None, verifier: Verifier | None = None,
 ) -> FetchResult:  # fmt: skip
-    """Fetch `url` (= s3://bucket/prefix/<recipe>) for `target` into `dest`, verified."""
-    if (channel is None) == (version is None):
-        raise UserError("fetch: give exactly one of --channel or --version")
+    """Fetch `url` (= s3://bucket/prefix/<recipe>) for `target` into `dest`, verified.
+
+    Neither `channel` nor `version`: the newest committed version.
+    """
+    if channel is not None and version is not None:
+        raise UserError("fetch: give --channel or --version, not both")
     base, recipe = url.parent_and_name()
     layout.check_name("recipe", recipe)
     layout.check_name("target", target)
     check_access(client, url)
     with s3_errors(url):
-        full = resolve(client, base, recipe, target, channel, version)
+        full, chosen_by = resolve(client, base, recipe, target, channel, version)
         root = layout.version_root(base, recipe, target, full)
         manifest, manifest_bytes = _get_manifest(client, base, root.key(MANIFEST), full)
+        signature = _get_signature(client, base, root)
+        record = verifier.check(manifest_bytes, signature, str(root)) if verifier else None
         files = manifest["files"]
-        total = sum(e["size"] for e in files)
+        result = FetchResult(full, dest, len(files), sum(e["size"] for e in files), chosen_by,
+                             signed_by=record["key"] if record else None)  # fmt: skip
         if _already_there(dest, full):
-            return FetchResult(full, dest, len(files), total, already_present=True)
+            _write_signature(dest, signature)
+            result.already_present = True
+            return result
         _check_dest(dest, force)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
         try:
             _download_all(client, base, root, files, tmp, progress, config or transfer_config())
             (tmp / MANIFEST).write_bytes(manifest_bytes)
+            _write_signature(tmp, signature)
             _place(tmp, dest, force)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return FetchResult(full, dest, len(files), total)
+    return result
+
+
+def _write_signature(folder: Path, signature: bytes | None) -> None:
+    """Keep the signature beside the manifest so `verify --public-key` works offline."""
+    if signature is not None:
+        (folder / SIGNATURE).write_bytes(signature)
+    else:
+        (folder / SIGNATURE).unlink(missing_ok=True)

@@ -10,6 +10,8 @@ from pipeline.manifest import MANIFEST
 from pipeline.publish.s3url import S3Url
 
 CHANNELS = "channels"
+PUBLISHED_META = "published-ns"
+"""Manifest metadata: when it was committed, finer than S3's one-second LastModified."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # .../<recipe>/<target>/<sha256>/manifest.json, parsed from the end of the key.

@@ -18,6 +18,7 @@ from pipeline.publish import layout
 from pipeline.publish.channels import read_channel
 from pipeline.publish.client import list_keys
 from pipeline.publish.s3url import S3Url
+from pipeline.signature import SIGNATURE
 
 
 @dataclass
@@ -30,6 +31,8 @@ class VersionInfo:
     files: int = 0
     size: int = 0
     channels: list[str] = field(default_factory=list)
+    signed: bool = False
+    """A manifest.json.sig sits beside the manifest (checked by fetch, not by list)."""
 
 
 def list_versions(client: Any, url: S3Url) -> list[VersionInfo]:
@@ -45,7 +48,11 @@ def list_versions(client: Any, url: S3Url) -> list[VersionInfo]:
             )
     for key, entry in keys.items():
         info = _owner(versions, key)
-        if info is not None and key.removesuffix(MANIFEST) not in versions:  # not the manifest
+        if info is None or key.removesuffix(MANIFEST) in versions:  # none, or the manifest
+            continue
+        if key.removesuffix(SIGNATURE) in versions:
+            info.signed = True
+        else:
             info.files += 1
             info.size += entry["Size"]
     _attach_channels(client, url, keys, versions)
@@ -98,11 +105,12 @@ def human_size(n: int) -> str:
 
 
 def versions_table(url: S3Url, versions: list[VersionInfo]) -> Table:
-    table = Table("recipe", "target", "version", "channels", "files", "size", "published (UTC)",
-                  title=str(url))  # fmt: skip
+    table = Table("recipe", "target", "version", "channels", "files", "size", "signed",
+                  "published (UTC)", title=str(url))  # fmt: skip
     for v in versions:
         table.add_row(
             v.recipe, v.target, v.version[:12], ", ".join(sorted(v.channels)) or "-",
-            str(v.files), human_size(v.size), v.published.strftime("%Y-%m-%d %H:%M:%S"),
+            str(v.files), human_size(v.size), "yes" if v.signed else "-",
+            v.published.strftime("%Y-%m-%d %H:%M:%S"),
         )  # fmt: skip
     return table

@@ -5,11 +5,15 @@ file already present with the right size and sha256 metadata is skipped, two pub
 of the same bundle write identical bytes, and the manifest goes up with `If-None-Match: *`
 so exactly one commit wins and the loser finds the same version already there.
 An interrupted publish leaves files without a manifest: invisible, and completed by a re-run.
+With a signing key, manifest.json.sig goes up just before the manifest (and is added to a
+version published unsigned before); a copy lands in the dist folder for CI artifacts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +35,8 @@ from pipeline.publish.client import (
 )
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import S3Url
+from pipeline.publish.signing import Signer
+from pipeline.signature import SIGNATURE
 
 MB = 1 << 20
 SHA_META = "sha256"
@@ -53,6 +59,7 @@ class PublishResult:
     previous: str | None = None
     aborted_stale: int = 0
     """Multipart uploads of killed publishes of this version, cleaned up after the commit."""
+    signed_by: str | None = None
 
 
 def transfer_config(max_bandwidth: int | None = None) -> Any:
@@ -169,7 +176,8 @@ def _commit(client: Any, url: S3Url, key: str, body: bytes, version: str) -> boo
     try:
         client.put_object(
             Bucket=url.bucket, Key=key, Body=body, IfNoneMatch="*",
-            ContentType="application/json", Metadata={SHA_META: version},
+            ContentType="application/json",
+            Metadata={SHA_META: version, layout.PUBLISHED_META: str(time.time_ns())},
         )  # fmt: skip
         return True
     except ClientError as exc:
@@ -184,6 +192,7 @@ def _commit(client: Any, url: S3Url, key: str, body: bytes, version: str) -> boo
 def publish_bundle(
     client: Any, dist: Path, url: S3Url, *, channel: str | None = None,
     progress: TransferProgress, config: Any = None, stale_after: timedelta = STALE_UPLOAD,
+    signer: Signer | None = None,
 ) -> PublishResult:  # fmt: skip
     """Upload the bundle at `dist` under `url`; move `channel` to it when given."""
     bundle = read_bundle(dist)
@@ -194,18 +203,34 @@ def publish_bundle(
     result = PublishResult(recipe, target, version, str(root))
     manifest_key = root.key(MANIFEST)
     check_access(client, url)
+    signature = signer.sign(bundle.body) if signer else None
     with s3_errors(url):
         if head(client, url.bucket, manifest_key) is not None:
             result.already_published = True
             result.skipped = [e["path"] for e in bundle.manifest["files"]]
+            _put_signature(client, url, root, dist, signature, result)
         else:
             _publish_files(client, dist, url, root, bundle.manifest, result, progress, config)
+            _put_signature(client, url, root, dist, signature, result)
             result.committed_by_other = not _commit(client, url, manifest_key, bundle.body, version)
             result.aborted_stale = abort_stale_uploads(client, url, root, stale_after)
         if channel is not None:
             result.channel = channel
             result.previous = write_channel(client, url, recipe, target, channel, version)
     return result
+
+
+def _put_signature(
+    client: Any, url: S3Url, root: S3Url, dist: Path, record: bytes | None, result: PublishResult
+) -> None:
+    """Upload the signature record and keep a copy beside the dist folder's manifest."""
+    if record is None:
+        return
+    client.put_object(
+        Bucket=url.bucket, Key=root.key(SIGNATURE), Body=record, ContentType="application/json"
+    )
+    (dist / SIGNATURE).write_bytes(record)
+    result.signed_by = json.loads(record)["key"]
 
 
 def abort_stale_uploads(client: Any, url: S3Url, root: S3Url, older_than: timedelta) -> int:

@@ -7,6 +7,8 @@
 #   ./build_engine.sh --dry-run    check the device, print the trtexec command, build nothing
 #   ./build_engine.sh --dla N      use DLA core N with GPU fallback (@@DLA_CORES@@ on this device)
 #   ./build_engine.sh --no-dla     GPU only
+# With EDGEPACK_PUBLIC_KEY set (a PEM public key), the bundle's signed manifest.json (one
+# folder up) must vouch for every file here, or nothing is built.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,11 +23,14 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY_RUN=1 ;;
     --dla) shift; DLA_CORE="${1:-}" ;;
     --no-dla) DLA_CORE="" ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "build_engine.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+if [ -n "${EDGEPACK_PUBLIC_KEY:-}" ]; then
+  python3 "$HERE/edgepack_signature.py" || exit 5
+fi
 if [ -n "$DLA_CORE" ] && ! { [[ "$DLA_CORE" =~ ^[0-9]+$ ]] && [ "$DLA_CORE" -lt "$DLA_CORES" ]; }; then
   echo "build_engine.sh: --dla $DLA_CORE: this device has $DLA_CORES DLA core(s)" >&2; exit 2
 fi

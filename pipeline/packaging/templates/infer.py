@@ -7,12 +7,15 @@ TensorRT and the engine are present, else ONNX Runtime on the INT8 model.
     python3 infer.py "text to classify" [--runtime auto|tensorrt|onnxruntime]
 
 Prints one JSON line: {"label": ..., "scores": {label: probability}, "runtime": ...}.
+With EDGEPACK_PUBLIC_KEY set (a PEM public key), it first checks that the signed
+manifest.json one folder up vouches for every file here, and refuses to run otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,7 +72,18 @@ def tensorrt_available() -> bool:
     return True
 
 
+def signature_refused() -> bool:
+    """With a public key configured, True when this bundle is unsigned or tampered with."""
+    if not os.environ.get("EDGEPACK_PUBLIC_KEY"):
+        return False
+    import edgepack_signature
+
+    return edgepack_signature.main([]) != 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    if signature_refused():
+        return 5
     meta = json.loads((HERE / "metadata.json").read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text")
