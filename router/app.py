@@ -59,7 +59,9 @@ def build_app(
     """The app for `config`; tests pass their own metrics registry, classifier or pools."""
     metrics = metrics or RouterMetrics()
     seams = seams or build_seams(config, metrics)
-    classifier = classifier or build_classifier(config.classifier, metrics)
+    classifier = classifier or build_classifier(
+        config.classifier, metrics, config.limits.max_body_bytes
+    )
     pools = pools if pools is not None else build_pools(config, metrics, seams)
     handler = Handler(config, classifier, pools, seams, metrics)
     metrics.watch(metrics.confidential_route_usable, lambda: _usable(pools.get("onprem")))
