@@ -17,7 +17,7 @@ from router.context import Api, RequestContext
 from router.errors import RouterError
 from router.sensitivity.encodings import decoded
 from router.sensitivity.normalize import digit_variants, normalize
-from router.sensitivity.views import read
+from router.sensitivity.views import forms, read
 from router.sensitivity.windows import Windows, pack, scan_budget, seams, slide
 
 JSON = st.recursive(
@@ -189,3 +189,8 @@ def test_windows_wrap_special_tokens_and_stop_at_the_budget(windows):
     cut = windows(long, count)
     assert len(cut) == -(-(count - 126) // 63) + 1 and all(len(w) <= 128 for w in cut)
     assert scan_budget(6 * 1024 * 1024) == 49_152
+
+
+def test_a_base64_json_log_record_with_escapes_is_read_in_full():
+    record = base64.b64encode(json.dumps({"msg": "内部机密 4111"}).encode()).decode()
+    assert any("内部机密 4111" in form for form in forms(f"event {record}"))

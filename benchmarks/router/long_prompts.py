@@ -1,0 +1,119 @@
+"""Classification cost of long prompts, and the public share routed on-prem, A/B-able.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/router/long_prompts.py --model M.onnx
+    PYTHONPATH=/tmp/base .venv/bin/python benchmarks/router/long_prompts.py --model M.onnx \
+        --lengths 128 --eval recipes/data/sensitivity/eval.jsonl   # the same on other code
+
+For each prompt length (tokens, special tokens included) a chat body is built from the
+eval split's public prompts, read by the router's ingress and classified by the router's
+classifier (rules, then the ONNX model on every window), one request at a time: CPU
+seconds of the process (all threads) per request, wall time, and the windows scored.
+`--eval` sends every public row of the split as a one-message chat request and reports
+the share the classifier calls confidential (routed on-prem). Both only touch the
+classifier and ingress functions that old and new code share, so PYTHONPATH picks the
+code under test. Results: README.md, "Long prompts".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+
+from router import ingress
+from router.config import ClassifierConfig, ModelConfig
+from router.context import Api, RequestContext
+from router.metrics import RouterMetrics
+from router.sensitivity.classifier import build_classifier
+
+
+def chat_context(text: str) -> RequestContext:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
+    ctx = RequestContext("bench", Api.chat, body, "application/json", "*/*", {})
+    ingress._read_openai(ctx)
+    return ctx
+
+
+async def classify(clf, ctx: RequestContext):
+    fields = getattr(ctx, "fields", None)
+    extra = () if fields is None else (fields,)
+    return await clf.classify(ctx.texts, ctx.headers, ctx.opaque, *extra)
+
+
+def prompt_of(tokens: int, rows: list[str], tokenizer) -> str:
+    """Public prompts joined until `tokens` tokens (special tokens included)."""
+    words: list[str] = []
+    i = 0
+    while len(tokenizer.encode(" ".join(words)).ids) < tokens:
+        words.extend(rows[i % len(rows)].split())
+        i += 1
+    while len(tokenizer.encode(" ".join(words)).ids) > tokens:
+        words.pop()
+    return " ".join(words)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--lengths", default="128,1024,8192,32768")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=20, help="per round, for 128 tokens")
+    ap.add_argument("--eval", type=Path, help="a split: share of public rows called confidential")
+    args = ap.parse_args()
+
+    from tokenizers import Tokenizer
+
+    cfg = ClassifierConfig(
+        model=ModelConfig(path=args.model, threshold=args.threshold, timeout_ms=60_000)
+    )
+    clf = build_classifier(cfg, RouterMetrics())
+    split = args.eval or Path("recipes/data/sensitivity/eval.jsonl")
+    rows = [json.loads(line) for line in split.read_text().splitlines() if line.strip()]
+    public = [r["text"] for r in rows if r["label"] == "public"]
+    tokenizer = Tokenizer.from_file(str(args.model.parent / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    # rows no rule can fire on, joined or not: the model is what is measured
+    plain = [p for p in public if p.isascii() and not any(c.isdigit() for c in p)]
+    plain = [p for p in plain if not clf.scan([p])]
+
+    async def run() -> None:
+        for tokens in (int(n) for n in args.lengths.split(",")):
+            text = prompt_of(tokens, plain, tokenizer)
+            assert not clf.scan([text]), "the prompt must reach the model (no rule fires)"
+            n = max(1, args.requests * 128 // tokens)
+            await classify(clf, chat_context(text))  # warm-up
+            cpu, wall = [], []
+            for _ in range(args.rounds):
+                c0, w0 = time.process_time(), time.perf_counter()
+                for _ in range(n):
+                    decision = await classify(clf, chat_context(text))
+                cpu.append((time.process_time() - c0) / n)
+                wall.append((time.perf_counter() - w0) / n)
+            windows = getattr(clf.batcher.model, "windows", None)
+            count = len(windows([text], 10**9)) if windows else 1
+            print(json.dumps({
+                "tokens": tokens, "windows": count, "requests": n * args.rounds,
+                "cpu_ms": round(statistics.median(cpu) * 1000, 2),
+                "wall_ms": round(statistics.median(wall) * 1000, 2),
+                "cpu_ms_min": round(min(cpu) * 1000, 2), "reasons": decision.reasons,
+            }), flush=True)  # fmt: skip
+        if args.eval:
+            flagged = 0
+            for text in public:
+                decision = await classify(clf, chat_context(text))
+                flagged += decision.confidential
+            print(json.dumps({"public_rows": len(public), "on_prem": flagged,
+                              "share": round(flagged / len(public), 4)}), flush=True)  # fmt: skip
+        clf.batcher.close()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
