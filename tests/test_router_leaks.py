@@ -14,7 +14,7 @@ test double counts every request it receives, and none may arrive.
 The model is fixtures/keyword_model.py (a real ONNX graph that flags windows holding a
 keyword): model-only sentences carry one, so the test checks that every part of every
 text reaches the model, not the trained model's judgement.
-The default run takes 150 examples; `-m slow` runs 2,500 more.
+The default run takes 150 examples; the `slow` one 2,000 more.
 """
 
 from __future__ import annotations
@@ -192,9 +192,10 @@ def requests(draw) -> tuple[str, bytes, str]:
 def env(tmp_path_factory):
     folder = tmp_path_factory.mktemp("leaks")
     model = make_keyword_model(folder / "onnx", KEYWORDS)
-    overrides = {
+    overrides = {  # health checks lenient: a loaded test machine must not empty the pool
         "limits": {"deadline_s": 30},
         "classifier": {"model": {"path": str(model), "timeout_ms": 5000}},
+        "onprem": {"health": {"interval_s": 1.0, "timeout_s": 5.0, "unhealthy_after": 3}},
     }
     with RouterEnv.start(folder, overrides=overrides, record=False) as env:
         yield env
@@ -205,10 +206,10 @@ def _check(env, request: tuple[str, bytes, str]) -> None:
     before = env.sagemaker.requests
     r = env.client.post(path, content=body, headers={"content-type": ctype})
     r.read()
-    assert r.status_code == 200, r.text
-    assert r.headers["x-sensitivity"] == "confidential"
-    assert r.headers["x-route"] == "onprem"
+    assert r.headers["x-sensitivity"] == "confidential", r.text
     assert env.sagemaker.requests == before, "a confidential request reached SageMaker"
+    if r.status_code != 503:  # 503: no on-prem server free (a loaded machine); closed
+        assert (r.status_code, r.headers["x-route"]) == (200, "onprem"), r.text
 
 
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture,
@@ -223,7 +224,7 @@ def test_no_confidential_request_reaches_the_cloud(env, request):
 
 
 @pytest.mark.slow
-@settings(max_examples=2500, **SETTINGS)
+@settings(max_examples=2000, **SETTINGS)
 @given(request=requests())
 def test_no_confidential_request_reaches_the_cloud_many(env, request):
     _check(env, request)

@@ -136,7 +136,7 @@ def test_base64_and_percent_runs_decode_to_their_text(text):
         if len(encoded.rstrip("=")) >= 16:
             assert text in decoded(f"log {encoded} end")
     quoted = urllib.parse.quote(text, safe="")
-    if quoted.count("%") >= 2:
+    if "%" in quoted:
         assert any(text in found for found in decoded(f"GET /?q={quoted} HTTP/1.1"))
 
 

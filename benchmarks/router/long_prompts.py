@@ -43,12 +43,15 @@ async def classify(clf, ctx: RequestContext):
     return await clf.classify(ctx.texts, ctx.headers, ctx.opaque, *extra)
 
 
-def prompt_of(tokens: int, rows: list[str], tokenizer) -> str:
-    """Public prompts joined until `tokens` tokens (special tokens included)."""
+def prompt_of(tokens: int, rows: list[str], tokenizer, scan) -> str:
+    """Public prompts joined until `tokens` tokens (special tokens included); a row is
+    left out where a rule would fire on it next to the previous one (context words)."""
     words: list[str] = []
     i = 0
     while len(tokenizer.encode(" ".join(words)).ids) < tokens:
-        words.extend(rows[i % len(rows)].split())
+        row = rows[i % len(rows)]
+        if not scan([" ".join([*words[-40:], row])]):
+            words.extend(row.split())
         i += 1
     while len(tokenizer.encode(" ".join(words)).ids) > tokens:
         words.pop()
@@ -84,7 +87,7 @@ def main() -> None:
 
     async def run() -> None:
         for tokens in (int(n) for n in args.lengths.split(",")):
-            text = prompt_of(tokens, plain, tokenizer)
+            text = prompt_of(tokens, plain, tokenizer, clf.scan)
             assert not clf.scan([text]), "the prompt must reach the model (no rule fires)"
             n = max(1, args.requests * 128 // tokens)
             await classify(clf, chat_context(text))  # warm-up

@@ -17,7 +17,7 @@ import re
 from urllib.parse import unquote_to_bytes
 
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")  # standard and URL-safe alphabets
-PERCENT_RUN = re.compile(r"[^\s%]*(?:%[0-9A-Fa-f]{2}[^\s%]*){2,}")  # two or more %XX
+PERCENT_RUN = re.compile(r"[^\s%]*(?:%[0-9A-Fa-f]{2}[^\s%]*)+")  # one or more %XX
 URL_SAFE = str.maketrans("-_", "+/")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4})+")
