@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -52,7 +51,8 @@ def read(body: bytes) -> Any:
         raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise _too_deep() from None
-    if _key_count(value) != sum(1 for m in STRING_TOKEN.finditer(body) if m.group(1)):
+    tokens = STRING_TOKEN.findall(body)  # per string token: b":..." for a key, else b""
+    if _key_count(value) != len(tokens) - tokens.count(b""):
         raise bad_request("duplicate key in a JSON object: the body has more than one reading")
     return value
 
@@ -96,15 +96,12 @@ def _key_count(value: Any) -> int:
 def strings(value: Any) -> list[str]:
     """Every string inside a JSON value in document order: keys, values, and numbers as
     text (booleans and null carry nothing)."""
-    return list(_walk(value))
-
-
-def _walk(value: Any) -> Iterator[str]:
+    out: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            yield item
+            out.append(item)
         elif isinstance(item, dict):
             for key, child in reversed(item.items()):
                 stack.append(child)
@@ -112,7 +109,8 @@ def _walk(value: Any) -> Iterator[str]:
         elif isinstance(item, list):
             stack.extend(reversed(item))
         elif isinstance(item, int | float) and not isinstance(item, bool):
-            yield str(item)
+            out.append(str(item))
+    return out
 
 
 def _too_deep():

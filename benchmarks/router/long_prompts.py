@@ -47,20 +47,21 @@ def prompt_of(tokens: int, rows: list[str], tokenizer, scan) -> str:
     """Public prompts joined until `tokens` tokens (special tokens included); a row is
     left out where a rule would fire on it next to the previous one (context words)."""
     words: list[str] = []
-    i = 0
-    while len(tokenizer.encode(" ".join(words)).ids) < tokens:
+    count, i = 2, 0  # [CLS] and [SEP]
+    while count < tokens:
         row = rows[i % len(rows)]
         if not scan([" ".join([*words[-40:], row])]):
             words.extend(row.split())
+            count += len(tokenizer.encode(row, add_special_tokens=False).ids)
         i += 1
     while len(tokenizer.encode(" ".join(words)).ids) > tokens:
-        words.pop()
+        del words[-max(1, (len(tokenizer.encode(" ".join(words)).ids) - tokens) // 4) :]
     return " ".join(words)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--model", type=Path, help="ONNX model; without it: rules only (--eval)")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--lengths", default="128,1024,8192,32768")
     ap.add_argument("--rounds", type=int, default=5)
@@ -70,23 +71,23 @@ def main() -> None:
 
     from tokenizers import Tokenizer
 
-    cfg = ClassifierConfig(
-        model=ModelConfig(path=args.model, threshold=args.threshold, timeout_ms=60_000)
-    )
-    clf = build_classifier(cfg, RouterMetrics())
+    model = args.model and ModelConfig(path=args.model, threshold=args.threshold, timeout_ms=6e4)
+    clf = build_classifier(ClassifierConfig(model=model), RouterMetrics())
     split = args.eval or Path("recipes/data/sensitivity/eval.jsonl")
     rows = [json.loads(line) for line in split.read_text().splitlines() if line.strip()]
     public = [r["text"] for r in rows if r["label"] == "public"]
-    tokenizer = Tokenizer.from_file(str(args.model.parent / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    lengths = [int(n) for n in args.lengths.split(",")] if args.model else []
+    if args.model:
+        tokenizer = Tokenizer.from_file(str(args.model.parent / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
 
     # rows no rule can fire on, joined or not: the model is what is measured
     plain = [p for p in public if p.isascii() and not any(c.isdigit() for c in p)]
     plain = [p for p in plain if not clf.scan([p])]
 
     async def run() -> None:
-        for tokens in (int(n) for n in args.lengths.split(",")):
+        for tokens in lengths:
             text = prompt_of(tokens, plain, tokenizer, clf.scan)
             assert not clf.scan([text]), "the prompt must reach the model (no rule fires)"
             n = max(1, args.requests * 128 // tokens)
@@ -113,7 +114,8 @@ def main() -> None:
                 flagged += decision.confidential
             print(json.dumps({"public_rows": len(public), "on_prem": flagged,
                               "share": round(flagged / len(public), 4)}), flush=True)  # fmt: skip
-        clf.batcher.close()
+        if clf.batcher is not None:
+            clf.batcher.close()
 
     asyncio.run(run())
 
