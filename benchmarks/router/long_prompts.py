@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import time
 from pathlib import Path
@@ -48,8 +49,9 @@ def prompt_of(tokens: int, rows: list[str], tokenizer, scan) -> str:
     left out where a rule would fire on it next to the previous one (context words)."""
     words: list[str] = []
     count, i = 2, 0  # [CLS] and [SEP]
-    while count < tokens:
-        row = rows[i % len(rows)]
+    pick = random.Random(0)
+    while count < tokens:  # rows in order, then drawn at random: no window repeats
+        row = rows[i] if i < len(rows) else pick.choice(rows)
         if not scan([" ".join([*words[-40:], row])]):
             words.extend(row.split())
             count += len(tokenizer.encode(row, add_special_tokens=False).ids)
