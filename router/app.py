@@ -116,7 +116,9 @@ def build_app(
     """The app for `config`; tests pass their own metrics registry, classifier or pools."""
     metrics = metrics or RouterMetrics()
     steps = steps or build_steps(config, metrics)
-    classifier = classifier or build_classifier(config.classifier, metrics)
+    classifier = classifier or build_classifier(
+        config.classifier, metrics, config.limits.max_body_bytes
+    )
     pools = pools if pools is not None else build_pools(config, metrics, steps)
     handler = Handler(config, classifier, pools, steps, metrics)
     metrics.watch(metrics.confidential_route_usable, lambda: _usable(pools.get("onprem")))

@@ -72,7 +72,9 @@ class ModelConfig(Strict):
     max_length: int = Field(128, gt=0, le=512)
     max_batch: int = Field(8, gt=0, le=256, description="texts per ONNX Runtime run")
     max_wait_ms: float = Field(2.0, ge=0, le=100, description="micro-batch collection window")
-    timeout_ms: float = Field(500, gt=0, description="no answer by then → confidential")
+    timeout_ms: float = Field(
+        500, gt=0, description="per max_batch windows: no answer by then → confidential"
+    )
     threads: int = Field(1, gt=0, le=64, description="ONNX Runtime intra-op threads per run")
     workers: int = Field(2, gt=0, le=64, description="runs in flight at once (one session)")
     solo_threads: int = Field(

@@ -42,7 +42,8 @@ class RequestContext:
     accept: str
     headers: dict[str, str]  # lower-cased request headers (never logged)
     payload: dict[str, Any] | None = None  # parsed JSON body (OpenAI APIs)
-    texts: list[str] = field(default_factory=list)  # what the classifier reads
+    texts: list[str] = field(default_factory=list)  # the conversation (content, prompt)
+    fields: list[str] = field(default_factory=list)  # every other string of the body
     opaque: bool = False  # body could not be read as text → fail closed
     stream: bool = False
     started: float = field(default_factory=time.monotonic)

@@ -51,7 +51,9 @@ class Handler:
                 ctx = await ingress.parse(
                     scope, receive, api, limits.max_body_bytes, limits.deadline_s
                 )
-                ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
+                ctx.decision = await self.classifier.classify(
+                    ctx.texts, ctx.headers, ctx.opaque, ctx.fields
+                )
                 reply = await self.route(ctx)
             except RouterError as err:
                 if ctx is not None:

@@ -1,29 +1,34 @@
-"""Ingress: read and check the request body, and pull out the text the classifier reads.
+"""Ingress: read and check the request body, and hand the classifier all of its text.
 
-Limits come first (body ≤ 6 MB → else 413) so a huge body is never parsed. OpenAI bodies
-must be UTF-8 JSON objects with `messages` (chat) or `prompt` (completions); `/invocations`
-passes any content type through, and the classifier reads it as text when it is text (JSON
-string values, text/*). A body that cannot be read (binary) is marked opaque and so handled
-as confidential: what the router cannot inspect never goes to the cloud.
+Limits come first (body ≤ 6 MB → else 413) so a huge body is never parsed. The body goes
+upstream byte for byte, so the classifier gets every string in it (jsonbody.py says why
+that is the choice, and how a body with two readings is refused): `texts`, what the model
+reads as the conversation (messages' content and tool calls, or the prompt), and `fields`,
+every other key and value. OpenAI bodies must be JSON objects with `messages` (chat) or
+`prompt` (completions). `/invocations` passes any content type through: JSON (and JSON
+lines) is read like the OpenAI bodies; text is decoded with its declared charset (UTF-8 by
+default; 400 if it does not decode); any other type is read as text when it is UTF-8
+without control characters, and is otherwise opaque, so handled as confidential: what the
+router cannot read never goes to the cloud.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
+from collections import Counter
 from typing import Any
 
-import orjson
-
+from router import jsonbody
 from router.asgi import Receive, Scope, header_dict, read_body
 from router.context import Api, RequestContext
 from router.errors import RouterError, bad_request
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
-DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))  # "0" or "."
-LONG_NUMBER = b"0" * 19  # a run of 19 digits, after DIGITS_AS_ZERO
-TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
+JSON_LINES = ("application/x-ndjson", "application/jsonlines", "application/jsonl")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # in text: all but \t \n \r
+CHARSET = re.compile(r";\s*charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+loads = jsonbody.loads  # re-exported: callers and tests read JSON through ingress
 
 
 async def parse(
@@ -70,35 +75,24 @@ def _read_openai(ctx: RequestContext) -> None:
         ctx.texts = chat_texts(payload["messages"])
     else:
         ctx.texts = prompt_texts(payload["prompt"])
+    ctx.fields = _rest(jsonbody.strings(payload), ctx.texts)
+
+
+def _rest(strings: list[str], taken: list[str]) -> list[str]:
+    """`strings` less one occurrence of each of `taken` (the texts already handed over)."""
+    left = Counter(taken)
+    rest = []
+    for s in strings:
+        if left[s] > 0:
+            left[s] -= 1
+        else:
+            rest.append(s)
+    return rest
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = loads(None, body)
-    except UnicodeDecodeError:
-        raise bad_request("request body is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(payload, dict):
-        raise bad_request("request body must be a JSON object")
-    return payload
-
-
-def loads(text: str | None, utf8: bytes) -> Any:
-    """`json.loads(text)`, the same value, 3-4x faster where orjson can give it (`utf8`:
-    the body `text` was decoded from; `text` None: decoded here only if the standard
-    library must parse, raising UnicodeDecodeError; orjson checks UTF-8 as strictly).
-    orjson refuses NaN/Infinity, lone surrogates and out-of-range floats (the standard
-    library then parses, or raises its own error), and reads integers of 19 digits or more
-    as floats, whose lost digits could hide an identifier from the detectors: a body with
-    such a digit run goes to the standard library at once (found with two C passes: a
-    regex took 3 µs per request)."""
-    if utf8.translate(DIGITS_AS_ZERO).find(LONG_NUMBER) < 0:
-        try:
-            return orjson.loads(utf8)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(utf8.decode("utf-8") if text is None else text)
+    """The body as a JSON object with one reading (jsonbody.py), else a one-line 400."""
+    return jsonbody.read_object(body)
 
 
 def chat_texts(messages: Any) -> list[str]:
@@ -112,12 +106,12 @@ def chat_texts(messages: Any) -> list[str]:
         if isinstance(content, str):
             texts.append(content)
         elif isinstance(content, list):
-            texts.extend(_strings(content))
+            texts.extend(jsonbody.strings(content))
         elif content is not None:
             raise bad_request(f"messages.{i}.content: must be a string or a list of parts")
         tool_calls = message.get("tool_calls")
         if tool_calls:  # most messages have none: no walk of an empty value
-            texts.extend(_strings(tool_calls))
+            texts.extend(jsonbody.strings(tool_calls))
     return texts
 
 
@@ -131,39 +125,42 @@ def prompt_texts(prompt: Any) -> list[str]:
     raise bad_request("prompt: must be a string or a list of strings")
 
 
-def _strings(value: Any) -> list[str]:
-    """Every string inside a JSON value (keys included: they can carry data too)."""
-    out: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            out.extend(k for k in item if isinstance(k, str))
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, int | float) and not isinstance(item, bool):
-            out.append(str(item))
-    return out
-
-
 def _read_invocation(ctx: RequestContext) -> None:
     ctype = ctx.content_type.lower()
     if not ctype:
         raise RouterError(415, "unsupported_media_type", "Content-Type is required")
-    if not ctype.startswith(TEXT_TYPES):
-        ctx.opaque = True
-        return
-    try:
-        text = ctx.body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad_request("request body is not valid UTF-8") from None
     if ctype.startswith("application/json"):
-        try:
-            ctx.texts = _strings(loads(text, ctx.body))
-        except json.JSONDecodeError as exc:
-            raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+        ctx.texts = jsonbody.strings(jsonbody.read(ctx.body))
+    elif ctype.startswith(JSON_LINES):
+        ctx.texts = [s for line in ctx.body.splitlines() if line.strip()
+                     for s in jsonbody.strings(jsonbody.read(line))]  # fmt: skip
+    elif ctype.startswith("text/"):
+        ctx.texts = [_declared_text(ctx.body, ctx.content_type)]
     else:
-        ctx.texts = [text]
+        text = _utf8_text(ctx.body)
+        if text is None:
+            ctx.opaque = True
+        else:
+            ctx.texts = [text]
+
+
+def _declared_text(body: bytes, content_type: str) -> str:
+    """A text/* body decoded with its charset (default UTF-8); 400 when it does not decode."""
+    match = CHARSET.search(content_type)
+    charset = match.group(1) if match else "UTF-8"
+    try:
+        return body.decode(charset)  # text encodings only: "base64" is a LookupError
+    except LookupError:
+        raise bad_request(f"unknown charset: {charset}") from None
+    except UnicodeDecodeError:
+        raise bad_request(f"request body is not valid {charset}") from None
+
+
+def _utf8_text(body: bytes) -> str | None:
+    """A body of another type as text, when it is UTF-8 without control characters (a
+    UTF-16 text is full of NULs: read as UTF-8 its digits would sit apart); else None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if CONTROL.search(text) else text

@@ -2,25 +2,32 @@
 
 Order is cheapest first, and each later step runs only if nothing earlier decided:
 header (confidential, or a trusted caller's public) → opaque body → detectors → model.
+Detectors and model read the request's strings normalised and decoded (views.py); the
+model reads every window of them (windows.py), up to `scan_tokens` tokens: a request with
+more is confidential ("too_long"), as nothing past that was read.
 A model that is configured but missing, failing or late makes the request confidential
-and counts `edgepack_router_classifier_failures`.
+and counts `edgepack_router_classifier_failures`. Its time limit is `timeout_ms` per
+`max_batch` windows (one run's worth), so a long prompt is given the time it needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from router.config import ClassifierConfig
+from router.config import SAGEMAKER_MAX_BODY, ClassifierConfig
 from router.metrics import RouterMetrics
-from router.sensitivity import registry
+from router.sensitivity import registry, views
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.model import OnnxSensitivityModel
 from router.sensitivity.prefilter import Prefilter
+from router.sensitivity.windows import scan_budget
 
 LOG = logging.getLogger("edgepack.router")
 CONFIDENTIAL: Sensitivity = "confidential"
@@ -28,19 +35,27 @@ PUBLIC: Sensitivity = "public"
 Verdict = tuple[Sensitivity, tuple[str, ...]]
 """What the steps decide; `classify` makes it a `Decision` with the time it took."""
 OFFLOAD_CHARS = 32 * 1024
-"""Texts longer than this in total are scanned in a worker thread: 1 MB of prose costs
-~0.4 s of CPU, which on the event loop would stall every other request as long (the
-thread shares the GIL, but the loop gets its turn every switch interval)."""
+"""Texts longer than this in total are read (normalised, scanned, cut into windows) in a
+worker thread: 1 MB of prose costs ~0.4 s of CPU to scan, which on the event loop would
+stall every other request as long (the thread shares the GIL, but the loop gets its turn
+every switch interval)."""
+Reading = tuple[tuple[str, ...], list | None]
+"""The detectors' labels, and what the model scores (windows or texts; None: too long)."""
 
 
 class Classifier:
     def __init__(
-        self, config: ClassifierConfig, metrics: RouterMetrics, batcher: MicroBatcher | None
+        self,
+        config: ClassifierConfig,
+        metrics: RouterMetrics,
+        batcher: MicroBatcher | None,
+        scan_tokens: int = scan_budget(SAGEMAKER_MAX_BODY),
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.detectors = registry.select(config.detectors)
         self.batcher = batcher
+        self.scan_tokens = scan_tokens
         self.model_error: str | None = None  # set when a configured model failed to load
         self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
 
@@ -68,21 +83,39 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
-    async def _scan_offloaded(self, texts: list[str]) -> tuple[str, ...]:
+    def read(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
+        """Labels of the detectors that fire, and the model's items when none does: its
+        windows (texts as they are for a model that cuts none), None when too long."""
+        view = views.read(texts, fields)
+        labels = self.scan(view.rules)
+        if labels or not self._model_on():
+            return labels, []
+        cut = getattr(self.batcher.model, "windows", None) if self.batcher else None
+        return labels, view.prose if cut is None else cut(view.prose, self.scan_tokens)
+
+    async def _read_offloaded(self, texts: Sequence[str], fields: Sequence[str]) -> Reading:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
-        return await asyncio.get_running_loop().run_in_executor(self._scanner, self.scan, texts)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._scanner, self.read, texts, fields)
 
     async def classify(
-        self, texts: list[str], headers: dict[str, str] | None = None, opaque: bool = False
+        self,
+        texts: list[str],
+        headers: dict[str, str] | None = None,
+        opaque: bool = False,
+        fields: Sequence[str] = (),
     ) -> Decision:
+        """`texts`: the conversation; `fields`: the body's other strings (views.py)."""
         start = time.perf_counter()
-        sensitivity, reasons = await self._decide(texts, headers or {}, opaque)
+        sensitivity, reasons = await self._decide(texts, headers or {}, opaque, fields)
         elapsed = time.perf_counter() - start
         self.metrics.classify_seconds.observe(elapsed)
         return Decision(sensitivity, reasons, elapsed * 1000)
 
-    async def _decide(self, texts: list[str], headers: dict[str, str], opaque: bool) -> Verdict:
+    async def _decide(
+        self, texts: list[str], headers: dict[str, str], opaque: bool, fields: Sequence[str]
+    ) -> Verdict:
         verdict = header_verdict(headers, self.config)
         if verdict == "confidential":
             return CONFIDENTIAL, ("header",)
@@ -91,38 +124,54 @@ class Classifier:
         if opaque:
             return CONFIDENTIAL, ("opaque",)
         try:
-            if sum(map(len, texts)) < OFFLOAD_CHARS:
-                labels = self.scan(texts)
+            if sum(map(len, texts)) + sum(map(len, fields)) < OFFLOAD_CHARS:
+                labels, items = self.read(texts, fields)
             else:
-                labels = await self._scan_offloaded(texts)
+                labels, items = await self._read_offloaded(texts, fields)
         except Exception as exc:  # a detector bug must not let a request through unread
             self.metrics.classifier_failures.inc()
             LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
             return CONFIDENTIAL, ("classifier_error",)
         if labels:
             return CONFIDENTIAL, labels
-        model = self.config.model
-        if model is None or not model.enabled:
+        if not self._model_on():
             return PUBLIC, ()
-        return await self._model_decision("\n".join(texts), model.threshold, model.timeout_ms)
+        if items is None:
+            return CONFIDENTIAL, ("too_long",)
+        model = self.config.model
+        assert model is not None
+        return await self._model_decision(items, model.threshold, model.timeout_ms)
 
-    async def _model_decision(self, text: str, threshold: float, timeout_ms: float) -> Verdict:
+    def _model_on(self) -> bool:
+        return self.config.model is not None and self.config.model.enabled
+
+    async def _model_decision(self, items: list, threshold: float, timeout_ms: float) -> Verdict:
+        """Confidential if any item (window) scores at or above `threshold`."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
+        if not items:  # nothing the model reads (empty content, identifiers only)
+            return PUBLIC, ()
+        runs = math.ceil(len(items) / self.batcher.max_batch)
+        batcher = self.batcher
         try:
-            score = await asyncio.wait_for(self.batcher.score(text), timeout_ms / 1000)
+            scores = await asyncio.wait_for(
+                asyncio.gather(*(batcher.score(item) for item in items)), timeout_ms * runs / 1000
+            )
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()
             LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
             return CONFIDENTIAL, ("classifier_error",)
-        if score >= threshold:
+        if max(scores) >= threshold:
             return CONFIDENTIAL, ("model",)
         return PUBLIC, ()
 
 
-def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classifier:
-    """A classifier with its model loaded (or marked failed, which fails every request closed)."""
+def build_classifier(
+    config: ClassifierConfig, metrics: RouterMetrics, max_body_bytes: int = SAGEMAKER_MAX_BODY
+) -> Classifier:
+    """A classifier with its model loaded (or marked failed, which fails every request
+    closed), reading up to `scan_budget(max_body_bytes)` tokens per request."""
     batcher = None
     error = None
     model = config.model
@@ -141,6 +190,6 @@ def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classi
                 else f"{type(exc).__name__}: {exc}"
             )
             LOG.error("classifier model not loaded", extra={"fields": {"error": error}})
-    classifier = Classifier(config, metrics, batcher)
+    classifier = Classifier(config, metrics, batcher, scan_budget(max_body_bytes))
     classifier.model_error = error
     return classifier

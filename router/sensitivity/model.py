@@ -1,8 +1,10 @@
 """The build's sensitivity classifier (ONNX, usually model.int8.onnx) in ONNX Runtime.
 
-Tokenization uses the `tokenizers` library directly (tokenizer.json beside the model),
-truncating at `max_length`; a batch is padded to its longest member (per length group),
-never to a fixed length. Padding id 0 is masked out by the attention mask.
+Tokenization uses the `tokenizers` library directly (tokenizer.json beside the model).
+`scores` takes texts (tokenized, truncated at `max_length`) or windows (token ids that
+windows.py cut from a longer text, special tokens included: `windows` builds them); a
+batch is padded to its longest member (per length group), never to a fixed length.
+Padding id 0 is masked out by the attention mask.
 
 Cost (2-core AVX2 Zen 3, INT8 MiniLM-L6, eval prompts ~36 tokens, one intra-op thread, CPU
 per text, medians of 3 interleaved rounds): the matrix products are ~80% of it and scale
@@ -17,11 +19,13 @@ onnxruntime and tokenizers are imported here only, so the CLI starts without the
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from router.config import ModelConfig
+from router.sensitivity.windows import Window, Windows
 
 GROUP_SLACK, GROUP_PAD = 1.1, 4  # a run's longest ≤ 1.1 × its shortest + 4 tokens (see above)
 
@@ -32,12 +36,15 @@ class OnnxSensitivityModel:
     `scores_alone` runs on a second session with more intra-op threads (`solo_threads`),
     for a batch that has the machine to itself: a lone prompt is answered sooner."""
 
-    def __init__(self, session, tokenizer, positive_index: int, solo_session=None) -> None:
+    def __init__(
+        self, session, tokenizer, positive_index: int, solo_session=None, windows=None
+    ) -> None:
         self.session = session
         self.solo_session = solo_session
         self.tokenizer = tokenizer
         self.positive_index = positive_index
         self.input_names = {i.name for i in session.get_inputs()}
+        self.windows: Windows | None = windows  # the classifier cuts long texts with it
 
     @classmethod
     def load(cls, config: ModelConfig) -> OnnxSensitivityModel:
@@ -50,40 +57,47 @@ class OnnxSensitivityModel:
         tokenizer = Tokenizer.from_file(str(tok_path))
         tokenizer.enable_truncation(config.max_length)
         tokenizer.no_padding()  # padding is done per length group (see `scores`)
+        whole = Tokenizer.from_file(str(tok_path))  # not truncated: windows.py cuts
         session = _session(path, config.threads)
         solo = _session(path, config.solo_threads) if config.solo_threads > config.threads else None
-        return cls(session, tokenizer, positive_index(path.parent, config.positive_label), solo)
+        index = positive_index(path.parent, config.positive_label)
+        return cls(session, tokenizer, index, solo, Windows(whole, config.max_length))
 
-    def scores(self, texts: list[str]) -> list[float]:
-        """P(positive) per text, in order. Texts are sorted by token length and run in
+    def scores(self, texts: list[str | Window]) -> list[float]:
+        """P(positive) per text or window, in order. Texts are sorted by token length and run in
         groups of similar length, each padded only to its own longest member: padding a
         short prompt to a long neighbour costs more than the batching saves."""
         return self._scores(texts, self.session)
 
-    def scores_alone(self, texts: list[str]) -> list[float]:
+    def scores_alone(self, texts: list[str | Window]) -> list[float]:
         """`scores` for a batch that runs while no other does (more threads, if configured)."""
         return self._scores(texts, self.solo_session or self.session)
 
-    def _scores(self, texts: list[str], session) -> list[float]:
-        encodings = self._encode(texts)
+    def _scores(self, texts: list[str | Window], session) -> list[float]:
+        rows = self._ids(texts)
         out = [0.0] * len(texts)
-        for group in length_groups([len(e.ids) for e in encodings], GROUP_SLACK, GROUP_PAD):
-            probs = self._run([encodings[i] for i in group], session)
+        for group in length_groups([len(r) for r in rows], GROUP_SLACK, GROUP_PAD):
+            probs = self._run([rows[i] for i in group], session)
             for i, p in zip(group, probs, strict=True):
                 out[i] = p
         return out
 
-    def _encode(self, texts: list[str]) -> list:
+    def _ids(self, items: list[str | Window]) -> list[Sequence[int]]:
+        """Token ids per item: windows as they are, texts tokenized in one batch."""
+        texts = [t for t in items if isinstance(t, str)]
+        if not texts:
+            return list(items)  # type: ignore[arg-type]
         fast = getattr(self.tokenizer, "encode_batch_fast", None)  # tokenizers ≥ 0.20
-        return fast(texts) if fast else self.tokenizer.encode_batch(texts)
+        encoded = iter((fast or self.tokenizer.encode_batch)(texts))
+        return [next(encoded).ids if isinstance(t, str) else t for t in items]
 
-    def _run(self, encodings: list, session) -> list[float]:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
+    def _run(self, rows: list[Sequence[int]], session) -> list[float]:
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
+        for row, r in enumerate(rows):
+            ids[row, : len(r)] = r
+            mask[row, : len(r)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         logits = session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
         logits = logits - logits.max(axis=1, keepdims=True)
