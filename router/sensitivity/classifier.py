@@ -19,7 +19,7 @@ from router.sensitivity import registry
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
-from router.sensitivity.model import OnnxSensitivityModel
+from router.sensitivity.model import OnnxSensitivityModel, file_stamp
 from router.sensitivity.prefilter import Prefilter
 
 LOG = logging.getLogger("edgepack.router")
@@ -42,7 +42,16 @@ class Classifier:
         self.detectors = registry.select(config.detectors)
         self.batcher = batcher
         self.model_error: str | None = None  # set when a configured model failed to load
+        self.stamp: tuple = ()  # the model files' `file_stamp` when they were loaded
         self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
+
+    def close(self) -> None:
+        """Stop its threads (a reload replaced it, or the router stops); once its last
+        request has been classified."""
+        if self.batcher is not None:
+            self.batcher.close()
+        if self._scanner is not None:
+            self._scanner.shutdown(wait=False)
 
     @property
     def ready(self) -> bool:
@@ -121,13 +130,32 @@ class Classifier:
         return PUBLIC, ()
 
 
+def model_problem(config: ClassifierConfig) -> str | None:
+    """Why the configured model does not load (one line), or None: a reload's check before
+    the new config goes to every worker."""
+    model = config.model
+    if model is None or not model.enabled:
+        return None
+    try:
+        OnnxSensitivityModel.load(model)
+    except Exception as exc:
+        return f"classifier.model: {_why(exc)}"
+    return None
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, OSError | ValueError) else f"{type(exc).__name__}: {exc}"
+
+
 def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classifier:
     """A classifier with its model loaded (or marked failed, which fails every request closed)."""
     batcher = None
     error = None
+    stamp: tuple = ()
     model = config.model
     if model is not None and model.enabled:
         try:
+            stamp = file_stamp(model)  # before loading: a change meanwhile reloads again
             batcher = MicroBatcher(
                 OnnxSensitivityModel.load(model),
                 model.max_batch,
@@ -135,12 +163,9 @@ def build_classifier(config: ClassifierConfig, metrics: RouterMetrics) -> Classi
                 model.workers,
             )
         except Exception as exc:
-            error = (
-                str(exc)
-                if isinstance(exc, OSError | ValueError)
-                else f"{type(exc).__name__}: {exc}"
-            )
+            error = _why(exc)
             LOG.error("classifier model not loaded", extra={"fields": {"error": error}})
     classifier = Classifier(config, metrics, batcher)
     classifier.model_error = error
+    classifier.stamp = stamp
     return classifier
