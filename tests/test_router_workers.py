@@ -8,6 +8,7 @@ no supervisor; one that cannot start stops the router."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -260,5 +261,5 @@ def test_workers_that_die_after_serving_are_replaced_at_a_bounded_rate():
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 1  # its workers did not end cleanly
     for ts in starts.values():  # each one replaced, never sooner than RESTART_DELAY_S after
-        gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(ts)]
         assert len(gaps) >= 3 and min(gaps) >= RESTART_DELAY_S - 0.01, gaps
