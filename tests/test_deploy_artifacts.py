@@ -86,6 +86,8 @@ def _bad_recipe(tmp_path: Path, edit) -> Path:
         (lambda d: d["tiers"][1].update(reserved=0.7), "reserved shares must sum to less than 1"),
         (lambda d: d.update(listen_port=80), "deploy.listen_port"),
         (lambda d: d["sagemaker"].update(regoin="x"), "deploy.sagemaker.regoin: unknown key"),
+        (lambda d: d.update(router={"drain": {"grace_period_s": 300}}),
+         "router.drain.grace_period_s: set drain_grace_s instead"),
     ],
 )  # fmt: skip
 def test_bad_deploy_section_is_one_line_naming_file_and_field(tmp_path, edit, expected):
