@@ -303,11 +303,12 @@ async def apply_config(app: RouterApp, config: RouterConfig, digest: str | None 
             raise ReloadRefused(f"classifier.model: {classifier.model_error}")
     changed = [name for name in POOL_SECTIONS if getattr(old.config, name) != getattr(config, name)]
     fresh: dict[str, Pool | None] = {}
+    section = ""
     try:
-        for name in changed:
-            fresh[name] = pool = build_pool(name, config, metrics, steps)
+        for section in changed:
+            fresh[section] = pool = build_pool(section, config, metrics, steps)
             if pool is not None:
-                carry_over(old.pools.get(name), pool)
+                carry_over(old.pools.get(section), pool)
                 await pool.start()
     except Exception as exc:  # nothing of the new config is in force yet
         for pool in fresh.values():
@@ -315,7 +316,7 @@ async def apply_config(app: RouterApp, config: RouterConfig, digest: str | None 
                 await pool.close()
         if classifier is not old.classifier:
             classifier.close()
-        raise ReloadRefused(f"{changed[len(fresh) - 1]}: {exc}") from None
+        raise ReloadRefused(f"{section}: {exc}") from None
     pools = {k: v for k, v in old.pools.items() if k not in fresh}
     pools.update({k: v for k, v in fresh.items() if v is not None})
     reconfigure(steps, config)
