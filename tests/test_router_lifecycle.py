@@ -412,8 +412,8 @@ def test_every_worker_runs_the_last_valid_config(cluster, steps):
 
 
 @pytest.mark.slow
-@settings(max_examples=10, deadline=None, phases=NO_SHRINK,
+@settings(max_examples=5, deadline=None, phases=NO_SHRINK,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-@given(steps=st.lists(st.one_of(VALID, INVALID, KILL), min_size=4, max_size=12))
+@given(steps=st.lists(st.one_of(VALID, INVALID, KILL), min_size=4, max_size=10))
 def test_every_worker_runs_the_last_valid_config_long(cluster, steps):
     _run(cluster, steps)
