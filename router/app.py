@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections.abc import AsyncIterator
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -30,10 +34,11 @@ from router.config import RouterConfig
 from router.context import Api
 from router.drain import DrainState
 from router.errors import RouterError, bad_request
-from router.handler import Handler
+from router.handler import Generation, Handler
 from router.metrics import RouterMetrics
 from router.retry import RetrySeam
 from router.sensitivity.classifier import Classifier, build_classifier
+from router.sensitivity.model import file_stamp
 from router.steps import Steps
 from router.upstreams.base import Pool
 from router.upstreams.fallback import build_fallback
@@ -41,6 +46,7 @@ from router.upstreams.onprem import OnPremPool
 from router.upstreams.sagemaker import SageMakerPool
 
 log = logging.getLogger("edgepack.router.app")
+T = TypeVar("T")
 
 
 def build_steps(config: RouterConfig, metrics: RouterMetrics) -> Steps:
@@ -54,14 +60,27 @@ def build_steps(config: RouterConfig, metrics: RouterMetrics) -> Steps:
     )
 
 
+POOL_SECTIONS = ("onprem", "sagemaker", "fallback")  # config section = pool name
+
+
+def build_pool(
+    section: str, config: RouterConfig, metrics: RouterMetrics, steps: Steps
+) -> Pool | None:
+    if section == "onprem":
+        return OnPremPool(config.onprem, metrics, steps.outlier)
+    if section == "sagemaker":
+        return SageMakerPool(config.sagemaker, metrics) if config.sagemaker is not None else None
+    return build_fallback(config, metrics, steps.outlier)
+
+
 def build_pools(config: RouterConfig, metrics: RouterMetrics, steps: Steps) -> dict[str, Pool]:
-    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, steps.outlier)}
-    if config.sagemaker is not None:
-        pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics)
-    fallback = build_fallback(config, metrics, steps.outlier)
-    if fallback is not None:
-        pools["fallback"] = fallback
-    return pools
+    pools = {name: build_pool(name, config, metrics, steps) for name in POOL_SECTIONS}
+    return {name: pool for name, pool in pools.items() if pool is not None}
+
+
+def config_digest(config: RouterConfig) -> str:
+    """The config's hash as /readyz reports it: equal on every worker that runs it."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
 
 def pool_sizes(config: RouterConfig) -> dict[str, int]:
@@ -112,16 +131,20 @@ def build_app(
     classifier: Classifier | None = None,
     steps: Steps | None = None,
     pools: dict[str, Pool] | None = None,
+    digest: str | None = None,
 ) -> Starlette:
-    """The app for `config`; tests pass their own metrics registry, classifier or pools."""
+    """The app for `config`; tests pass their own metrics registry, classifier or pools.
+    `digest`: the hash /readyz reports (default: `config`'s; a worker passes the hash of
+    the whole config its share of the limits came from)."""
     metrics = metrics or RouterMetrics()
     steps = steps or build_steps(config, metrics)
     classifier = classifier or build_classifier(
         config.classifier, metrics, config.limits.max_body_bytes
     )
     pools = pools if pools is not None else build_pools(config, metrics, steps)
-    handler = Handler(config, classifier, pools, steps, metrics)
-    metrics.watch(metrics.confidential_route_usable, lambda: _usable(pools.get("onprem")))
+    handler = Handler(config, classifier, pools, steps, metrics, digest or config_digest(config))
+    reloads = Reloads()
+    metrics.watch(metrics.confidential_route_usable, lambda: _usable(handler.pools.get("onprem")))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -136,33 +159,35 @@ def build_app(
             if publishing is not None:
                 publishing.cancel()
                 metrics.publish()  # the last second's counts too
-            for pool in pools.values():
-                await pool.close()
-            if classifier.batcher is not None:
-                classifier.batcher.close()
+            await reloads.close_all(handler.live)
             logs.REQUESTS.flush()
             if hasattr(steps.cache, "close"):
                 await steps.cache.close()
 
     async def classify(request: Request) -> Response:
+        gen = handler.live
         try:
-            texts, headers = await _classify_input(request, config.limits.max_body_bytes)
+            texts, headers = await _classify_input(request, gen.config.limits.max_body_bytes)
         except RouterError as err:
             return respond.error_response(err)
-        decision = await classifier.classify(texts, headers)
+        decision = await gen.classifier.classify(texts, headers)
         return JSONResponse(decision.as_json())
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        routes = {name: pool.usable() for name, pool in pools.items()}
-        ok = classifier.ready and any(routes.values()) and not steps.lifecycle.draining
+        gen = handler.live
+        routes = {name: pool.usable() for name, pool in gen.pools.items()}
+        ok = gen.classifier.ready and any(routes.values()) and not steps.lifecycle.draining
         body = {
             "ready": ok,
-            "classifier": classifier.ready,
+            "classifier": gen.classifier.ready,
             "routes": routes,
             "draining": steps.lifecycle.draining,
+            "config": gen.digest,
+            "generation": reloads.generation,
+            "pid": os.getpid(),
             **steps_status(steps),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -179,10 +204,9 @@ def build_app(
     ]
     control = Starlette(routes=routes, lifespan=lifespan)
     control.state.handler = handler
-    control.state.classifier = classifier
-    control.state.pools = pools
     control.state.steps = steps
     control.state.metrics = metrics
+    control.state.reloads = reloads
     return RouterApp(handler, control)
 
 
@@ -234,51 +258,168 @@ async def _classify_input(request: Request, limit: int) -> tuple[list[str], dict
     raise bad_request("missing field: text (or messages / prompt)")
 
 
-def apply_config(app: RouterApp, config: RouterConfig) -> None:
-    """Switch a running router app to `config` without dropping requests in flight.
+class ReloadRefused(Exception):
+    """A new config that cannot be put in force as a whole; the message is one line that
+    names the section. Nothing of it took effect."""
 
-    Requests already in flight keep the pools and settings they started with; the
-    resilience steps keep their state (breakers, budgets, held slots) under the new
-    settings. Pools whose section changed are rebuilt and started before the swap; the
-    old ones are closed once no request can still be using them (after the deadline).
-    The listen address and the classifier are not reloaded (they need a restart).
+
+RESTART_ONLY = ("listen",)  # sections only a restart changes (the socket, the processes)
+
+
+def restart_only_change(old: RouterConfig, new: RouterConfig) -> str | None:
+    """The first setting that differs in a section a reload cannot change, e.g. `listen.port`."""
+    for section in RESTART_ONLY:
+        before, after = getattr(old, section), getattr(new, section)
+        for name in type(before).model_fields:
+            if getattr(before, name) != getattr(after, name):
+                return f"{section}.{name}"
+    return None
+
+
+def refuse_restart_only(old: RouterConfig, new: RouterConfig) -> None:
+    changed = restart_only_change(old, new)
+    if changed is not None:
+        raise ReloadRefused(f"{changed}: cannot change at run time (restart the router)")
+
+
+async def apply_config(app: RouterApp, config: RouterConfig, digest: str | None = None) -> None:
+    """Put `config` in force as a whole, or raise ReloadRefused and change nothing.
+
+    Everything that can fail is made first, off the request path: the classifier (its
+    model loaded in a thread, when the section or the model's files changed) and the pools
+    of the sections that changed, started, their upstreams' health carried over. Then one
+    synchronous swap: requests from here on use the new generation; those in flight keep
+    theirs. A replaced pool or classifier closes when the last request of every
+    generation that used it ends. The steps keep their state (breakers, budgets, slots)
+    under the new settings.
     """
-    handler = app.state.handler
-    old_config = handler.config
-    steps = app.state.steps
+    handler: Handler = app.state.handler
+    old = handler.live
+    refuse_restart_only(old.config, config)
+    metrics, steps = app.state.metrics, app.state.steps
+    classifier = old.classifier
+    if _classifier_changed(old, config):
+        classifier = await in_thread(
+            build_classifier, config.classifier, metrics, config.limits.max_body_bytes
+        )
+        if classifier.model_error is not None:
+            classifier.close()
+            raise ReloadRefused(f"classifier.model: {classifier.model_error}")
+    changed = [name for name in POOL_SECTIONS if getattr(old.config, name) != getattr(config, name)]
+    fresh: dict[str, Pool | None] = {}
+    section = ""
+    try:
+        for section in changed:
+            fresh[section] = pool = build_pool(section, config, metrics, steps)
+            if pool is not None:
+                carry_over(old.pools.get(section), pool)
+                await pool.start()
+    except Exception as exc:  # nothing of the new config is in force yet
+        for pool in fresh.values():
+            if pool is not None:
+                await pool.close()
+        if classifier is not old.classifier:
+            classifier.close()
+        raise ReloadRefused(f"{section}: {exc}") from None
+    pools = {k: v for k, v in old.pools.items() if k not in fresh}
+    pools.update({k: v for k, v in fresh.items() if v is not None})
     reconfigure(steps, config)
-    changed = [
-        name for name in ("onprem", "sagemaker", "fallback")
-        if getattr(old_config, name) != getattr(config, name)
-    ]  # fmt: skip
-    handler.config = config
-    if not changed:
-        return
-    fresh = build_pools(config, app.state.metrics, steps)
-    task = asyncio.get_running_loop().create_task(
-        _swap_pools(app.state.pools, fresh, changed, config.limits.deadline_s)
+    logs.set_level(config.logging.level)
+    handler.live = Generation(config, classifier, pools, digest or config_digest(config))
+    app.state.reloads.retire(old, handler)
+
+
+def _classifier_changed(old: Generation, new: RouterConfig) -> bool:
+    """The section or the scan budget (from limits.max_body_bytes) differs, or the model's
+    files changed on disk since they were loaded."""
+    model = new.classifier.model
+    scan_changed = old.config.limits.max_body_bytes != new.limits.max_body_bytes
+    return (
+        scan_changed
+        or old.config.classifier != new.classifier
+        or (model is not None and old.classifier.stamp != file_stamp(model))
     )
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+
+
+def carry_over(old: Pool | None, new: Pool) -> None:
+    """Health of the upstreams in both pools (same name and address) goes on in the new one."""
+    inherit = getattr(new, "inherit", None)
+    if old is not None and inherit is not None:
+        inherit(old)
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a thread of its own that ends with it (a reload must not leave a
+    pool thread behind, nor hold up the requests)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, result, None)
+
+    threading.Thread(target=run, name="reload", daemon=True).start()
+    return await done
+
+
+def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+class Reloads:
+    """The generations replaced by reloads whose requests still run, and what they hold."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.retired: set[Generation] = set()
+        self.handler: Handler | None = None
+
+    def retire(self, old: Generation, handler: Handler) -> None:
+        self.generation += 1
+        self.handler = handler
+        self.retired.add(old)
+        old.on_idle = self._idle
+        if not old.in_flight:
+            self._idle(old)
+
+    def _idle(self, gen: Generation) -> None:
+        """`gen`'s last request ended: close what no other generation still uses."""
+        self.retired.discard(gen)
+        assert self.handler is not None
+        used = [self.handler.live, *self.retired]
+        pools = [p for p in gen.pools.values() if not any(p in g.pools.values() for g in used)]
+        if all(gen.classifier is not g.classifier for g in used):
+            gen.classifier.close()
+        if pools:
+            _background(_close(pools))
+
+    async def close_all(self, live: Generation) -> None:
+        """Shutdown: every pool and classifier of every generation."""
+        gens = [live, *self.retired]
+        pools = {id(p): p for g in gens for p in g.pools.values()}
+        await _close(list(pools.values()))
+        for classifier in {id(g.classifier): g.classifier for g in gens}.values():
+            classifier.close()
+
+
+async def _close(pools: list[Pool]) -> None:
+    for pool in pools:
+        await pool.close()
 
 
 _BACKGROUND: set[asyncio.Task] = set()
 
 
-async def _swap_pools(pools: dict, fresh: dict, changed: list[str], linger_s: float) -> None:
-    keys = {"onprem": ["onprem"], "sagemaker": ["sagemaker"], "fallback": ["fallback"]}
-    old = []
-    for section in changed:
-        for name in keys[section]:
-            if name in fresh:
-                await fresh[name].start()
-            if name in pools:
-                old.append(pools[name])
-            if name in fresh:
-                pools[name] = fresh[name]  # the handler and /readyz share this dict
-            else:
-                pools.pop(name, None)
-    log.info("pools reloaded: %s", ", ".join(changed))
-    await asyncio.sleep(linger_s)
-    for pool in old:
-        await pool.close()
+def _background(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,40 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
 DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str (our server)
+CUT = "edgepack.cut"  # scope key: the request's `Cut` (router/drain.py sets it)
+CUT_STATUS = 503  # the status a cut request is counted and logged with
+
+
+class Cut:
+    """Ends a request at the end of the drain's grace period. A stream in progress
+    (`streaming`) is ended broken by `send_stream`; any other request is cancelled by the
+    drain, which answers it."""
+
+    __slots__ = ("_future", "streaming")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future | None = None
+        self.streaming = False
+
+    @property
+    def future(self) -> asyncio.Future:
+        if self._future is None:  # made only for streams: most requests never wait on it
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    @property
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    def fire(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class StreamCut(Exception):
+    """Raised after a cut stream's error event: the server then closes the connection
+    without the chunked encoding's last chunk, so no client takes the cut answer for a
+    whole one."""
 
 
 def header_dict(scope: Scope) -> dict[str, str]:
@@ -77,14 +112,22 @@ async def send_stream(
     status: int,
     headers: RawHeaders,
     chunks: AsyncIterator[bytes],
+    cut: Cut | None = None,
 ) -> None:
     """Pass chunks on as they arrive. If the client goes away the upstream stream is closed
-    at once (its `finally` frees the upstream), instead of being read to the end."""
+    at once (its `finally` frees the upstream), instead of being read to the end; if the
+    drain `cut`s it, it also ends broken (`end_broken`)."""
     await send({"type": "http.response.start", "status": status, "headers": headers})
     pump = asyncio.ensure_future(_pump(send, chunks))
     gone = asyncio.ensure_future(_disconnected(receive))
+    waits = [pump, gone]
+    if cut is not None:
+        cut.streaming = True
+        waits.append(cut.future)
+    broken = False
     try:
-        await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        broken = cut is not None and cut.done and not pump.done()
     finally:
         gone.cancel()
         if not pump.done():
@@ -94,6 +137,20 @@ async def send_stream(
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+    if broken:
+        await end_broken(send, headers, "the router shut down before the answer ended")
+
+
+async def end_broken(send: Send, headers: RawHeaders, why: str) -> None:
+    """End a started answer as an error: an SSE answer gets an error event in OpenAI's
+    shape (the openai SDK raises it), then the connection is cut short of the chunked
+    encoding's last chunk (`StreamCut`), so a client reads a broken answer, never a
+    complete-looking one."""
+    if any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers):
+        event = {"error": {"type": "unavailable", "message": why}}
+        body = b"data: " + json.dumps(event).encode() + b"\n\n"
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    raise StreamCut(why)
 
 
 async def _pump(send: Send, chunks: AsyncIterator[bytes]) -> None:

@@ -1,17 +1,22 @@
 """Drain state and its middleware: once draining, the router is unready at once (so the
 load balancer stops sending) and answers new requests 503 + Retry-After while the
-requests in flight finish. The process side (signals, grace period, exit 0) is in
-router/server.py.
+requests in flight finish. What still runs when the grace period ends is `cut`: a stream
+ends broken (router/asgi.py `end_broken`), any other request is answered 503; both are
+logged with that status. The process side (signals, one grace period from SIGTERM to
+exit 0) is in router/server.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from router import logs
+from router.asgi import CUT, CUT_STATUS, Cut
 from router.config import DrainConfig
 
 log = logging.getLogger("edgepack.router.drain")
@@ -29,6 +34,7 @@ class DrainState:
         self.drain_started: float | None = None
         self.in_flight = 0
         self.on_drain: Callable[[], None] | None = None
+        self.running: dict[Cut, asyncio.Task | None] = {}  # the requests in flight
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -55,16 +61,31 @@ class DrainState:
         if self.in_flight == 0:
             self._idle.set()
 
+    @property
+    def deadline(self) -> float:
+        """When the grace period ends (time.monotonic), counted from the drain's start."""
+        return (self.drain_started or time.monotonic()) + self.cfg.grace_period_s
+
+    def cut(self) -> int:
+        """End every request still in flight: streams end broken where they are, the rest
+        are cancelled (the middleware answers them). How many there were."""
+        for cut, task in list(self.running.items()):
+            cut.fire()
+            if not cut.streaming and task is not None:
+                task.cancel()
+        return len(self.running)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` for nothing to be in flight; True if so."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), max(timeout, 0))
+        return self.in_flight == 0
+
     async def wait_drained(self) -> bool:
         """Wait until nothing is in flight (and linger passed) or the grace period ends.
         True if everything finished."""
         started = self.drain_started or time.monotonic()
-        deadline = started + self.cfg.grace_period_s
-        try:
-            await asyncio.wait_for(self._idle.wait(), max(deadline - time.monotonic(), 0))
-            finished = True
-        except TimeoutError:
-            finished = self.in_flight == 0
+        finished = await self.wait_idle(self.deadline - time.monotonic())
         linger = started + min(self.cfg.linger_s, self.cfg.grace_period_s) - time.monotonic()
         if linger > 0:
             await asyncio.sleep(linger)
@@ -86,11 +107,39 @@ class DrainMiddleware:
         if self.state.draining:
             await _refuse(send, self.state.cfg.retry_after_s)
             return
-        self.state.enter()  # not `with track()`: this runs on every request
+        state = self.state
+        state.enter()  # not `with track()`: this runs on every request
+        cut = scope[CUT] = Cut()
+        state.running[cut] = asyncio.current_task()
         try:
             await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not cut.done:
+                raise
+            await _cut_short(scope, send)  # the drain's cancellation: answered, not raised
         finally:
-            self.state.leave()
+            del state.running[cut]
+            state.leave()
+
+
+async def _cut_short(scope: dict, send: Any) -> None:
+    """A request (not a stream) still waiting for its answer when the grace period ended."""
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
+    logs.event("request cut", path=scope.get("path"), status=CUT_STATUS, why="grace period over")
+    body = b'{"error":{"message":"router shut down before the answer","type":"unavailable"}}'
+    with contextlib.suppress(Exception):  # a half-sent answer: the server cuts the connection
+        await send({
+            "type": "http.response.start",
+            "status": CUT_STATUS,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"connection", b"close"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        })  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(send: Any, retry_after: int) -> None:

@@ -12,10 +12,11 @@ before each call, so no step can send a confidential request to the cloud.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from router import ingress, policy, respond
-from router.asgi import Receive, Scope, Send, then
+from router.asgi import CUT, Receive, Scope, Send, then
 from router.config import RouterConfig
 from router.context import Api, RequestContext
 from router.errors import RouterError, no_route
@@ -27,52 +28,93 @@ from router.upstreams.base import Pool, UpstreamFailure, UpstreamReply
 LOG = logging.getLogger("edgepack.router")
 
 
-@dataclass
-class Handler:
+@dataclass(eq=False)
+class Generation:
+    """One config in force: its settings, classification rules and pools. A request reads
+    the live generation once, as it starts, and keeps it to its end, so no request is
+    classified by one config and routed by another; a reload (router/app.py) puts a new
+    one in force and is told by `on_idle` when the last request of the old one ended."""
+
     config: RouterConfig
     classifier: Classifier
     pools: dict[str, Pool]
-    steps: Steps
-    metrics: RouterMetrics
-    in_flight: int = 0  # exported as edgepack_router_in_flight when scraped
+    digest: str = ""  # the config's hash, reported by /readyz
+    in_flight: int = 0
+    on_idle: Callable[[Generation], None] | None = None
 
-    def __post_init__(self) -> None:
-        self.metrics.watch(self.metrics.in_flight, lambda: self.in_flight)
+
+class Handler:
+    def __init__(
+        self,
+        config: RouterConfig,
+        classifier: Classifier,
+        pools: dict[str, Pool],
+        steps: Steps,
+        metrics: RouterMetrics,
+        digest: str = "",
+    ) -> None:
+        self.live = Generation(config, classifier, pools, digest)
+        self.steps = steps
+        self.metrics = metrics
+        self.in_flight = 0  # exported as edgepack_router_in_flight when scraped
+        metrics.watch(metrics.in_flight, lambda: self.in_flight)
+
+    @property
+    def config(self) -> RouterConfig:
+        return self.live.config
+
+    @config.setter
+    def config(self, config: RouterConfig) -> None:  # tests change a setting in place
+        self.live.config = config
+
+    @property
+    def classifier(self) -> Classifier:
+        return self.live.classifier
+
+    @property
+    def pools(self) -> dict[str, Pool]:
+        return self.live.pools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, api: Api) -> None:
         """In flight (the gauge) until the reply, or its stream's last chunk, is sent."""
+        gen = self.live
+        gen.in_flight += 1
         self.in_flight += 1
         try:
             ctx: RequestContext | None = None
             try:
                 if self.steps.lifecycle.draining:
                     raise no_route("the router is shutting down", retry_after=1)
-                limits = self.config.limits
+                limits = gen.config.limits
                 ctx = await ingress.parse(
                     scope, receive, api, limits.max_body_bytes, limits.deadline_s
                 )
-                ctx.decision = await self.classifier.classify(
+                ctx.decision = await gen.classifier.classify(
                     ctx.texts, ctx.headers, ctx.opaque, ctx.fields
                 )
-                reply = await self.route(ctx)
+                reply = await self.route(ctx, gen)
             except RouterError as err:
                 if ctx is not None:
                     respond.finish(ctx, err.status, self.metrics)
                 await respond.send_error(send, err, ctx)
                 return
-            await respond.send_reply(send, receive, ctx, reply, self.metrics)
+            await respond.send_reply(send, receive, ctx, reply, self.metrics, scope.get(CUT))
         finally:
             self.in_flight -= 1
+            gen.in_flight -= 1
+            if gen.on_idle is not None and not gen.in_flight:
+                gen.on_idle(gen)
 
-    async def route(self, ctx: RequestContext) -> UpstreamReply:
+    async def route(self, ctx: RequestContext, gen: Generation | None = None) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer. A pool is
         asked `usable()` once up front (that list is `ctx.routes`), and again only for a
         route tried after another one failed: its state may have changed meanwhile."""
         decision = ctx.decision
         assert decision is not None
-        pools = self.pools
+        gen = gen or self.live
+        pools = gen.pools
         routes = policy.routes_for(
-            decision, self.config.policy, "sagemaker" in pools, "fallback" in pools
+            decision, gen.config.policy, "sagemaker" in pools, "fallback" in pools
         )
         ctx.routes = tuple(r for r in routes if r in pools and pools[r].usable())
         cache = self.steps.cache

@@ -48,6 +48,12 @@ def setup(level: str = "info") -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+def set_level(level: str) -> None:
+    """A reloaded `logging.level`."""
+    for name in ("edgepack.router", "uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(level.upper())
+
+
 def uvicorn_log_config(level: str = "info") -> dict:
     """A dictConfig for uvicorn.run(log_config=...) that emits JSON and no access log."""
     return {

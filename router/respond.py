@@ -11,7 +11,17 @@ import time
 from starlette.responses import Response
 
 from router import logs
-from router.asgi import RawHeaders, Receive, Send, encode_headers, send_stream, send_whole, then
+from router.asgi import (
+    CUT_STATUS,
+    Cut,
+    RawHeaders,
+    Receive,
+    Send,
+    encode_headers,
+    send_stream,
+    send_whole,
+    then,
+)
 from router.context import RequestContext
 from router.errors import RouterError
 from router.metrics import RouterMetrics
@@ -84,7 +94,9 @@ async def send_reply(
     ctx: RequestContext,
     reply: UpstreamReply,
     metrics: RouterMetrics,
+    cut: Cut | None = None,
 ) -> None:
+    """A stream the drain cuts is counted and logged with CUT_STATUS, not the upstream's."""
     headers = reply_headers(ctx, reply)
     if reply.stream is None:
         finish(ctx, reply.status, metrics)
@@ -92,8 +104,12 @@ async def send_reply(
         return
     if "cache-control" not in reply.headers:
         headers.append((b"cache-control", b"no-cache"))
-    stream = then(reply.stream, lambda: finish(ctx, reply.status, metrics))  # finished at its end
-    await send_stream(send, receive, reply.status, headers, stream)
+    stream = then(reply.stream, lambda: finish(ctx, _stream_status(reply, cut), metrics))
+    await send_stream(send, receive, reply.status, headers, stream, cut)
+
+
+def _stream_status(reply: UpstreamReply, cut: Cut | None) -> int:
+    return CUT_STATUS if cut is not None and cut.done else reply.status
 
 
 def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:

@@ -3,11 +3,14 @@ benchmarks/router/README.md; one write per answer, router/http_protocol.py), JSO
 no access log (the router logs each request); its signals and the config reload.
 
 Why its own signal handling: a rolling update must not cut requests. On SIGTERM the router
-turns unready at once (router/drain.py), lets the requests in flight finish within the
-grace period, then exits 0. uvicorn's own handler stops listening immediately and
-re-raises the signal on exit (a non-zero status), so the server here installs its own.
-SIGHUP reloads the config: the new one is validated first, a bad one is rejected with one
-log line and the old one stays; requests in flight keep the objects they started with.
+turns unready at once (router/drain.py) and lets the requests in flight finish; when the
+grace period ends (one period from the signal, streams included) what still runs is cut
+(a stream ends broken, the rest get 503) and the process exits 0 at once. uvicorn's own
+handler stops listening immediately and re-raises the signal on exit (a non-zero status),
+so the server here installs its own.
+SIGHUP reloads the config as a whole (router/app.py `apply_config`, off the request path)
+or not at all: a bad one is rejected with one log line naming the section and the old one
+stays; requests in flight keep the generation they started with.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import os
 import signal
@@ -27,13 +31,15 @@ import uvicorn
 
 from pipeline.errors import UserError
 from router import logs
-from router.app import apply_config, build_app
+from router.app import apply_config, build_app, config_digest
 from router.config import RouterConfig, load_config
 from router.drain import DrainMiddleware, DrainState
 from router.http_protocol import HttpProtocol
-from router.workers import DRAIN, RELOAD, SERVING, share, supervise
+from router.sensitivity.classifier import model_problem
+from router.workers import DRAIN, REJECTED, RELOAD, SERVING, share, staged_config, supervise
 
 log = logging.getLogger("edgepack.router.drain")
+EXIT_AFTER_CUT_S = 0.5  # the cut requests end at once; this bounds the wait for them
 
 
 def serve(
@@ -62,13 +68,18 @@ def serve(
         run_router(config, config_path, host, port, sock=sock, **options)
         return
 
-    def worker(sock: socket.socket, control: int, serving: int) -> int:
+    def worker(
+        sock: socket.socket, control: int, serving: int, current: RouterConfig, strict: bool
+    ) -> int:
         return run_router(
-            config, config_path, host, port,
-            workers=workers, sock=sock, control=control, serving=serving, **options,
+            current, config_path, host, port, workers=workers, sock=sock, control=control,
+            serving=serving, load=staged_config, strict=strict, **options,
         )  # fmt: skip
 
-    status = supervise(workers, sock, worker)
+    def load() -> RouterConfig:
+        return load_config(config_path) if config_path is not None else config
+
+    status = supervise(workers, sock, worker, config, load, lambda c: model_problem(c.classifier))
     if status:
         raise SystemExit(status)
 
@@ -90,12 +101,14 @@ def bind(host: str, port: int, config_path: Path | None) -> socket.socket:
 
 
 class Reloader:
-    """SIGHUP: build a new config with `load`, hand it to `apply`; on error keep the old."""
+    """SIGHUP: `load` the new config and `apply` it (all of it, or raise and change
+    nothing); on error keep the old. One reload at a time: signals during one make one
+    more after it. `apply` may be async and may return the config's hash, logged."""
 
     def __init__(
         self,
         load: Callable[[], Any],
-        apply: Callable[[Any], None],
+        apply: Callable[[Any], Any],
         on_result: Callable[[bool], None] | None = None,
     ) -> None:
         self.load = load
@@ -103,21 +116,46 @@ class Reloader:
         self.on_result = on_result
         self.generation = 0
         self.last_error: str | None = None
+        self._running: asyncio.Task | None = None
+        self._again = False
 
-    def reload(self) -> bool:
+    def request(self) -> None:
+        """The signal's handler: reload now, or after the reload in progress."""
+        if self._running is not None and not self._running.done():
+            self._again = True
+            return
+        self._running = asyncio.get_running_loop().create_task(self._reload_until_settled())
+
+    async def _reload_until_settled(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            await self.reload()
+
+    async def reload(self) -> bool:
         try:
             new = self.load()
+            applied = self.apply(new)
+            if inspect.isawaitable(applied):
+                applied = await applied
         except Exception as exc:  # bad config: reject, keep serving with the old one
-            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.error("config reload rejected, keeping the old config: %s", self.last_error)
-            self._report(False)
+            self.rejected(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return False
-        self.apply(new)
         self.generation += 1
         self.last_error = None
-        log.info("config reloaded (generation %d)", self.generation)
+        fields = {"generation": self.generation}
+        if isinstance(applied, str):
+            fields["config"] = applied
+        log.info("config reloaded", extra={"fields": fields})
         self._report(True)
         return True
+
+    def rejected(self, why: str | None = None) -> None:
+        """A rejected reload; `why` None: the supervisor rejected it and said why."""
+        if why is not None:
+            self.last_error = why
+            log.error("config reload rejected, keeping the old config: %s", why)
+        self._report(False)
 
     def _report(self, ok: bool) -> None:
         if self.on_result is not None:
@@ -148,7 +186,7 @@ def make_server(
             installed = []
             handlers = {signal.SIGTERM: self._on_signal, signal.SIGINT: self._on_signal}
             if reloader is not None:
-                handlers[signal.SIGHUP] = reloader.reload
+                handlers[signal.SIGHUP] = reloader.request
             for sig, fn in handlers.items():
                 loop.add_signal_handler(sig, fn)
                 installed.append(sig)
@@ -163,12 +201,16 @@ def make_server(
                     loop.remove_reader(control)
 
         def _on_control(self) -> None:
-            """The supervisor's word: drain (or its pipe closed: it is gone), reload."""
+            """The supervisor's word: drain (or its pipe closed: it is gone), reload (the
+            config it staged), a reload it rejected (counted here)."""
             message = os.read(control, 64)
             if not message:
                 asyncio.get_running_loop().remove_reader(control)
-            if RELOAD in message and reloader is not None:
-                reloader.reload()
+            if reloader is not None:
+                for _ in range(message.count(RELOAD)):
+                    reloader.request()
+                for _ in range(message.count(REJECTED)):
+                    reloader.rejected()
             if DRAIN in message or not message:
                 self._drain()
 
@@ -194,14 +236,17 @@ def make_server(
                 self._drain_task = asyncio.get_running_loop().create_task(self._finish())
 
         async def _finish(self) -> None:
-            finished = await state.wait_drained()
-            if not finished:
-                log.warning("grace period over with %d request(s) in flight", state.in_flight)
+            """One grace period from the signal to the exit: then what still runs is cut,
+            and uvicorn's own graceful shutdown has nothing left to wait for."""
+            if not await state.wait_drained():
+                cut = state.cut()
+                log.warning("grace period over: %d request(s) in flight end as errors", cut)
+                await state.wait_idle(EXIT_AFTER_CUT_S)
             self.should_exit = True
 
     config = uvicorn.Config(
         DrainMiddleware(app, state), host=host, port=port, log_level=log_level,
-        timeout_graceful_shutdown=max(state.cfg.grace_period_s, 1.0), **uvicorn_kwargs,
+        timeout_graceful_shutdown=EXIT_AFTER_CUT_S, **uvicorn_kwargs,
     )  # fmt: skip
     return DrainingServer(config)
 
@@ -225,25 +270,37 @@ def run_router(
     sock: Any = None,
     control: int | None = None,
     serving: int | None = None,
+    load: Callable[[], Any] | None = None,
+    strict: bool = False,
     **uvicorn_kwargs: Any,
 ) -> int:
-    """Serve the router app: SIGTERM drains, SIGHUP reloads `config_path` (validated first).
-    As one of `workers` (router/workers.py): on the supervisor's `sock`, told what to do
-    over `control`, saying on `serving` that it serves, with its share of the limits."""
-    app = build_app(share(config, workers))
+    """Serve the router app: SIGTERM drains, SIGHUP reloads `config_path` (validated first;
+    a worker `load`s the config its supervisor staged instead). As one of `workers`
+    (router/workers.py): on the supervisor's `sock`, told what to do over `control`,
+    saying on `serving` that it serves, with its share of the limits. `strict`: exit (1)
+    before serving unless the whole config loaded, its model included."""
+    app = build_app(share(config, workers), digest=config_digest(config))
+    if strict and not app.state.handler.classifier.ready:
+        log.error("worker not started: its config did not load whole")
+        return 1
     quiet_gc()
     state = app.state.steps.lifecycle
     metrics = app.state.metrics
     if not isinstance(state, DrainState):
         state = DrainState(config.drain)
 
-    def load() -> Any:
-        return share(load_config(config_path), workers)
+    def load_new() -> Any:
+        return load() if load is not None else load_config(config_path)
+
+    async def apply(new: Any) -> str:
+        digest = config_digest(new)
+        await apply_config(app, share(new, workers), digest)
+        return digest
 
     def counted(ok: bool) -> None:
         metrics.config_reloads.labels("ok" if ok else "rejected").inc()
 
-    reloader = Reloader(load, lambda new: apply_config(app, new), counted)
+    reloader = Reloader(load_new, apply, counted)
     state.on_drain = lambda: metrics.draining.set(1)
     server = make_server(
         app, host, port, state, reloader, control=control, serving=serving, **uvicorn_kwargs

@@ -89,6 +89,8 @@ def _bad_recipe(tmp_path: Path, edit) -> Path:
         (lambda d: d["autoscaling"].update(scaler="vpa"), "deploy.autoscaling.scaler"),
         (lambda d: d["autoscaling"]["forecast"].update(seasons=["1h"]),
          "deploy.autoscaling.forecast.seasons.0"),
+        (lambda d: d.update(router={"drain": {"grace_period_s": 300}}),
+         "router.drain.grace_period_s: set drain_grace_s instead"),
     ],
 )  # fmt: skip
 def test_bad_deploy_section_is_one_line_naming_file_and_field(tmp_path, edit, expected):

@@ -40,8 +40,8 @@ def _reset(env):
     env.sagemaker.bodies.clear()
     _wait(
         lambda: (
-            env.app_state.pools["onprem"].usable()
-            and all(m.healthy for m in env.app_state.pools["onprem"].members)
+            env.app_state.handler.pools["onprem"].usable()
+            and all(m.healthy for m in env.app_state.handler.pools["onprem"].members)
         )
     )
     yield
@@ -130,7 +130,7 @@ def test_a_client_leaving_mid_stream_frees_the_upstream_at_once(env):
     generation must not keep a GPU busy for nobody."""
     for fake in env.onprem:
         fake.chunk_delay_s = 1.0  # 3 chunks: about 3 s if read to the end
-    members = env.app_state.pools["onprem"].members
+    members = env.app_state.handler.pools["onprem"].members
     client = httpx.Client(base_url=env.router.url, timeout=10)
     with client, client.stream("POST", "/v1/chat/completions", json=chat(CARD, stream=True)) as r:
         chunks = r.iter_raw()  # kept: a dropped iterator would close the response at once
@@ -248,7 +248,7 @@ def test_confidential_without_onprem_is_503_never_sagemaker(env):
 
 
 def test_failed_upstream_is_ejected_then_probed_back(env, monkeypatch):
-    pool = env.app_state.pools["onprem"]
+    pool = env.app_state.handler.pools["onprem"]
     eject = pool.config.health.model_copy(update={"eject_on_failure": True})  # default: off
     monkeypatch.setattr(pool, "config", pool.config.model_copy(update={"health": eject}))
     env.onprem[0].fail_next = [503] * 50

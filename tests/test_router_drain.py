@@ -172,9 +172,9 @@ def test_reloader_keeps_old_on_error():
     def bad():
         raise ValueError("router.yaml: retry.budget_ratio: must be <= 1\nmore detail")
 
-    assert Reloader(lambda: 1, applied.append).reload() and applied == [1]
+    assert asyncio.run(Reloader(lambda: 1, applied.append).reload()) and applied == [1]
     r = Reloader(bad, applied.append)
-    assert not r.reload() and applied == [1]
+    assert not asyncio.run(r.reload()) and applied == [1]
     assert r.last_error == "router.yaml: retry.budget_ratio: must be <= 1"
 
 

@@ -47,7 +47,7 @@ def test_router_with_a_real_size_int8_model(tmp_path):
         with ThreadPoolExecutor(len(PROMPTS)) as pool:
             post = lambda p: env.client.post("/v1/chat/completions", json=chat(p))  # noqa: E731
             replies = list(pool.map(post, PROMPTS))
-        batches = env.app_state.classifier.batcher.batches
+        batches = env.app_state.handler.classifier.batcher.batches
     for prompt, r in zip(PROMPTS, replies, strict=True):
         assert r.status_code == 200
         assert r.headers["x-sensitivity"] == (

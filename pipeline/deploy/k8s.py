@@ -249,7 +249,7 @@ def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, 
     grace = (
         f"terminationGracePeriodSeconds {deploy.termination_grace_s} = app shutdown "
         f"{deploy.app.shutdown_s}s + router preStop {deploy.pre_stop_s}s + drain "
-        f"{deploy.drain_grace_s}s + 5s slack"
+        f"{deploy.drain_grace_s}s (SIGTERM to exit, streams included) + 5s slack"
     )
     scaler_file, scaler_header, scaler = autoscaler(deploy, recipe)
     return {

@@ -221,7 +221,21 @@ class DeployConfig(DeployStrict):
             raise ValueError(f"replicas must lie within autoscaling [{low}, {high}]")
         return self
 
+    @model_validator(mode="after")
+    def _one_drain_grace(self) -> DeployConfig:
+        """The pod's grace counts `drain_grace_s` once: the router's whole drain, SIGTERM to
+        exit; a grace period set in `router` would escape that count."""
+        drain = self.router.get("drain")
+        grace = drain.get("grace_period_s") if isinstance(drain, dict) else None
+        if grace is not None and grace != self.drain_grace_s:
+            raise ValueError(
+                "router.drain.grace_period_s: set drain_grace_s instead (the pod's "
+                "terminationGracePeriodSeconds is counted from it)"
+            )
+        return self
+
     @property
     def termination_grace_s(self) -> int:
-        """Pod grace: the app stops, then the sidecar's preStop wait and drain, plus slack."""
+        """Pod grace: the app stops, then the sidecar's preStop wait and its drain (one
+        `drain_grace_s` from SIGTERM to exit, streams included), plus slack."""
         return self.app.shutdown_s + self.pre_stop_s + self.drain_grace_s + 5

@@ -32,9 +32,10 @@ README = """\
 - Autoscaling: {scaler}
 
 Shutdown: the app container stops first, then the router waits `pre_stop_s`, turns unready
-and drains in-flight requests for up to `drain_grace_s`; terminationGracePeriodSeconds
-covers all three. Requests longer than the drain grace are cut: raise `drain_grace_s` for
-long generations.
+and drains in-flight requests; `drain_grace_s` bounds its whole drain, SIGTERM to exit,
+streams included; terminationGracePeriodSeconds covers all three. Requests longer than the
+drain grace end as errors (a stream is cut broken): raise `drain_grace_s` for long
+generations.
 """
 
 

@@ -25,7 +25,7 @@ from router.sensitivity import registry, views
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
-from router.sensitivity.model import OnnxSensitivityModel
+from router.sensitivity.model import OnnxSensitivityModel, file_stamp
 from router.sensitivity.prefilter import Prefilter
 from router.sensitivity.windows import scan_budget
 
@@ -57,7 +57,16 @@ class Classifier:
         self.batcher = batcher
         self.scan_tokens = scan_tokens
         self.model_error: str | None = None  # set when a configured model failed to load
+        self.stamp: tuple = ()  # the model files' `file_stamp` when they were loaded
         self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
+
+    def close(self) -> None:
+        """Stop its threads (a reload replaced it, or the router stops); once its last
+        request has been classified."""
+        if self.batcher is not None:
+            self.batcher.close()
+        if self._scanner is not None:
+            self._scanner.shutdown(wait=False)
 
     @property
     def ready(self) -> bool:
@@ -167,6 +176,23 @@ class Classifier:
         return PUBLIC, ()
 
 
+def model_problem(config: ClassifierConfig) -> str | None:
+    """Why the configured model does not load (one line), or None: a reload's check before
+    the new config goes to every worker."""
+    model = config.model
+    if model is None or not model.enabled:
+        return None
+    try:
+        OnnxSensitivityModel.load(model)
+    except Exception as exc:
+        return f"classifier.model: {_why(exc)}"
+    return None
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, OSError | ValueError) else f"{type(exc).__name__}: {exc}"
+
+
 def build_classifier(
     config: ClassifierConfig, metrics: RouterMetrics, max_body_bytes: int = SAGEMAKER_MAX_BODY
 ) -> Classifier:
@@ -174,9 +200,11 @@ def build_classifier(
     closed), reading up to `scan_budget(max_body_bytes)` tokens per request."""
     batcher = None
     error = None
+    stamp: tuple = ()
     model = config.model
     if model is not None and model.enabled:
         try:
+            stamp = file_stamp(model)  # before loading: a change meanwhile reloads again
             batcher = MicroBatcher(
                 OnnxSensitivityModel.load(model),
                 model.max_batch,
@@ -184,12 +212,9 @@ def build_classifier(
                 model.workers,
             )
         except Exception as exc:
-            error = (
-                str(exc)
-                if isinstance(exc, OSError | ValueError)
-                else f"{type(exc).__name__}: {exc}"
-            )
+            error = _why(exc)
             LOG.error("classifier model not loaded", extra={"fields": {"error": error}})
     classifier = Classifier(config, metrics, batcher, scan_budget(max_body_bytes))
     classifier.model_error = error
+    classifier.stamp = stamp
     return classifier

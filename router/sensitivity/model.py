@@ -105,6 +105,14 @@ class OnnxSensitivityModel:
         return probs[:, self.positive_index].astype(float).tolist()
 
 
+def file_stamp(config: ModelConfig) -> tuple:
+    """Size and modification time of the model and its tokenizer: a reload that finds them
+    changed loads the model again, even when the config did not change."""
+    path = Path(config.path)
+    files = (path, Path(config.tokenizer or path.parent / "tokenizer.json"))
+    return tuple((f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else None for f in files)
+
+
 def _session(path: Path, threads: int):
     """An ORT CPU session with `threads` intra-op threads that sleep rather than spin when
     idle (spinning threads took the CPU the other run and the event loop need)."""

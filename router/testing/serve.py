@@ -6,9 +6,12 @@ import asyncio
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
+
+T = TypeVar("T")
 
 
 class ServerThread:
@@ -21,13 +24,23 @@ class ServerThread:
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve(sockets=[self.sock])
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run `coro` on the server's event loop (a reload, as a signal would start it)."""
+        assert self.loop is not None, "server not started"
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self, timeout: float = 15.0) -> ServerThread:
         self.thread.start()

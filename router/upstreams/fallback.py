@@ -30,6 +30,12 @@ class FallbackPool:
     def _members(self) -> list[Any]:
         return [p for p in (self.confidential, self.public) if p is not None]
 
+    def inherit(self, old: FallbackPool) -> None:
+        """Each class's pool keeps the health of the upstreams it shares with `old`'s."""
+        for mine, theirs in ((self.confidential, old.confidential), (self.public, old.public)):
+            if mine is not None and theirs is not None:
+                mine.inherit(theirs)
+
     async def start(self) -> None:
         for pool in self._members():
             await pool.start()

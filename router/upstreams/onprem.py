@@ -77,6 +77,15 @@ class OnPremPool:
         for m in self.members:
             self._export(m)
 
+    def inherit(self, old: OnPremPool) -> None:
+        """A reload: an upstream this pool shares with `old` (same name and address) keeps
+        its health, so an upstream that is down stays out until its checks pass."""
+        before = {(m.name, m.base): m for m in old.members}
+        for m in self.members:
+            prior = before.get((m.name, m.base))
+            if prior is not None:
+                m.healthy, m.fails, m.oks = prior.healthy, prior.fails, prior.oks
+
     async def start(self) -> None:
         for m in self.members:
             m.http = Http1Pool(
