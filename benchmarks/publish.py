@@ -21,6 +21,7 @@ Variants, interleaved round-robin on the same server and the same ≥200 MB bund
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -28,22 +29,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fixtures.s3 import SeaweedS3  # noqa: E402
-from rich.console import Console  # noqa: E402
+from fixtures.s3 import SeaweedS3
+from rich.console import Console
 
-from pipeline.manifest import build_manifest, verify_dist, write_manifest  # noqa: E402
-from pipeline.publish.client import make_client  # noqa: E402
-from pipeline.publish.download import fetch_bundle  # noqa: E402
-from pipeline.publish.progress import TransferProgress  # noqa: E402
-from pipeline.publish.s3url import parse_s3_url  # noqa: E402
-from pipeline.publish.upload import publish_bundle  # noqa: E402
+from benchmarks import common
+from pipeline.manifest import build_manifest, verify_dist, write_manifest
+from pipeline.publish.client import make_client
+from pipeline.publish.download import fetch_bundle
+from pipeline.publish.progress import TransferProgress
+from pipeline.publish.s3url import parse_s3_url
+from pipeline.publish.upload import publish_bundle
 
 QUIET = TransferProgress(Console(stderr=True), quiet=True)
 MB = 1_000_000
@@ -66,12 +66,6 @@ def make_big_bundle(root: Path, total_mb: int) -> tuple[Path, int]:
     return root, sum(sizes.values())
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def empty_bucket(client, bucket: str) -> None:
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             for o in page.get("Contents", [])]  # fmt: skip
@@ -81,19 +75,14 @@ def empty_bucket(client, bucket: str) -> None:
 
 
 BOTO3_START = "import boto3; boto3.session.Session().client('s3')"
-VARIANTS = (
-    "edgepack_up", "boto3_up", "edgepack_down", "boto3_down", "noop", "noop_cli", "cli_help",
-    "verify_only", "boto3_start",
-)  # fmt: skip
 
 
-def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path) -> list[float]:
-    """One pass over every variant (A B C … in the same order each round)."""
+def variants(server: SeaweedS3, bucket: str, dist: Path, dest: Path) -> dict:
+    """Each variant: a call that returns its wall seconds (in this order every round)."""
     ours, plain = make_client(), server.client(retries=3)
     files = [p for p in sorted(dist.rglob("*")) if p.is_file()]
     url = parse_s3_url(f"s3://{bucket}/ep")
-    dest = workdir / f"out{r}"
-    empty_bucket(plain, bucket)
+    timed = common.timed
 
     def plain_up() -> None:
         for p in files:
@@ -109,20 +98,26 @@ def one_round(r: int, server: SeaweedS3, bucket: str, dist: Path, workdir: Path)
         fetch_bundle(ours, url.child("bench"), dest / "e", target="cpu", version=_version(dist),
                      progress=QUIET)  # fmt: skip
 
-    cli = [str(ROOT / ".venv/bin/edgepack"), "publish", str(dist), "--to", str(url), "--quiet"]
-    out = [
-        timed(lambda: publish_bundle(ours, dist, url, progress=QUIET)),
-        timed(plain_up),
-        timed(ours_down),
-        timed(plain_down),
-        timed(lambda: publish_bundle(ours, dist, url, progress=QUIET)),
-        timed(lambda: subprocess.run(cli, check=True, capture_output=True)),
-        timed(lambda: subprocess.run([cli[0], "--help"], check=True, capture_output=True)),
-        timed(lambda: verify_dist(dist)),
-        timed(lambda: subprocess.run([sys.executable, "-c", BOTO3_START], check=True)),
-    ]
-    shutil.rmtree(dest)
-    return out
+    def publish() -> None:
+        publish_bundle(ours, dist, url, progress=QUIET)
+
+    cli = [str(Path(sys.executable).with_name("edgepack")), "publish", str(dist), "--to",
+           str(url), "--quiet"]  # fmt: skip
+    return {
+        "edgepack_up": lambda: timed(publish),
+        "boto3_up": lambda: timed(plain_up),
+        "edgepack_down": lambda: timed(ours_down),
+        "boto3_down": lambda: timed(plain_down),
+        "noop": lambda: timed(publish),
+        "noop_cli": lambda: timed(lambda: subprocess.run(cli, check=True, capture_output=True)),
+        "cli_help": lambda: timed(
+            lambda: subprocess.run([cli[0], "--help"], check=True, capture_output=True)
+        ),
+        "verify_only": lambda: timed(lambda: verify_dist(dist)),
+        "boto3_start": lambda: timed(
+            lambda: subprocess.run([sys.executable, "-c", BOTO3_START], check=True)
+        ),
+    }
 
 
 def run(rounds: int, total_mb: int, workdir: Path) -> dict:
@@ -130,21 +125,21 @@ def run(rounds: int, total_mb: int, workdir: Path) -> dict:
         os.environ.update({k: v for k, v in server.env().items() if k.startswith("AWS_")})
         bucket = server.new_bucket()
         dist, nbytes = make_big_bundle(workdir / "dist" / "bench-cpu", total_mb)
-        times: dict[str, list[float]] = {k: [] for k in VARIANTS}
-        for r in range(rounds + 1):  # round 0 warms up and is dropped
-            values = one_round(r, server, bucket, dist, workdir)
-            print(f"round {r}: " + " ".join(f"{k}={v:.2f}s" for k, v in zip(VARIANTS, values,
-                  strict=True)), file=sys.stderr)  # fmt: skip
-            if r:
-                for key, value in zip(VARIANTS, values, strict=True):
-                    times[key].append(value)
+        dest = workdir / "out"
+        plain = server.client(retries=3)
+
+        def fresh(r: int) -> None:  # each round uploads into an empty bucket, fetches anew
+            empty_bucket(plain, bucket)
+            shutil.rmtree(dest, ignore_errors=True)
+            print(f"round {r}", file=sys.stderr)
+
+        # round 0 warms up and is dropped
+        times = common.round_robin(variants(server, bucket, dist, dest), rounds, 1, fresh)
         nfiles = sum(1 for p in dist.rglob("*") if p.is_file())
         return summarize(times, nbytes, nfiles, rounds)
 
 
 def _version(dist: Path) -> str:
-    import hashlib
-
     return hashlib.sha256((dist / "manifest.json").read_bytes()).hexdigest()
 
 
@@ -171,11 +166,11 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=210, help="bundle size in MB (>= 200)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
-    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    load_before = common.loadavg()
     with tempfile.TemporaryDirectory(prefix="edgepack-bench-publish-") as tmp:
         result = run(args.rounds, args.mb, Path(tmp))
     result["loadavg_before"] = load_before
-    result["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    result["loadavg_after"] = common.loadavg()
     result["cpus"] = os.cpu_count()
     text = json.dumps(result, indent=2)
     print(text)

@@ -20,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.quant.timing import interleaved_medians, loadavg, synthetic_feeds  # noqa: E402
+from benchmarks.common import ROOT, loadavg
+from pipeline.quant.timing import interleaved_medians, synthetic_feeds
 
 SHAPES = ((1, 32, 40), (1, 128, 30), (32, 128, 5))
 """(batch, sequence, rounds)."""

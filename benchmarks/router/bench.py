@@ -12,6 +12,10 @@ model settings (--model-configs), each with detectors off (every request reaches
 and on (as deployed), over /v1/classify and chat; prompts are the default recipe's eval split:
 
     .venv/bin/python benchmarks/router/bench.py --skip-proxies --model PATH --rounds 3
+
+`--rev REV [--rev-paths P ...]` is the way to A/B the whole router against another revision:
+variant `router@REV` (and `NAME@REV` per model config) runs REV's checkout beside the working
+tree's, interleaved, e.g. `--rev main --variants direct,router --concurrency 16 --latency 0`.
 """
 
 from __future__ import annotations
@@ -22,77 +26,69 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import common
+from benchmarks.router import load, procs
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1]))
-
-import load  # noqa: E402
-import procs  # noqa: E402
-
-EVAL = HERE.parents[1] / "recipes/data/sensitivity/eval.jsonl"
-DIST_MODEL = HERE.parents[1] / "dist/sensitivity-minilm-cpu/onnx/model.int8.onnx"
+DIST_MODEL = common.ROOT / "dist/sensitivity-minilm-cpu/onnx/model.int8.onnx"
 
 
-def texts(label: str | None = None) -> list[str]:
-    rows = [json.loads(line) for line in EVAL.read_text().splitlines() if line.strip()]
-    return [r["text"] for r in rows if label is None or r["label"] == label]
+def cells(rows: list[dict], run: dict[tuple, Callable[[], dict]], rounds: int, **fields) -> None:
+    """Run the cells ({(c, variant): run}) round-robin; append one row per run to `rows`,
+    printed as it comes (a long run shows its progress)."""
+    done: dict[tuple, int] = {}
 
+    def logged(key: tuple) -> None:
+        done[key] = done.get(key, -1) + 1
+        rows.append({**fields, "c": key[0], "variant": key[1], "round": done[key], **run[key]()})
+        print(json.dumps(rows[-1]), flush=True)
 
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
-
-
-def measure(server, url: str, script: Path, c: int, seconds: float) -> dict:
-    before = server.cpu() if server else 0.0
-    result = load.run_wrk(url, script, c, seconds)
-    if server:
-        result["cpu_us_per_req"] = (server.cpu() - before) / max(result["requests"], 1) * 1e6
-    return result
+    common.round_robin({key: partial(logged, key) for key in run}, rounds)
 
 
 def proxy_comparison(args, work: Path) -> list[dict]:
-    rows = []
-    bodies = load.chat_bodies(texts())
+    rows: list[dict] = []
+    bodies = common.chat_bodies(common.eval_texts())
     for latency in args.latency:
         up = procs.upstream(latency)
-        servers = {"direct": None, "router": procs.router(up.url, work)}
-        if "router-w2" in args.variants:  # listen.workers 2 (router/workers.py)
-            servers["router-w2"] = procs.router(up.url, work, workers=2)
-        if args.router_python:  # the same router under another interpreter build
-            servers["router-alt"] = procs.router(up.url, work, python=args.router_python)
-        if "nginx" in args.variants:
-            servers["nginx"] = procs.nginx(up.url, work)
-        if "litellm" in args.variants:
-            servers["litellm"] = procs.litellm(up.url, work)
-        servers = {k: v for k, v in servers.items() if k == "direct" or v is not None}
-        urls = {k: (v.url if v else up.url) + "/v1/chat/completions" for k, v in servers.items()}
-        scripts = {
-            k: load.lua_script(
-                bodies,
-                {"Authorization": f"Bearer {procs.LITELLM_KEY}"} if k == "litellm" else {},
-                work,
-            )
-            for k in servers
-        }
+        servers: dict = {"direct": None}
         try:
+            servers["router"] = procs.router(up.url, work)
+            if args.rev:  # the same router from another revision
+                tree = common.checkout(args.rev, args.rev_paths, work)
+                servers["router" + common.rev_name(args.rev, args.rev_paths)] = procs.router(
+                    up.url, work, tree=tree
+                )
+            if "router-w2" in args.variants:  # listen.workers 2 (router/workers.py)
+                servers["router-w2"] = procs.router(up.url, work, workers=2)
+            if args.router_python:  # the same router under another interpreter build
+                servers["router-alt"] = procs.router(up.url, work, python=args.router_python)
+            if "nginx" in args.variants:
+                servers["nginx"] = procs.nginx(up.url, work)
+            if "litellm" in args.variants:
+                servers["litellm"] = procs.litellm(up.url, work)
+            servers = {k: v for k, v in servers.items() if k == "direct" or v is not None}
+            urls = {
+                k: (v.url if v else up.url) + "/v1/chat/completions" for k, v in servers.items()
+            }
+            auth = {"Authorization": f"Bearer {procs.LITELLM_KEY}"}
+            scripts = {
+                k: load.lua_script(bodies, auth if k == "litellm" else {}, work) for k in servers
+            }
             for name in servers:  # warm-up
                 load.run_wrk(urls[name], scripts[name], 16, 1)
-            for rnd in range(args.rounds):
-                for c in args.concurrency:
-                    for name, server in servers.items():
-                        r = measure(server, urls[name], scripts[name], c, args.seconds)
-                        rows.append(
-                            {
-                                "latency_ms": latency * 1000,
-                                "c": c,
-                                "variant": name,
-                                "round": rnd,
-                                **r,
-                            }
-                        )
-                        print(json.dumps(rows[-1]), flush=True)
+            run = {
+                (c, name): partial(load.cell, server, urls[name], scripts[name], c, args.seconds)
+                for c in args.concurrency
+                for name, server in servers.items()
+            }
+            cells(rows, run, args.rounds, latency_ms=latency * 1000)
         finally:
             for server in [*servers.values(), up]:
                 if server:
@@ -132,7 +128,6 @@ end
 """
 
 # Router model settings compared by --model-configs: (workers, threads, max_batch[, solo])
-# w1t1b32: one run at a time as before the change, 1 thread, batches of 32
 MODEL_CONFIGS = {
     "w1t1b32": (1, 1, 32),
     "w1t2b32": (1, 2, 32),
@@ -149,35 +144,22 @@ def model_router(
     model: Path,
     detectors: bool,
     knobs: tuple,
-    code: Path | None,
+    tree: Path | None = None,
     python: str | None = None,
-):
+) -> common.Server:
     """A router with the model; detectors off (every request reaches the model) or on.
-    `code`: run an older checkout's router/ (--baseline; it knows no `workers` key);
-    `python`: the interpreter (--router-python; this one if None)."""
-    port = procs.free_port()
+    `tree`: another revision's checkout (--rev); `python`: the interpreter (--router-python;
+    this one if None). It may use both cores, also after pin(): the model runs need them."""
     workers, threads, max_batch, *rest = knobs
     solo = rest[0] if rest else threads  # solo ≤ threads: no second session
     model_cfg = {"path": str(model), "max_batch": max_batch, "max_wait_ms": 2,
-                 "timeout_ms": 2000, "threads": threads}  # fmt: skip
-    if code is None:
-        model_cfg["workers"] = workers
-        model_cfg["solo_threads"] = solo
-    cfg = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "onprem": {"upstreams": [{"name": "bench", "url": upstream_url}]},
-        "admission": {"per_upstream_limit": 256},
-        "limits": {"deadline_s": 30},
-        "classifier": {"model": model_cfg} | ({} if detectors else {"detectors": []}),
-    }
-    path = work / f"router-{port}.yaml"
-    path.write_text(json.dumps(cfg))  # JSON is YAML
-    boot = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
-    main = boot + "from pipeline.cli import main; main()"
-    argv = [python or sys.executable, "-c", main, "router", "--config", str(path)]
-    return procs.Server(  # both cores, also after pin(): the model runs need them
-        "router+model", argv, port, "/readyz", cpus=procs.ALL_CPUS
-    ).wait()
+                 "timeout_ms": 2000, "threads": threads, "workers": workers,
+                 "solo_threads": solo}  # fmt: skip
+    classifier = {"model": model_cfg} | ({} if detectors else {"detectors": []})
+    return procs.router(
+        upstream_url, work, tree=tree, config={"classifier": classifier}, python=python,
+        cpus=common.ALL_CPUS, name="router+model",
+    )  # fmt: skip
 
 
 def model_run(args, work: Path, model: Path) -> list[dict]:
@@ -187,49 +169,46 @@ def model_run(args, work: Path, model: Path) -> list[dict]:
     `eval`: detectors on over the whole eval split, as deployed (the model runs only
     where no detector decided)."""
     up = procs.upstream(0.0)
-    prompts = {"all": texts(), "eval": texts()}
-    routers = {}
-    rows = []
+    texts = common.eval_texts()
+    routers: dict[tuple[str, str], common.Server] = {}
+    rows: list[dict] = []
     try:
-        configs = [(cname, None) for cname in args.model_configs]
-        if args.router_python:  # each config again under the other interpreter: NAME-alt
-            configs += [(c, args.router_python) for c in args.model_configs if c != "before"]
-        for cname, python in configs:
+        # each config under this tree, then again under --rev's tree (NAME@REV) and
+        # --router-python (NAME-alt)
+        configs = [(c, c, None, None) for c in args.model_configs]
+        if args.rev:
+            tree = common.checkout(args.rev, args.rev_paths, work)
+            suffix = common.rev_name(args.rev, args.rev_paths)
+            configs += [(c + suffix, c, tree, None) for c in args.model_configs]
+        if args.router_python:
+            configs += [(c + "-alt", c, None, args.router_python) for c in args.model_configs]
+        for name, cname, tree, python in configs:
             for mix in args.mixes:
-                code = args.baseline if cname == "before" else None
-                knobs = (1, 1, 32) if cname == "before" else MODEL_CONFIGS[cname]
-                name = cname + ("-alt" if python else "")
                 routers[(name, mix)] = model_router(
-                    up.url, work, model, mix == "eval", knobs, code, python
+                    up.url, work, model, mix == "eval", MODEL_CONFIGS[cname], tree, python
                 )
-        scripts = {}
-        for mix, ps in prompts.items():
-            chat = load.lua_script(load.chat_bodies(ps), {}, work)
-            bodies = [json.dumps({"text": t}).encode() for t in ps]
-            classify = load.lua_script(bodies, {}, work)
-            scripts[mix] = {"classify": classify, "chat": chat}
-        for (_, mix), router in routers.items():  # warm-up
-            load.run_wrk(router.url + "/v1/classify", scripts[mix]["classify"], 16, 1)
-        for rnd in range(args.rounds):
-            for c in args.model_concurrency:
-                for (cname, mix), router in routers.items():
-                    for kind, path in (
-                        ("classify", "/v1/classify"),
-                        ("chat", "/v1/chat/completions"),
-                    ):
-                        script = scripts[mix][kind]
-                        stats = work / "classify-stats.json"
-                        if kind == "classify":
-                            lua = CLASSIFY_LUA.replace("OUT", str(stats))
-                            script = work / f"classify-{mix}-stats.lua"
-                            script.write_text(scripts[mix][kind].read_text() + lua)
-                            stats.unlink(missing_ok=True)
-                        r = measure(router, router.url + path, script, c, args.seconds)
-                        if kind == "classify" and stats.is_file():
-                            r |= json.loads(stats.read_text())
-                        variant = f"{kind}/{mix}/{cname}"
-                        rows.append({"variant": variant, "c": c, "round": rnd, **r})
-                        print(json.dumps(rows[-1]), flush=True)
+        chat = load.lua_script(common.chat_bodies(texts), {}, work)
+        plain = load.lua_script([json.dumps({"text": t}).encode() for t in texts], {}, work)
+        stats = work / "classify-stats.json"
+        classify = work / "classify-stats.lua"
+        classify.write_text(plain.read_text() + CLASSIFY_LUA.replace("OUT", str(stats)))
+        for router in routers.values():  # warm-up
+            load.run_wrk(router.url + "/v1/classify", plain, 16, 1)
+
+        def classify_cell(router: common.Server, c: int) -> dict:
+            stats.unlink(missing_ok=True)
+            r = load.cell(router, router.url + "/v1/classify", classify, c, args.seconds)
+            return r | (json.loads(stats.read_text()) if stats.is_file() else {})
+
+        def chat_cell(router: common.Server, c: int) -> dict:
+            return load.cell(router, router.url + "/v1/chat/completions", chat, c, args.seconds)
+
+        run = {}
+        for c in args.model_concurrency:
+            for (name, mix), router in routers.items():
+                for kind, fn in (("classify", classify_cell), ("chat", chat_cell)):
+                    run[(c, f"{kind}/{mix}/{name}")] = partial(fn, router, c)
+        cells(rows, run, args.rounds)
     finally:
         for router in routers.values():
             router.stop()
@@ -238,29 +217,20 @@ def model_run(args, work: Path, model: Path) -> list[dict]:
 
 
 def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
+    """Medians over rounds per `keys`; for proxies, "added p50" = the median of the
+    per-round differences to `direct` at the same latency and concurrency."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
     for key, rs in groups.items():
         s = dict(zip(keys, key, strict=True))
-        for m in (
-            "rps",
-            "p50_ms",
-            "p99_ms",
-            "cpu_us_per_req",
-            "cls_p50_ms",
-            "cls_p99_ms",
-            "model_share",
-        ):
-            vals = [r[m] for r in rs if m in r]
-            if vals:
-                s[m] = round(statistics.median(vals), 3)
+        s |= {m: v for m, v in common.medians(rs).items() if m in METRICS and v is not None}
         s["errors"] = sum(r["errors"] for r in rs)
         s["rounds"] = len(rs)
         if "latency_ms" in keys and s["variant"] != "direct":
             direct = {
-                (r["round"]): r["p50_ms"]
+                r["round"]: r["p50_ms"]
                 for r in rows
                 if r["variant"] == "direct"
                 and r["latency_ms"] == s["latency_ms"]
@@ -270,6 +240,9 @@ def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
             s["added_p50_ms"] = round(statistics.median(diffs), 3) if diffs else None
         out.append(s)
     return out
+
+
+METRICS = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "cls_p50_ms", "cls_p99_ms", "model_share")
 
 
 def main() -> int:
@@ -296,12 +269,7 @@ def main() -> int:
         default=list(MODEL_CONFIGS),
         help=f"router model settings to compare: {MODEL_CONFIGS} (workers, threads, max_batch)",
     )
-    p.add_argument(
-        "--baseline",
-        type=Path,
-        help="an older checkout (git archive REV router pipeline | tar -x -C DIR): adds "
-        "model config `before`, its router with max_batch 32, 1 thread",
-    )
+    common.ab_args(p)  # adds variant router@REV, and NAME@REV for each model config
     p.add_argument(
         "--router-python",
         help="another interpreter (a venv's bin/python with the router's packages): adds "
@@ -314,11 +282,12 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     args = p.parse_args()
     if args.pin:
-        procs.pin()
+        common.pin()
     args.variants = args.variants.split(",")
-    if args.baseline:
-        args.model_configs = ["before", *args.model_configs]
-    result: dict = {"loadavg_before": loadavg(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    result: dict = {
+        "loadavg_before": common.loadavg(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp:
         work = Path(tmp)
         if not args.skip_proxies:
@@ -329,7 +298,7 @@ def main() -> int:
         if args.model != "none" and model.is_file():
             result["model"] = summarise(model_run(args, work, model), ("variant", "c"))
             result["model_path"] = str(model)
-    result["loadavg_after"] = loadavg()
+    result["loadavg_after"] = common.loadavg()
     args.out.write_text(json.dumps(result, indent=2))
     for section in ("proxies", "model"):
         for row in result.get(section, []):

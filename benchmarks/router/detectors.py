@@ -2,13 +2,13 @@
 against the prefiltered scan (`scan`: one RE2 pass, then only the detectors that can fire).
 
     .venv/bin/python benchmarks/router/detectors.py --rounds 15
-    # and the code before the prefilter, in a subprocess each round (same texts, same clock):
-    mkdir -p /tmp/base && git archive 4a5ddb2 router | tar -x -C /tmp/base
-    .venv/bin/python benchmarks/router/detectors.py --rounds 15 --baseline /tmp/base
+    # and another revision (here: the code before the prefilter), in a subprocess each round
+    # (same texts, same clock):
+    .venv/bin/python benchmarks/router/detectors.py --rounds 15 --rev 4a5ddb2
 
 Over the default recipe's eval split (500 texts, EN+ZH), CPU µs per text (this thread's
 `time.thread_time`), medians over rounds. First the headline: each round runs the
-baseline and this tree's `scan` (if --baseline: each in a fresh subprocess, the same way),
+revision's and this tree's `scan` (with --rev: each in a fresh subprocess, the same way),
 the full scan and the prefiltered scan over all texts back to back, and ratios are
 medians of the per-round ratios. Then per detector (fewer rounds): full =
 its `found()` on every text; new = its parts that the RE2 pass lets through (the pass is
@@ -20,37 +20,28 @@ once per variant. Prints /proc/loadavg: the machine is shared, read the ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import common
 from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
 from router.sensitivity.classifier import Classifier
-
-ROOT = Path(__file__).resolve().parents[2]
-EVAL = ROOT / "recipes/data/sensitivity/eval.jsonl"
-
-
-def load() -> tuple[list[str], list[str]]:
-    rows = rows_of(EVAL)
-    return [r["text"] for r in rows], [r["text"] for r in rows if r["label"] == "public"]
-
-
-def rows_of(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def quality(clf: Classifier) -> None:
     """Rules-only precision/recall of "confidential" on the eval split (the model is off), and
     whether the prefiltered scan gives the full scan's labels on every text: a speed change
     must leave both lines as they were."""
-    rows = rows_of(EVAL)
+    rows = common.eval_rows()
     fired = [bool(clf.scan([row["text"]])) for row in rows]
     truth = [row["label"] == "confidential" for row in rows]
     tp = sum(f and t for f, t in zip(fired, truth, strict=True))
@@ -110,49 +101,53 @@ print(sorted(passes[1:])[1])
 
 
 def baseline_us(tree: Path) -> float:
-    """One round of another revision's `scan` (a `router/` package under `tree`)."""
+    """One round of a checkout's `scan` in a fresh subprocess (its `router/` package)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    run = [sys.executable, "-c", BASELINE, str(EVAL)]
+    run = [sys.executable, "-c", BASELINE, str(common.EVAL)]
     return float(subprocess.run(run, cwd=tree, env=env, check=True, capture_output=True,
                                 text=True).stdout)  # fmt: skip
 
 
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def headline(clf: Classifier, texts: list[str], rounds: int, baseline: Path | None) -> None:
-    """The whole scan: old, new (and the baseline revision) back to back in every round.
-    The baseline is compared with this tree run the same way, in a fresh subprocess each
+def headline(
+    clf: Classifier, texts: list[str], rounds: int, rev: str | None, paths: list[str]
+) -> None:
+    """The whole scan: old, new (and the revision's) back to back in every round. The
+    revision is compared with this tree run the same way, in a fresh subprocess each
     round: against the in-process `scan` (which follows the full scans and shares the
-    process with them) it read 1.07 where callgrind and the subprocess pair read 0.77."""
-    old, new, base, here = [], [], [], []
-    for _ in range(rounds):
-        if baseline:
-            base.append(baseline_us(baseline))
-            here.append(baseline_us(ROOT))
-        old.append(per_text_us(lambda t: clf.scan_all([t]), texts))
-        new.append(per_text_us(lambda t: clf.scan([t]), texts))
-    ratio = statistics.median(n / o for n, o in zip(new, old, strict=True))
+    process with them) it reads differently from what callgrind and the subprocess pair do."""
+    variants = {
+        "full": partial(per_text_us, lambda t: clf.scan_all([t]), texts),
+        "prefiltered": partial(per_text_us, lambda t: clf.scan([t]), texts),
+    }
+    if rev:
+        variants = {
+            "rev": partial(baseline_us, common.checkout(rev, paths)),
+            "tree": partial(baseline_us, common.ROOT),
+        } | variants
+    got = common.round_robin(variants, rounds)
+    old, new = got["full"], got["prefiltered"]
     print(f"whole scan, CPU µs per text (median of {rounds}): full {statistics.median(old):.1f}"
-          f", prefiltered {statistics.median(new):.1f}, ratio {ratio:.2f}")  # fmt: skip
-    if base:
-        ratio = statistics.median(h / b for h, b in zip(here, base, strict=True))
-        print(f"baseline {baseline}: {statistics.median(base):.1f}; this tree, same way: "
-              f"{statistics.median(here):.1f}; this tree/baseline {ratio:.2f}")  # fmt: skip
+          f", prefiltered {statistics.median(new):.1f}, "
+          f"ratio {common.median_ratio(new, old):.2f}")  # fmt: skip
+    if rev:
+        base, here, rev = got["rev"], got["tree"], common.rev_name(rev, paths)
+        print(f"{rev}: {statistics.median(base):.1f}; this tree, same way: "
+              f"{statistics.median(here):.1f}; this tree/{rev} "
+              f"{common.median_ratio(here, base):.2f}")  # fmt: skip
 
 
 def per_detector(clf: Classifier, texts: list[str], rounds: int) -> None:
-    table = cells(clf, texts)
-    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in table}
-    for _ in range(rounds):
-        for name, (old, new) in table.items():
-            times[name][0].append(per_text_us(old, texts))
-            times[name][1].append(per_text_us(new, texts))
+    variants = {
+        (name, which): partial(per_text_us, fn, texts)
+        for name, pair in cells(clf, texts).items()
+        for which, fn in zip(("full", "new"), pair, strict=True)
+    }
+    times = {k: statistics.median(v) for k, v in common.round_robin(variants, rounds).items()}
     print(f"{'µs per text':<14}{'full':>9}{'new':>9}{'new/full':>9}")
-    for name, (old, new) in times.items():
-        o, n = statistics.median(old), statistics.median(new)
-        print(f"{name:<14}{o:>9.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
+    for name, which in times:
+        if which == "full":
+            o, n = times[(name, "full")], times[(name, "new")]
+            print(f"{name:<14}{o:>9.1f}{n:>9.1f}{n / o if o > 0.05 else float('nan'):>9.2f}")
 
 
 def long_text(clf: Classifier, public: list[str], mb: float) -> None:
@@ -168,19 +163,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--long-mb", type=float, default=1.0, help="size of the long text")
-    parser.add_argument("--baseline", type=Path, help="folder with an older router/ package")
+    common.ab_args(parser)  # that revision's `scan`, in a subprocess as this tree's
     args = parser.parse_args()
-    texts, public = load()
+    texts, public = common.eval_texts(), common.eval_texts("public")
     clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
-    print(f"loadavg before: {loadavg()}; {len(texts)} texts, "
+    print(f"loadavg before: {common.loadavg()}; {len(texts)} texts, "
           f"avg {sum(map(len, texts)) / len(texts):.0f} chars")  # fmt: skip
     for _ in range(2):  # warm-up: regex caches, stdnum / phonenumbers data
         per_text_us(lambda t: clf.scan_all([t]), texts), per_text_us(lambda t: clf.scan([t]), texts)
     quality(clf)
-    headline(clf, texts, args.rounds, args.baseline)
+    headline(clf, texts, args.rounds, args.rev, args.rev_paths)
     per_detector(clf, texts, max(3, args.rounds // 3))
     long_text(clf, public, args.long_mb)
-    print(f"loadavg after: {loadavg()}; prefilter fallbacks: {clf._prefilter.fallbacks}")
+    print(f"loadavg after: {common.loadavg()}; prefilter fallbacks: {clf._prefilter.fallbacks}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import common
+from benchmarks.router import load, procs
 
 
 class Parsed(asyncio.Protocol):
@@ -104,28 +106,21 @@ async def serve(port: int, upstream_port: int, with_task: bool) -> None:
     await server.serve_forever()
 
 
-def measure(rounds: int, seconds: float) -> dict:
-    import bench
-    import load
-    import procs
-    import servers
-
-    work = Path(tempfile.mkdtemp())
+def measure(rounds: int, seconds: float, work: Path) -> dict:
     up = procs.upstream(0.0)
-    running = {}
+    running: dict[str, common.Server] = {}
     try:
         for name in ("floor-cb", "floor-task"):
-            port = procs.free_port()
+            port = common.free_port()
             argv = [sys.executable, __file__, "--serve", name, str(port), up.url]
-            running[name] = procs.Server(name, argv, port, "/health", cpus=procs.PROXY_CPUS)
-        running = {n: s.wait() for n, s in running.items()}
+            server = common.Server(name, argv, port, "/health", cpus=common.PROXY_CPUS)
+            running[name] = server.wait()
         running["router"] = procs.router(up.url, work)
-        script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
-        return servers._interleaved(running, script, rounds, seconds)
+        script = load.lua_script(common.chat_bodies(common.eval_texts()), {}, work)
+        return load.compare(running, script, rounds, seconds)
     finally:
-        for s in running.values():
+        for s in [*running.values(), up]:
             s.stop()
-        up.stop()
 
 
 def main() -> int:
@@ -142,13 +137,12 @@ def main() -> int:
         uvloop.run(serve(int(port), int(upstream.rsplit(":", 1)[1]), kind == "floor-task"))
         return 0
     if args.pin:
-        import procs
-
-        procs.pin()
-    before = Path("/proc/loadavg").read_text().split()[:3]
-    result = measure(args.rounds, args.seconds)
-    after = Path("/proc/loadavg").read_text().split()[:3]
-    print(json.dumps({"proxies": result, "loadavg": {"before": before, "after": after}}, indent=2))
+        common.pin()
+    before = common.loadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = measure(args.rounds, args.seconds, Path(tmp))
+    out = {"proxies": result, "loadavg_before": before, "loadavg_after": common.loadavg()}
+    print(json.dumps(out, indent=2))
     return 0
 
 

@@ -3,13 +3,12 @@ upstream pool that answers at once. Separates the router's code from uvicorn/aio
 costs and from the machine's load (CPU time, not wall time). After the warm-up, start-up
 objects are frozen out of the GC as the server does (router.drain.quiet_gc), so a full
 collection does not rescan them in the measured rounds. Variants, interleaved:
-production wiring (issue 7's steps), core only (pass-through seams), core without the
+production wiring (every step), core only (pass-through seams), core without the
 per-request log line.
 
     .venv/bin/python benchmarks/router/inproc.py [--n 3000] [--rounds 5] [--profile [--sort K]]
     # A/B against another revision's router/, in the same process and rounds:
-    mkdir -p /tmp/base && git archive REV router | tar -x -C /tmp/base
-    .venv/bin/python benchmarks/router/inproc.py --n 400 --rounds 40 --baseline /tmp/base
+    .venv/bin/python benchmarks/router/inproc.py --n 400 --rounds 40 --rev REV
 """
 
 from __future__ import annotations
@@ -17,28 +16,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import io
 import json
 import logging
-import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.schema_io import load_model  # noqa: E402
-from router import logs  # noqa: E402
-from router.app import build_app  # noqa: E402
-from router.config import RouterConfig  # noqa: E402
-from router.drain import quiet_gc  # noqa: E402
-from router.seams import Seams  # noqa: E402
-from router.upstreams.base import UpstreamReply  # noqa: E402
+from benchmarks import common
+from pipeline.schema_io import load_model
+from router import logs
+from router.app import build_app
+from router.config import RouterConfig
+from router.drain import quiet_gc
+from router.seams import Seams
+from router.upstreams.base import UpstreamReply
 
 ANSWER = b'{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}'
 
@@ -58,15 +54,6 @@ class InstantPool:
         return self.reply(200, "application/json", body=ANSWER, upstream="instant")
 
 
-def bodies() -> list[bytes]:
-    path = ROOT / "recipes/data/sensitivity/eval.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [
-        json.dumps({"model": "m", "messages": [{"role": "user", "content": r["text"]}]}).encode()
-        for r in rows
-    ]
-
-
 CONFIG = {
     "onprem": {"upstreams": [{"name": "instant", "url": "http://127.0.0.1:9"}]},
     "admission": {"per_upstream_limit": 256},
@@ -78,20 +65,11 @@ def app_for(seams: Seams | None):
     return build_app(cfg, seams=seams, pools={"onprem": InstantPool()})
 
 
-# `from router.x`, `from router import`, `import router.x`, "router.sensitivity..." (registry)
-ROUTER_IMPORT = re.compile(r"(?<=from )router(?=[. ])|(?<=import )router(?=\.)|(?<=\")router(?=\.)")
-
-
 def baseline_app(tree: Path):
-    """The production wiring of `tree`/router (another revision), imported as package
-    `router_base` in this process: both trees then run in the same interleaved rounds, as
-    separate processes on this shared machine differ by more than most changes."""
-    pkg = Path(tempfile.mkdtemp(prefix="inproc-")) / "router_base"
-    shutil.copytree(tree / "router", pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in pkg.rglob("*.py"):
-        path.write_text(ROUTER_IMPORT.sub("router_base", path.read_text()))
-    sys.path.insert(0, str(pkg.parent))
-    mod = lambda name: importlib.import_module(f"router_base.{name}")  # noqa: E731
+    """The production wiring of `tree`/router (another revision), imported beside this one:
+    both trees then run in the same interleaved rounds, as separate processes on this shared
+    machine differ by more than most changes."""
+    mod = common.import_router(tree)
     pool = InstantPool()
     pool.reply = mod("upstreams.base").UpstreamReply
     mod("logs").SINK = logs.SINK
@@ -142,9 +120,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--sort", default="tottime", help="pstats order with --profile (e.g. ncalls)")
-    p.add_argument("--baseline", type=Path, help="folder with another revision's router/")
+    common.ab_args(p)
     args = p.parse_args()
-    payloads = bodies()
+    payloads = common.chat_bodies(common.eval_texts())
     logs.setup("info")
     logs.SINK = io.StringIO()  # request lines are built and batched, then dropped
     variants = {
@@ -152,36 +130,37 @@ def main() -> int:
         "core": app_for(Seams()),
         "core-nolog": app_for(Seams()),
     }
-    if args.baseline:
-        variants["baseline"] = baseline_app(args.baseline)
-    results: dict[str, list[float]] = {k: [] for k in variants}
+    if args.rev:
+        tree = common.checkout(args.rev, args.rev_paths)
+        variants["production" + common.rev_name(args.rev, args.rev_paths)] = baseline_app(tree)
+    loop = asyncio.new_event_loop()
+    stack = contextlib.AsyncExitStack()
 
-    async def run() -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            for app in variants.values():  # start pools, warm up
-                await stack.enter_async_context(app.lifespan_context())
-                await drive(app, payloads, 200)
-            quiet_gc()  # as the server does after start-up (router/drain.py)
-            await measure()
+    def one(name: str) -> float:
+        logging.getLogger("edgepack.router").disabled = name.endswith("nolog")
+        us = loop.run_until_complete(drive(variants[name], payloads, args.n))
+        logs.SINK.seek(0)
+        logs.SINK.truncate()
+        return us
 
-    async def measure() -> None:
-        for _ in range(args.rounds):
-            for name, app in variants.items():
-                logging.getLogger("edgepack.router").disabled = name.endswith("nolog")
-                results[name].append(await drive(app, payloads, args.n))
-                logs.SINK.seek(0)
-                logs.SINK.truncate()
+    try:
+        for app in variants.values():  # start pools, warm up
+            loop.run_until_complete(stack.enter_async_context(app.lifespan_context()))
+            loop.run_until_complete(drive(app, payloads, 200))
+        quiet_gc()  # as the server does after start-up (router/drain.py)
+        results = common.round_robin({name: partial(one, name) for name in variants}, args.rounds)
         if args.profile:
             import cProfile
             import pstats
 
             prof = cProfile.Profile(time.process_time)
             prof.enable()
-            await drive(variants["production"], payloads, args.n)
+            loop.run_until_complete(drive(variants["production"], payloads, args.n))
             prof.disable()
             pstats.Stats(prof).sort_stats(args.sort).print_stats(40)
-
-    asyncio.run(run())
+    finally:
+        loop.run_until_complete(stack.aclose())
+        loop.close()
     print(
         json.dumps({k: round(statistics.median(v), 1) for k, v in results.items()}),
         "median,",
@@ -189,12 +168,12 @@ def main() -> int:
         "best µs CPU per request (of",
         args.rounds,
         "rounds), loadavg",
-        Path("/proc/loadavg").read_text().split()[:3],
+        common.loadavg(),
     )
-    if args.baseline:
-        pairs = zip(results["production"], results["baseline"], strict=True)
-        ratio = statistics.median(new / old for new, old in pairs)
-        print(f"production/baseline: {ratio:.3f} (median of the per-round ratios)")
+    if args.rev:
+        ratio = common.median_ratio(results["production"], results.popitem()[1])
+        print(f"production/production{common.rev_name(args.rev, args.rev_paths)}: {ratio:.3f} "
+              "(median of the per-round ratios)")  # fmt: skip
     return 0
 
 

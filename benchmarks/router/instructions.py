@@ -3,6 +3,7 @@ a count that does not move with the machine's load, for changes too small to see
 this VM's ±20% timing noise.
 
     .venv/bin/python benchmarks/router/instructions.py --rev HEAD [--requests 1500]
+    .venv/bin/python benchmarks/router/instructions.py     # the working tree alone
 
 Each variant runs as the real `edgepack router` (production wiring, rules-only, the same
 config as bench.py) under valgrind's callgrind without cache simulation, in front of one
@@ -28,13 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import bench  # noqa: E402
-import load  # noqa: E402
-import procs  # noqa: E402
-import servers  # noqa: E402
+from benchmarks import common
+from benchmarks.router import procs
 
 CONCURRENCY = 16
 HEALTH = {"interval_s": 3600}  # no checks while counting: they tick by wall time, not requests
@@ -43,7 +41,7 @@ HEALTH = {"interval_s": 3600}  # no checks while counting: they tick by wall tim
 def requests(port: int) -> list[bytes]:
     """One raw HTTP/1.1 request per eval prompt, keep-alive."""
     out = []
-    for body in load.chat_bodies(bench.texts()):
+    for body in common.chat_bodies(common.eval_texts()):
         head = (
             f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -126,9 +124,8 @@ def measure(
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rev", default="HEAD", help="the revision to compare the working tree with")
+    common.ab_args(p)
     p.add_argument("--requests", type=int, default=1500)
-    p.add_argument("--only-tree", action="store_true", help="the working tree alone")
     p.add_argument("--keep", type=Path, help="a folder for the callgrind dumps (NAME.out)")
     p.add_argument(
         "--config",
@@ -144,14 +141,15 @@ def main() -> int:
     args = p.parse_args()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    result: dict = {}
+    result: dict = {"loadavg_before": common.loadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        trees = {"tree": common.ROOT}
+        if args.rev:
+            rev = common.rev_name(args.rev, args.rev_paths)
+            trees = {rev: common.checkout(args.rev, args.rev_paths, work), **trees}
         up = procs.upstream(0.0)
         try:
-            trees = {"tree": procs.ROOT}
-            if not args.only_tree:
-                trees = {args.rev: servers._tree(procs.ROOT, work, args.rev, []), **trees}
             for name, tree in trees.items():
                 keep = args.keep / f"{name}.out" if args.keep else None
                 result[name] = measure(
@@ -159,9 +157,10 @@ def main() -> int:
                 )
         finally:
             up.stop()
-    if not args.only_tree:
-        base = result[args.rev]["instructions_per_request"]
+    if args.rev:
+        base = result[rev]["instructions_per_request"]
         result["ratio"] = round(result["tree"]["instructions_per_request"] / base, 4)
+    result["loadavg_after"] = common.loadavg()
     print(json.dumps(result, indent=2))
     return 0
 

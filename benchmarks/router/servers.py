@@ -10,36 +10,30 @@ per request of the client process (uvloop).
 
     .venv/bin/python benchmarks/router/servers.py --rounds 3
     .venv/bin/python benchmarks/router/servers.py --clients-only --rounds 5
-    .venv/bin/python benchmarks/router/servers.py --router-ab REV [--ab-paths P ...] --rounds 5
 
-`--router-ab REV` measures the whole router (`edgepack router`, the way bench.py starts it)
-from HEAD and from REV, interleaved; with `--ab-paths`, the second tree is HEAD with only
-those paths from REV (e.g. `--router-ab 8297841 --ab-paths router/upstreams/onprem.py`:
-the pool on aiohttp).
+The whole router against another revision: `bench.py --rev REV`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import load  # noqa: E402
-import procs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks import common
+from benchmarks.router import load
+
+HERE = Path(__file__).resolve().parent
 APP = "router.testing.openai_server:FakeOpenAI"
-EMPTY_APP = "servers:empty_app"  # what is left is the server's own cost
+EMPTY_APP = "benchmarks.router.servers:empty_app"  # what is left is the server's own cost
 
 
 def empty_app():
@@ -62,21 +56,13 @@ def empty_app():
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
+UVICORN = "--host 127.0.0.1 --no-access-log --log-level warning --no-proxy-headers"  # as the router
+GRANIAN = "--interface asgi --factory --host 127.0.0.1 --workers 1 --loop uvloop --no-ws"
+
+
 def servers(app: str = APP) -> dict[str, list[str]]:
     py = sys.executable
-    uv = [
-        py,
-        "-m",
-        "uvicorn",
-        "--factory",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--no-proxy-headers",  # as the router runs
-    ]
+    uv = [py, "-m", "uvicorn", "--factory", app, *UVICORN.split()]
     out = {
         "uvicorn-httptools": [*uv, "--loop", "uvloop", "--http", "httptools"],
         "uvicorn-h11": [*uv, "--loop", "asyncio", "--http", "h11"],
@@ -92,60 +78,27 @@ def servers(app: str = APP) -> dict[str, list[str]]:
     }
     granian = HERE / ".venv" / "bin" / "granian"
     if granian.exists():
-        out["granian"] = [
-            str(granian),
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "1",
-            "--loop",
-            "uvloop",
-            "--no-ws",
-            app,
-        ]
+        out["granian"] = [str(granian), *GRANIAN.split(), app]
     return out
 
 
-def start(name: str, argv: list[str]) -> procs.Server:
-    port = procs.free_port()
+def start(name: str, argv: list[str]) -> common.Server:
+    port = common.free_port()
     argv = [*argv, "--port", str(port)]
-    env = dict(os.environ, PYTHONPATH=f"{procs.ROOT}{os.pathsep}{HERE}")
-    return procs.Server(
-        name, argv, port, "/health", env=env, cpus=None if name == "upstream" else procs.PROXY_CPUS
-    ).wait()
+    env = dict(os.environ, PYTHONPATH=str(common.ROOT))
+    cpus = None if name == "upstream" else common.PROXY_CPUS
+    return common.Server(name, argv, port, "/health", env=env, cpus=cpus).wait()
 
 
 def server_rounds(rounds: int, seconds: float, work: Path, app: str = APP) -> dict:
-    running = {name: start(name, argv) for name, argv in servers(app).items()}
+    running = {}
     try:
-        return _interleaved(running, load.lua_script([BODY], {}, work), rounds, seconds)
+        for name, argv in servers(app).items():
+            running[name] = start(name, argv)
+        return load.compare(running, load.lua_script([BODY], {}, work), rounds, seconds)
     finally:
         for s in running.values():
             s.stop()
-
-
-def _interleaved(running: dict, script: Path, rounds: int, seconds: float) -> dict:
-    """Warm each server up, then `rounds` of one wrk cell each (c=16, round-robin);
-    medians of req/s, p50 and the server's CPU µs per request."""
-    import bench
-
-    url = "/v1/chat/completions"
-    for s in running.values():
-        load.run_wrk(s.url + url, script, 16, 1)
-    res: dict[str, list[dict]] = {n: [] for n in running}
-    for _ in range(rounds):
-        for n, s in running.items():
-            res[n].append(bench.measure(s, s.url + url, script, 16, seconds))
-    return {
-        n: {
-            m: round(statistics.median(r[m] for r in rs), 2)
-            for m in ("rps", "p50_ms", "cpu_us_per_req")
-        }
-        for n, rs in res.items()
-    }
 
 
 def _aiohttp(tuned: bool):
@@ -228,11 +181,9 @@ def client_rounds(rounds: int, n: int) -> dict:
 
     up = start("upstream", servers()["uvicorn-httptools"])
     url = up.url + "/v1/chat/completions"
-    out: dict[str, list[float]] = {k: [] for k in CLIENTS}
     try:
-        for _ in range(rounds):
-            for kind in out:
-                out[kind].append(uvloop.run(_client_cpu(kind, url, n)))
+        runs = {k: (lambda k=k: uvloop.run(_client_cpu(k, url, n))) for k in CLIENTS}
+        out = common.round_robin(runs, rounds)
     finally:
         up.stop()
     base = statistics.median(out["aiohttp"])
@@ -246,42 +197,6 @@ def client_rounds(rounds: int, n: int) -> dict:
     }
 
 
-def _tree(root: Path, work: Path, rev: str, paths: list[str]) -> Path:
-    """`rev`'s files in a new folder under `work`; with `paths`, HEAD's files with only
-    those taken from `rev`."""
-    tree = Path(tempfile.mkdtemp(dir=work))
-    git = ["git", "-C", str(root)]
-    base = "HEAD" if paths else rev
-    archive = subprocess.run([*git, "archive", base], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
-    for path in paths:
-        old = subprocess.run([*git, "show", f"{rev}:{path}"], capture_output=True, check=True)
-        (tree / path).write_bytes(old.stdout)
-    return tree
-
-
-def router_ab(rev: str, paths: list[str], rounds: int, seconds: float, work: Path) -> dict:
-    """The whole router, HEAD vs `rev` (or HEAD with `paths` from `rev`), each its own
-    process in front of one upstream; wrk at c=16 with the eval split's prompts,
-    interleaved; the router process's CPU µs per request."""
-    import bench
-
-    up = procs.upstream(0.0)
-    routers = {}
-    other = f"{','.join(paths)}@{rev}" if paths else rev
-    try:
-        for name, tree_rev in ((other, rev), ("HEAD", "HEAD")):
-            tree = _tree(procs.ROOT, work, tree_rev, paths if tree_rev != "HEAD" else [])
-            routers[name] = procs.router(up.url, work, tree=tree)
-        script = load.lua_script(load.chat_bodies(bench.texts()), {}, work)
-        return _interleaved(routers, script, rounds, seconds)
-    finally:
-        for s in routers.values():
-            s.stop()
-        up.stop()
-
-
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
@@ -291,29 +206,17 @@ def main() -> int:
     p.add_argument("--servers-only", action="store_true")
     p.add_argument("--pin", action="store_true", help="servers under test on a core of their own")
     p.add_argument("--empty-app", action="store_true", help="servers answer from an empty app")
-    p.add_argument(
-        "--router-ab",
-        metavar="REV",
-        help="only: the whole router, HEAD vs REV (or HEAD with --ab-paths from REV)",
-    )
-    p.add_argument("--ab-paths", nargs="*", default=[], metavar="PATH")
     args = p.parse_args()
     if args.pin:
-        procs.pin()
-    before = Path("/proc/loadavg").read_text().split()[:3]
-    result: dict = {}
+        common.pin()
+    result: dict = {"loadavg_before": common.loadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.router_ab:
-            result["router"] = router_ab(
-                args.router_ab, args.ab_paths, args.rounds, args.seconds, Path(tmp)
-            )
-            args.clients_only, args.rounds = True, 0
         if not args.clients_only:
             app = EMPTY_APP if args.empty_app else APP
             result["servers"] = server_rounds(args.rounds, args.seconds, Path(tmp), app)
-        if args.rounds and not args.servers_only:
+        if not args.servers_only:
             result["clients"] = client_rounds(args.rounds, args.requests)
-    result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
+    result["loadavg_after"] = common.loadavg()
     print(json.dumps(result, indent=2))
     return 0
 

@@ -7,8 +7,11 @@ after a fixed latency, one uvicorn worker (uvloop + httptools) on 127.0.0.1.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from router.testing.openai_server import FakeOpenAI
 

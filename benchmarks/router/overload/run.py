@@ -12,7 +12,7 @@ successful latencies per tier, shed rate (429/503), hung (client gave up at dead
 1 s), upstream calls per request (retry amplification), proxy CPU ms per request.
 
     .venv/bin/python benchmarks/router/overload/run.py --rounds 2 --seconds 15
-    (LiteLLM from benchmarks/router/overload/.venv, see README.md; --only router skips it)
+    (LiteLLM from benchmarks/router/.venv: ../setup.sh; --only router skips it)
 """
 
 from __future__ import annotations
@@ -20,26 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from benchmarks import common
+from benchmarks.common import Server
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
-MAIN_PY = ROOT / ".venv" / "bin" / "python"
-LITELLM = HERE / ".venv" / "bin" / "litellm"
+LITELLM = HERE.parent / ".venv" / "bin" / "litellm"  # setup.sh puts it there
 KEY = "sk-bench-overload"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+UPSTREAMS = ("main-a", "main-b", "small")
 
 
 def http(url: str, method: str = "GET", timeout: float = 2.0) -> tuple[int, bytes]:
@@ -52,22 +51,6 @@ def http(url: str, method: str = "GET", timeout: float = 2.0) -> tuple[int, byte
         return e.code, e.read()
     except OSError:
         return 0, b""
-
-
-def wait_until(check, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not come up in {timeout:.0f} s")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process and its waited-for children (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(x) for x in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def router_yaml(ports: dict[str, int], deadline_s: float) -> str:
@@ -90,8 +73,6 @@ logging: {{level: warning}}
 
 
 def litellm_yaml(ports: dict[str, int], deadline_s: float) -> str:
-    import yaml
-
     def deployment(name: str, server: str) -> dict:
         base = f"http://127.0.0.1:{ports[server]}/v1"
         params = {"model": f"openai/{name}", "api_base": base, "api_key": "x"}
@@ -111,7 +92,7 @@ def litellm_yaml(ports: dict[str, int], deadline_s: float) -> str:
 
 def upstream_calls(ports: dict[str, int]) -> int:
     total = 0
-    for name in ("main-a", "main-b", "small"):
+    for name in UPSTREAMS:
         _, body = http(f"http://127.0.0.1:{ports[name]}/stats")
         total += json.loads(body)["calls"]
     return total
@@ -124,7 +105,7 @@ def quiet(ports: dict[str, int], for_s: float = 3.0, timeout: float = 240.0) -> 
     last, since = None, time.monotonic()
     while time.monotonic() - t0 < timeout:
         stats = [json.loads(http(f"http://127.0.0.1:{ports[n]}/stats")[1])
-                 for n in ("main-a", "main-b", "small")]  # fmt: skip
+                 for n in UPSTREAMS]  # fmt: skip
         now = (sum(x["calls"] for x in stats), sum(x["busy"] for x in stats))
         if now != last or now[1]:
             last, since = now, time.monotonic()
@@ -135,7 +116,7 @@ def quiet(ports: dict[str, int], for_s: float = 3.0, timeout: float = 240.0) -> 
 
 
 def reset(ports: dict[str, int]) -> None:
-    for name in ("main-a", "main-b", "small"):
+    for name in UPSTREAMS:
         http(f"http://127.0.0.1:{ports[name]}/reset", "POST")
 
 
@@ -168,12 +149,28 @@ def summarise(rows: list[dict], calls: int, cpu_s: float) -> dict:
 
 def run_load(url: str, rate: float, seconds: float, deadline_s: float, key: str | None,
              out: Path) -> list[dict]:  # fmt: skip
-    cmd = [str(MAIN_PY), str(HERE / "loadgen.py"), "--url", url, "--rate", str(rate),
+    cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--rate", str(rate),
            "--seconds", str(seconds), "--deadline", str(deadline_s), "--out", str(out)]  # fmt: skip
     if key:
         cmd += ["--key", key]
     subprocess.run(cmd, check=True, timeout=seconds + deadline_s + 60)
     return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def start(variant: str, ports: dict[str, int], deadline_s: float, tmp: Path) -> Server:
+    """The proxy under test in its own process, ready."""
+    config = tmp / f"{variant}.yaml"
+    port = ports[variant]
+    if variant == "router":
+        config.write_text(router_yaml(ports, deadline_s))
+        main = "from pipeline.cli import main; main()"
+        argv = [sys.executable, "-c", main, "router", "--config", str(config)]
+        return Server("router", argv, port, "/readyz").wait(60)
+    config.write_text(litellm_yaml(ports, deadline_s))
+    argv = [str(LITELLM), "--config", str(config), "--host", "127.0.0.1",
+            "--port", str(port), "--num_workers", "1"]  # fmt: skip
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    return Server("litellm", argv, port, "/health/liveliness", env=env).wait(180)
 
 
 def main() -> None:
@@ -192,85 +189,55 @@ def main() -> None:
         raise SystemExit(f"{LITELLM} missing: see README.md (or pass --only router)")
 
     tmp = Path(tempfile.mkdtemp(prefix="edgepack-overload-"))
-    ports = {n: free_port() for n in ("main-a", "main-b", "small", "router", "litellm")}
-    procs: list[subprocess.Popen] = []
-    log = (tmp / "processes.log").open("wb")
+    ports = {n: common.free_port() for n in (*UPSTREAMS, "router", "litellm")}
+    running: list[Server] = []
     try:
         sv = a.service
         specs = [f"main-a:{ports['main-a']}:2:{sv}:0.2", f"main-b:{ports['main-b']}:2:{sv}:0.2",
                  f"small:{ports['small']}:1:{sv / 2}:0.2"]  # fmt: skip
-        up = [str(MAIN_PY), str(HERE / "upstream.py")] + [x for s in specs for x in ("--spec", s)]
-        procs.append(subprocess.Popen(up, stdout=log, stderr=log))
-        wait_until(lambda: http(f"http://127.0.0.1:{ports['small']}/health")[0] == 200, 30,
-                   "upstreams")  # fmt: skip
-        urls, pids, keys = {}, {}, {}
-        if "router" in variants:
-            (tmp / "router.yaml").write_text(router_yaml(ports, a.deadline))
-            code = "from pipeline.cli import main; main()"
-            cmd = [str(MAIN_PY), "-c", code, "router", "--config", str(tmp / "router.yaml")]
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=ROOT)
-            procs.append(proc)
-            urls["router"], pids["router"], keys["router"] = (
-                f"http://127.0.0.1:{ports['router']}", proc.pid, None)  # fmt: skip
-            wait_until(lambda: http(urls["router"] + "/readyz")[0] == 200, 60, "router")
-        if "litellm" in variants:
-            (tmp / "litellm.yaml").write_text(litellm_yaml(ports, a.deadline))
-            cmd = [str(LITELLM), "--config", str(tmp / "litellm.yaml"), "--host", "127.0.0.1",
-                   "--port", str(ports["litellm"]), "--num_workers", "1"]  # fmt: skip
-            env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
-            procs.append(proc)
-            urls["litellm"], pids["litellm"], keys["litellm"] = (
-                f"http://127.0.0.1:{ports['litellm']}", proc.pid, KEY)  # fmt: skip
-            wait_until(lambda: http(urls["litellm"] + "/health/liveliness")[0] == 200, 180,
-                       "litellm proxy")  # fmt: skip
+        up = [sys.executable, str(HERE / "upstream.py")] + [x for s in specs for x in ("--spec", s)]
+        running.append(Server("upstreams", up, ports["small"], "/health").wait(30))
+        proxies = {}
+        for v in variants:
+            proxies[v] = start(v, ports, a.deadline, tmp)
+            running.append(proxies[v])
+        keys = {"router": None, "litellm": KEY}
         for v in variants:  # warm-up: a few requests each, not counted
-            run_load(urls[v], 5, 1, a.deadline, keys[v], tmp / f"warm-{v}.jsonl")
-        load_before = Path("/proc/loadavg").read_text().split()[:3]
-        per_round: dict[str, list[dict]] = {v: [] for v in variants}
-        for rnd in range(a.rounds):
-            for v in variants:
-                quiet(ports)
-                reset(ports)
-                cpu0 = cpu_seconds(pids[v])
-                rows = run_load(urls[v], a.rate, a.seconds, a.deadline, keys[v],
-                                tmp / f"{v}-{rnd}.jsonl")  # fmt: skip
-                # calls and CPU count until the proxy stopped working on this run's
-                # requests (a proxy may go on retrying what its client gave up on)
-                waited = quiet(ports)
-                s = summarise(rows, upstream_calls(ports), cpu_seconds(pids[v]) - cpu0)
-                s["settle_s"] = waited
-                per_round[v].append(s)
-                print(f"round {rnd} {v}: " + json.dumps({k: _r(x) for k, x in s.items()}),
-                      flush=True)  # fmt: skip
-        load_after = Path("/proc/loadavg").read_text().split()[:3]
-        medians = {v: _median(rs) for v, rs in per_round.items()}
+            run_load(proxies[v].url, 5, 1, a.deadline, keys[v], tmp / f"warm-{v}.jsonl")
+        load_before = common.loadavg()
+        done: dict[str, int] = {}
+
+        def one(v: str) -> dict:
+            rnd = done[v] = done.get(v, -1) + 1
+            quiet(ports)
+            reset(ports)
+            cpu0 = proxies[v].cpu()
+            rows = run_load(proxies[v].url, a.rate, a.seconds, a.deadline, keys[v],
+                            tmp / f"{v}-{rnd}.jsonl")  # fmt: skip
+            # calls and CPU count until the proxy stopped working on this run's
+            # requests (a proxy may go on retrying what its client gave up on)
+            waited = quiet(ports)
+            s = summarise(rows, upstream_calls(ports), proxies[v].cpu() - cpu0)
+            s["settle_s"] = waited
+            print(f"round {rnd} {v}: " + json.dumps({k: _r(x) for k, x in s.items()}),
+                  flush=True)  # fmt: skip
+            return s
+
+        per_round = common.round_robin({v: partial(one, v) for v in variants}, a.rounds)
+        load_after = common.loadavg()
+        medians = {v: common.medians(rs, digits=4) for v, rs in per_round.items()}
         result = {"config": vars(a), "loadavg_before": load_before, "loadavg_after": load_after,
                   "rounds": per_round, "median": medians}  # fmt: skip
         Path(a.out).write_text(json.dumps(result, indent=2))
         print(table(medians))
         print(f"loadavg before {load_before} after {load_after}; raw: {a.out}")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
+        for server in reversed(running):
+            server.stop()
 
 
 def _r(x):
     return round(x, 4) if isinstance(x, float) else x
-
-
-def _median(rows: list[dict]) -> dict:
-    out = {}
-    for key in rows[0]:
-        vals = [r[key] for r in rows if r[key] is not None]
-        out[key] = statistics.median(vals) if vals else None
-    return out
 
 
 def table(medians: dict[str, dict]) -> str:

@@ -17,7 +17,11 @@ import argparse
 import asyncio
 import json
 import random
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from router.testing.asgi import answered_lifespan
 

@@ -1,7 +1,7 @@
-"""The on-prem client alone, a revision against the working tree: CPU µs per request.
+"""The on-prem client alone (optionally against another revision's): CPU µs per request.
 
-    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --rounds 9
-    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --rounds 9 --upstream uvicorn
+    .venv/bin/python benchmarks/router/client.py --rev HEAD --rounds 9
+    .venv/bin/python benchmarks/router/client.py --rev HEAD --rounds 9 --upstream uvicorn
 
 Variants, interleaved round-robin in this one process (uvloop), each POSTing `--requests`
 times from 16 concurrent tasks after a warm-up; the process's user and system CPU apart
@@ -9,10 +9,10 @@ times from 16 concurrent tasks after a warm-up; the process's user and system CP
 
 - `bare`: an asyncio Protocol per task that writes a fixed request and waits for the end of
   the chunked answer (no parsing, pool, headers or deadline): the floor.
-- `http1@REV` / `http1`: router/upstreams/http1.py's `Http1Pool.request` + `read()`.
-- `onprem@REV` / `onprem`: `OnPremPool.usable` and `send` as the router calls them (one
-  upstream, the breaker as outlier, a RequestContext made per request), with REV's
-  http1.py under REV's onprem.py.
+- `http1` / `http1@REV`: router/upstreams/http1.py's `Http1Pool.request` + `read()`.
+- `onprem` / `onprem@REV`: `OnPremPool.usable` and `send` as the router calls them (one
+  upstream, the breaker as outlier, a RequestContext made per request); REV's router/ is
+  imported beside this one (common.import_router).
 
 `--upstream bare` (default) answers from a bare uvloop Protocol with the bytes uvicorn
 sends for router.testing's OpenAI server, in one write, so the upstream is not the
@@ -24,14 +24,14 @@ instead (valgrind's cachegrind, deterministic): each variant over a fake transpo
 answers every write on the next loop pass, run for N and 2N requests, the difference
 divided by N: the client's own user-space instructions per request, no kernel, no noise.
 
-    .venv/bin/python benchmarks/router/client_ab.py --rev HEAD --instructions
+    .venv/bin/python benchmarks/router/client.py --rev HEAD --instructions
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -39,18 +39,19 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import procs  # noqa: E402
-import servers  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import common
+from benchmarks.router import servers
 
 BODY = servers.BODY
 PATH = "/v1/chat/completions"
-HEADERS = {"content-type": "application/json"}
+HEADERS = servers.HEADERS
 ANSWER_BODY = (
     b'{"id": "cmpl-1", "object": "chat.completion", "created": 1795848422, "model": "bench", '
     b'"choices": [{"index": 0, "finish_reason": "stop", '
@@ -108,44 +109,22 @@ class Bare(asyncio.Protocol):
         await self.done
 
 
-def module_at(rev: str, path: str, name: str, work: Path, http1=None):
-    """`path` as it was at `rev`, imported as `name` (its http1 import bound to `http1`)."""
-    file = work / f"{name}.py"
-    git = ["git", "-C", str(procs.ROOT), "show", f"{rev}:{path}"]
-    file.write_bytes(subprocess.run(git, capture_output=True, check=True).stdout)
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module  # dataclasses look their module up
-    saved = sys.modules["router.upstreams.http1"]
-    if http1 is not None:
-        sys.modules["router.upstreams.http1"] = http1
-    try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    finally:
-        sys.modules["router.upstreams.http1"] = saved
-    return module
+Modules = Callable[[str], ModuleType]
+"""A router tree's modules by their name under router/ ("upstreams.http1")."""
 
 
-def variants(rev: str, work: Path, also: list[str]) -> dict[str, tuple]:
-    """name → (kind, http1 module, onprem module)."""
-    from router.upstreams import http1, onprem
-
-    old_http1 = module_at(rev, "router/upstreams/http1.py", "http1_at_rev", work)
-    old_onprem = module_at(rev, "router/upstreams/onprem.py", "onprem_at_rev", work, old_http1)
-    out = {
-        "bare": ("bare", None, None),
-        f"http1@{rev}": ("http1", old_http1, None),
-        "http1": ("http1", http1, None),
-        f"onprem@{rev}": ("onprem", old_http1, old_onprem),
-        "onprem": ("onprem", http1, onprem),
+def variants(rev: str | None, paths: list[str]) -> dict[str, tuple[str, Modules | None]]:
+    """name → (kind, the router tree's modules)."""
+    here: Modules = lambda name: importlib.import_module(f"router.{name}")  # noqa: E731
+    out: dict[str, tuple[str, Modules | None]] = {
+        "bare": ("bare", None),
+        "http1": ("http1", here),
+        "onprem": ("onprem", here),
     }
-    for i, path in enumerate(also):  # a candidate http1.py, under the working tree's onprem
-        spec = importlib.util.spec_from_file_location(f"http1_also{i}", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[spec.name] = module  # type: ignore[union-attr]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        out[f"http1:{Path(path).stem}"] = ("http1", module, None)
-        out[f"onprem:{Path(path).stem}"] = ("onprem", module, onprem)
+    if rev:
+        old = common.import_router(common.checkout(rev, paths))
+        name = common.rev_name(rev, paths)
+        out |= {f"http1{name}": ("http1", old), f"onprem{name}": ("onprem", old)}
     return out
 
 
@@ -167,7 +146,8 @@ async def bare_client(url: str, c: int):
     return (lambda i: conns[i].one()), close
 
 
-async def http1_client(http1, url: str, fake: bool = False):
+async def http1_client(mod: Modules, url: str, fake: bool = False):
+    http1 = mod("upstreams.http1")
     pool = http1.Http1Pool(url, max_connections=64)
     if fake:
         fake_connections(http1, pool)
@@ -180,15 +160,13 @@ async def http1_client(http1, url: str, fake: bool = False):
     return one, pool.close
 
 
-async def onprem_client(http1, onprem, url: str, fake: bool = False):
+async def onprem_client(mod: Modules, url: str, fake: bool = False):
     """OnPremPool.send as the router calls it: one upstream, the breaker as outlier."""
-    from router.breaker import BreakerConfig, BreakerSet
-    from router.config import OnPremConfig
-    from router.context import Api, RequestContext
-    from router.metrics import RouterMetrics
-
-    config = OnPremConfig(upstreams=[{"name": "bench", "url": url}])
-    pool = onprem.OnPremPool(config, RouterMetrics(), BreakerSet(BreakerConfig()))
+    http1, breaker, context = mod("upstreams.http1"), mod("breaker"), mod("context")
+    config = mod("config").OnPremConfig(upstreams=[{"name": "bench", "url": url}])
+    breakers = breaker.BreakerSet(breaker.BreakerConfig())
+    pool = mod("upstreams.onprem").OnPremPool(config, mod("metrics").RouterMetrics(), breakers)
+    Api, RequestContext = context.Api, context.RequestContext
     for m in pool.members:  # start() without its health checker
         m.http = http1.Http1Pool(m.base, max_connections=64)
         if fake:
@@ -211,13 +189,13 @@ async def onprem_client(http1, onprem, url: str, fake: bool = False):
 
 async def measure(variant: tuple, url: str, n: int, c: int = 16) -> tuple[float, float]:
     """User and system CPU µs per request of `n` POSTs from `c` tasks (after a warm-up)."""
-    kind, http1, onprem = variant
+    kind, mod = variant
     if kind == "bare":
         one, close = await bare_client(url, c)
     elif kind == "http1":
-        one, close = await http1_client(http1, url)
+        one, close = await http1_client(mod, url)
     else:
-        one, close = await onprem_client(http1, onprem, url)
+        one, close = await onprem_client(mod, url)
 
     async def worker(i: int, k: int) -> None:
         for _ in range(k):
@@ -279,7 +257,7 @@ def fake_connections(http1, pool) -> None:
 async def fake_run(variant: tuple, n: int, c: int = 16) -> None:
     """`n` requests from `c` tasks over FakeTransport (after a warm-up), nothing measured:
     valgrind counts from outside."""
-    kind, http1, onprem = variant
+    kind, mod = variant
     url = "http://127.0.0.1:9"
     if kind == "bare":
         conns = [Bare(b"POST / HTTP/1.1\r\n\r\n") for _ in range(c)]
@@ -290,9 +268,9 @@ async def fake_run(variant: tuple, n: int, c: int = 16) -> None:
             return conns[i].one()
 
     elif kind == "http1":
-        one, _close = await http1_client(http1, url, fake=True)
+        one, _close = await http1_client(mod, url, fake=True)
     else:
-        one, _close = await onprem_client(http1, onprem, url, fake=True)
+        one, _close = await onprem_client(mod, url, fake=True)
 
     async def worker(i: int, k: int) -> None:
         for _ in range(k):
@@ -302,17 +280,16 @@ async def fake_run(variant: tuple, n: int, c: int = 16) -> None:
     await asyncio.gather(*(worker(i, n // c) for i in range(c)))
 
 
-def instructions(rev: str, n: int, also: list[str]) -> dict[str, int]:
+def instructions(rev: str | None, paths: list[str], n: int) -> dict[str, int]:
     """User-space instructions per request of each variant (see the module docstring)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        names = list(variants(rev, Path(tmp), also))
+    ab = ["--rev", rev, "--rev-paths", *paths] if rev else []
     out = {}
-    for name in names:
+    for name in variants(rev, paths):
         counts = []
         for k in (n, 2 * n):
             argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
-            argv += ["--cachegrind-out-file=/dev/null", sys.executable, __file__, "--rev", rev]
-            argv += ["--fake", name, "--requests", str(k), "--also", *also]
+            argv += ["--cachegrind-out-file=/dev/null", sys.executable, __file__, *ab]
+            argv += ["--fake", name, "--requests", str(k)]
             env = dict(os.environ, PYTHONHASHSEED="0")
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
             refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
@@ -321,19 +298,19 @@ def instructions(rev: str, n: int, also: list[str]) -> dict[str, int]:
     return out
 
 
-def run(rev: str, rounds: int, n: int, upstream: str, work: Path, also: list[str]) -> dict:
+def run(rev: str | None, paths: list[str], rounds: int, n: int, upstream: str) -> dict:
     import uvloop
 
-    kinds = variants(rev, work, also)
+    kinds = variants(rev, paths)
     if upstream == "bare":
         up = servers.start("bare-upstream", [sys.executable, __file__, "--serve"])
     else:
         up = servers.start("upstream", servers.servers()["uvicorn-httptools"])
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
     try:
-        for _ in range(rounds):
-            for name, variant in kinds.items():
-                runs[name].append(uvloop.run(measure(variant, up.url, n)))
+        runs = common.round_robin(
+            {name: (lambda v=v: uvloop.run(measure(v, up.url, n))) for name, v in kinds.items()},
+            rounds,
+        )
     finally:
         up.stop()
     out = {}
@@ -351,11 +328,10 @@ def run(rev: str, rounds: int, n: int, upstream: str, work: Path, also: list[str
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--rev", default="HEAD", help="the revision to compare the working tree with")
+    common.ab_args(p)
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--requests", type=int, default=3000, help="per variant and round")
     p.add_argument("--upstream", choices=("bare", "uvicorn"), default="bare")
-    p.add_argument("--also", nargs="*", default=[], help="candidate http1.py files to add")
     p.add_argument("--instructions", action="store_true", help="count, under valgrind")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -367,26 +343,18 @@ def main() -> int:
     if args.fake:
         import uvloop
 
-        with tempfile.TemporaryDirectory() as tmp:
-            variant = variants(args.rev, Path(tmp), args.also)[args.fake]
-        uvloop.run(fake_run(variant, args.requests))
+        uvloop.run(fake_run(variants(args.rev, args.rev_paths)[args.fake], args.requests))
         return 0
     if args.instructions:
         n = args.requests if args.requests != 3000 else 1600
-        for name, count in instructions(args.rev, n, args.also).items():
+        for name, count in instructions(args.rev, args.rev_paths, n).items():
             print(f"{name:>16} {count:>9,} instructions per request")
         return 0
-    before = Path("/proc/loadavg").read_text().split()[:3]
-    with tempfile.TemporaryDirectory() as tmp:
-        result = {
-            "client_ab": run(
-                args.rev, args.rounds, args.requests, args.upstream, Path(tmp), args.also
-            )
-        }
-    result["loadavg"] = {"before": before, "after": Path("/proc/loadavg").read_text().split()[:3]}
-    for name, row in result["client_ab"].items():
+    before = common.loadavg()
+    result = run(args.rev, args.rev_paths, args.rounds, args.requests, args.upstream)
+    for name, row in result.items():
         print(f"{name:>16} {json.dumps(row)}")
-    print("loadavg", json.dumps(result["loadavg"]))
+    print(f"loadavg before {before} after {common.loadavg()}")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of what edgepack builds and runs; see README.md."""

@@ -1,0 +1,1 @@
+"""The router benchmarks; see README.md."""

@@ -1,0 +1,1 @@
+"""The router under overload; see README.md."""
