@@ -21,6 +21,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
 DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str (our server)
+REFUSED = "edgepack.refused"  # http.disconnect key: (status, reason) of a body our server
+# refused (too slow, bad framing); the app answers it (router/http_protocol.py)
 
 
 def header_dict(scope: Scope) -> dict[str, str]:
@@ -38,6 +40,8 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _gone(message)
     body = message.get("body", b"")
     if not message.get("more_body"):  # the usual case: one message
         if len(body) > limit:
@@ -47,13 +51,24 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
     while message.get("more_body"):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise RouterError(400, "client_disconnected", "the client went away mid-body")
+            raise _gone(message)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _gone(message: dict[str, Any]) -> RouterError:
+    """The body ended early: refused by the server (408, 400), or the client left."""
+    refused = message.get(REFUSED)
+    if refused is not None:
+        status, reason = refused
+        return RouterError(
+            status, "request_timeout" if status == 408 else "invalid_request_error", reason
+        )
+    return RouterError(400, "client_disconnected", "the client went away mid-body")
 
 
 def too_large(limit: int) -> RouterError:

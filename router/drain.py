@@ -324,6 +324,7 @@ def run_router(
     over `control`, saying on `serving` that it serves, with its share of the limits."""
     from router.app import build_app
     from router.config import load_config
+    from router.respond import refusal_counter
 
     app = build_app(share(config, workers))
     quiet_gc()
@@ -339,6 +340,10 @@ def run_router(
         metrics.config_reloads.labels("ok" if ok else "rejected").inc()
 
     reloader = Reloader(load, lambda new: apply_config(app, new), counted)
+    if "http" in uvicorn_kwargs:  # the router's own protocol: the client timeouts, counted
+        uvicorn_kwargs["http"] = uvicorn_kwargs["http"].bounded(
+            config.timeouts, refusal_counter(metrics)
+        )
     state.on_drain = lambda: metrics.draining.set(1)
     server = make_server(
         app, host, port, state, reloader, control=control, serving=serving, **uvicorn_kwargs

@@ -54,13 +54,26 @@ class Handler:
                 ctx.decision = await self.classifier.classify(ctx.texts, ctx.headers, ctx.opaque)
                 reply = await self.route(ctx)
             except RouterError as err:
-                if ctx is not None:
-                    respond.finish(ctx, err.status, self.metrics)
-                await respond.send_error(send, err, ctx)
+                await self._refuse(send, err, ctx, api)
+                return
+            except Exception as exc:  # a bug still gets an answer, a count and a log line
+                LOG.error("request failed", extra={"fields": {"error": type(exc).__name__}})
+                await self._refuse(
+                    send, RouterError(500, "internal_error", "internal error"), ctx, api
+                )
                 return
             await respond.send_reply(send, receive, ctx, reply, self.metrics)
         finally:
             self.in_flight -= 1
+
+    async def _refuse(
+        self, send: Send, err: RouterError, ctx: RequestContext | None, api: Api
+    ) -> None:
+        if ctx is not None:
+            respond.finish(ctx, err.status, self.metrics)
+        else:
+            respond.refused(self.metrics, api.value, err.status, err.message)
+        await respond.send_error(send, err, ctx)
 
     async def route(self, ctx: RequestContext) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer. A pool is

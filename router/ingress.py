@@ -24,6 +24,10 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))  # "0" or "."
 LONG_NUMBER = b"0" * 19  # a run of 19 digits, after DIGITS_AS_ZERO
 TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/jsonlines")
+MAX_JSON_DEPTH = 64
+"""Deeper JSON is refused (400): no chat body nests this far, and every step that walks the
+payload (the cache key's json.dumps, the upstream's parser) stays far from its recursion
+limit."""
 
 
 async def parse(
@@ -95,10 +99,37 @@ def loads(text: str | None, utf8: bytes) -> Any:
     regex took 3 µs per request)."""
     if utf8.translate(DIGITS_AS_ZERO).find(LONG_NUMBER) < 0:
         try:
-            return orjson.loads(utf8)
+            return _shallow(orjson.loads(utf8), utf8)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(utf8.decode("utf-8") if text is None else text)
+    try:
+        return _shallow(json.loads(utf8.decode("utf-8") if text is None else text), utf8)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _shallow(value: Any, utf8: bytes) -> Any:
+    """`value` if it nests at most MAX_JSON_DEPTH deep. Walked only when the body has more
+    brackets than that (two C scans): few bodies do."""
+    if utf8.count(b"[") + utf8.count(b"{") <= MAX_JSON_DEPTH:
+        return value
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return value
+    if any(isinstance(item, dict | list) for item in level):
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> RouterError:
+    return bad_request(f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
 
 
 def chat_texts(messages: Any) -> list[str]:
