@@ -35,11 +35,12 @@ from router.upstreams.base import Pool
 def build_pools(config: RouterConfig, metrics: RouterMetrics, seams: Seams) -> dict[str, Pool]:
     from router.upstreams.onprem import OnPremPool
 
-    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, seams.outlier)}
+    bounds = {"timeouts": config.timeouts, "responses": config.responses}
+    pools: dict[str, Pool] = {"onprem": OnPremPool(config.onprem, metrics, seams.outlier, **bounds)}
     if config.sagemaker is not None:
         from router.upstreams.sagemaker import SageMakerPool
 
-        pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics)
+        pools["sagemaker"] = SageMakerPool(config.sagemaker, metrics, responses=config.responses)
     from router.fallback import build_fallback
 
     fallback = build_fallback(config, metrics, seams.outlier)

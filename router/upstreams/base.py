@@ -9,6 +9,7 @@ attempt/pool may take the request (`retryable`) and the HTTP answer to give if n
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -52,6 +53,20 @@ class UpstreamFailure(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.upstream = upstream
+
+
+class StreamBroken(Exception):
+    """A started stream failed (the upstream closed or went silent mid-answer, sent a bad or
+    oversized chunk, SageMaker's ModelStreamError). Raised by a reply's stream after its
+    last good chunk (and, for SSE, an `error_event`): it aborts the answer, which then ends
+    without its terminating chunk, so no client can take a truncated answer for a whole one
+    (the openai SDK raises on the error event, and on the cut)."""
+
+
+def error_event(message: str) -> bytes:
+    """An SSE event in OpenAI's error shape, which the openai SDK raises as APIError."""
+    error = {"error": {"type": "upstream_error", "message": message}}
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
 class Pool(Protocol):
