@@ -87,8 +87,31 @@ class ModelConfig(Strict):
         return _resolve(value, info)
 
 
+class CallerToken(Strict):
+    """Where a trusted caller's secret is: a file (a mounted Kubernetes Secret; relative to
+    this config) or an environment variable. Read once at start."""
+
+    file: Path | None = None
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CallerToken:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file, env")
+        return self
+
+
 class ClassifierConfig(Strict):
-    """Header rule + validated detectors + the model; confidential if any of them says so."""
+    """Header rule + validated detectors + the model; confidential if any of them says so.
+
+    A trusted caller's `public` skips classification only when it proves its name with its
+    secret (`caller_token_header: Bearer <token>`): a name alone is a header anyone sends.
+    """
 
     detectors: list[str] | None = Field(
         None, description="detector labels to run (default: all registered)"
@@ -96,9 +119,26 @@ class ClassifierConfig(Strict):
     header: str = "X-Data-Classification"
     caller_header: str = Field("X-Caller", description="names the caller for `trusted_callers`")
     trusted_callers: list[str] = Field(
-        default_factory=list, description="callers whose `public` header skips classification"
+        default_factory=list, description="callers whose `public` header skips classification "
+        "when they send their token (caller_tokens)",
+    )  # fmt: skip
+    caller_tokens: dict[str, CallerToken] = Field(
+        default_factory=dict, description="each trusted caller's secret (router/callers.py)"
+    )
+    caller_token_header: str = Field(
+        "X-Caller-Token", description="carries `Bearer <token>` (never forwarded upstream)"
     )
     model: ModelConfig | None = None
+
+    @model_validator(mode="after")
+    def _trust_needs_tokens(self) -> ClassifierConfig:
+        missing = [name for name in self.trusted_callers if name not in self.caller_tokens]
+        if missing:
+            raise ValueError(
+                f"trusted_callers without a token in caller_tokens: {', '.join(missing)} "
+                "(a caller's name alone can be spoofed)"
+            )
+        return self
 
     @field_validator("detectors")
     @classmethod

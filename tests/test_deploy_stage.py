@@ -38,7 +38,7 @@ DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").r
 DEPLOY_FILES = {
     "router.yaml", "Dockerfile", "Dockerfile.dockerignore", "requirements.txt", "README.md",
     "k8s/00-namespace.yaml", "k8s/10-serviceaccount.yaml", "k8s/20-configmap.yaml",
-    "k8s/30-deployment.yaml", "k8s/40-service.yaml", "k8s/50-hpa.yaml", "k8s/60-pdb.yaml",
+    "k8s/30-deployment.yaml", "k8s/50-hpa.yaml", "k8s/60-pdb.yaml",
     "prometheus/alerts.yaml", "prometheus/scrape.yaml", "grafana/dashboard.json",
 }  # fmt: skip
 
@@ -218,9 +218,10 @@ def test_edgepack_router_serves_readyz_with_the_bundle_classifier(built):
             proc.kill()
 
 
-OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools"}
-"""Imported only because this venv has them: uvicorn's ws/reload and brotli are
-import-if-present; setuptools' `_distutils_hack` loads from a .pth at interpreter start."""
+OPTIONAL_IMPORTS = {"websockets", "watchfiles", "brotli", "setuptools", "sniffio"}
+"""Imported only because this venv has them: uvicorn's ws/reload, brotli and anyio's
+sniffio (the dev extra's openai brings it) are import-if-present; setuptools'
+`_distutils_hack` loads from a .pth at interpreter start."""
 
 IMPORT_PROBE = """
 import json, os, sys, threading, time, urllib.request

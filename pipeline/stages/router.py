@@ -29,11 +29,27 @@ README = """\
   checkout> -t {image} .` from the bundle root (not built by the pipeline: no Docker there).
 - `prometheus/alerts.yaml` + `prometheus/scrape.yaml`; `grafana/dashboard.json`.
 
+Listening: {listening}
+
 Shutdown: the app container stops first, then the router waits `pre_stop_s`, turns unready
 and drains in-flight requests for up to `drain_grace_s`; terminationGracePeriodSeconds
 covers all three. Requests longer than the drain grace are cut: raise `drain_grace_s` for
 long generations.
 """
+
+
+LISTEN_LOOPBACK = """the router listens on 127.0.0.1 in the app's pod. It decides what
+may leave for the cloud and the app is its only client; on the pod's loopback nothing
+else in the cluster can send it requests (with any headers: a caller's name, a priority),
+read its /metrics or reach its control endpoints. Its probes run inside its container
+(exec). Prometheus scrapes pods through a Service: to scrape the router, or to let other
+workloads call it, set `deploy.service: true` (it then listens on 0.0.0.0 behind
+k8s/40-service.yaml; restrict who may reach it with a NetworkPolicy)."""
+LISTEN_SERVICE = """the recipe asked for a Service (`deploy.service: true`): the router
+listens on 0.0.0.0 behind k8s/40-service.yaml, so any pod that can reach the Service can
+send it requests. Trusted callers prove themselves with a token (classifier.caller_tokens,
+from a Secret), never by a header alone; restrict who may reach the Service with a
+NetworkPolicy."""
 
 
 def classifier_files(ctx: StageContext) -> list[str]:
@@ -104,8 +120,12 @@ def run(ctx: StageContext) -> dict:
     write(out / "prometheus" / "scrape.yaml", scrape)
     write(out / "grafana" / "dashboard.json", json.dumps(grafana.dashboard(recipe.name), indent=2))
     write(
-        out / "README.md", README.format(bundle=bundle, kube=k8s.MIN_KUBERNETES, image=deploy.image)
-    )
+        out / "README.md",
+        README.format(
+            bundle=bundle, kube=k8s.MIN_KUBERNETES, image=deploy.image,
+            listening=LISTEN_SERVICE if deploy.service else LISTEN_LOOPBACK,
+        ),
+    )  # fmt: skip
     ctx.note(
         f"deploy/: router.yaml, k8s (Kubernetes >= {k8s.MIN_KUBERNETES}), Dockerfile (not built)"
     )

@@ -13,8 +13,10 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from router.callers import CallerTrust
 from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
+from router.offload import slices
 from router.sensitivity import registry
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
@@ -39,6 +41,7 @@ class Classifier:
         self.config = config
         self.metrics = metrics
         self.detectors = registry.select(config.detectors)
+        self.callers = CallerTrust(config)
         self.batcher = batcher
         self.model_error: str | None = None  # set when a configured model failed to load
         self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
@@ -70,7 +73,18 @@ class Classifier:
     async def _scan_offloaded(self, texts: list[str]) -> tuple[str, ...]:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
-        return await asyncio.get_running_loop().run_in_executor(self._scanner, self.scan, texts)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._scanner, self._scan_sliced, texts
+        )
+
+    def _scan_sliced(self, texts: list[str]) -> tuple[str, ...]:
+        """`scan`, one slice of a long text at a time: the detectors' C code holds the GIL
+        while it runs, and the event loop gets it back between slices (router/offload.py)."""
+        found: set[str] = set()
+        for text in texts:
+            for part in slices(text):
+                found.update(self.scan([part]))
+        return tuple(label for label in self._prefilter.labels if label in found)
 
     async def classify(
         self, texts: list[str], headers: dict[str, str] | None = None, opaque: bool = False
@@ -82,7 +96,7 @@ class Classifier:
         return Decision(sensitivity, reasons, elapsed * 1000)
 
     async def _decide(self, texts: list[str], headers: dict[str, str], opaque: bool) -> Verdict:
-        verdict = header_verdict(headers, self.config)
+        verdict = header_verdict(headers, self.config, self.callers)
         if verdict == "confidential":
             return CONFIDENTIAL, ("header",)
         if verdict == "trusted_public":
