@@ -8,7 +8,12 @@ upstream. Each round measures, one client at a time, `--small` small chat reques
 eval split's public prompts) alone, then the same while a second client sends 6 MB prompts
 back to back; and the router's peak RSS over its idle RSS while it answers one 6 MB prompt
 (VmHWM, reset through /proc/PID/clear_refs). Goals: peak RSS added < 50 MB; loaded p99 of
-the small requests within 2x of the unloaded p99, none refused.
+the small requests within 2x of the unloaded p99, none refused. The RSS is measured once
+per router, on the first 6 MB prompt it sees (after that, freed memory stays mapped).
+
+With --stall S: also the time a request takes to be answered 504 by this tree's router
+(timeouts.upstream_first_byte_s S) in front of an upstream that takes requests and never
+answers them (goal: S ± 1 s).
 
     .venv/bin/python benchmarks/router/bounds.py [--rev main] [--rounds 3] [--small 300]
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socketserver
 import statistics
 import sys
 import tempfile
@@ -80,7 +86,51 @@ def big_prompt_rss_mb(server: common.Server, big: bytes) -> tuple[float, int]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     status = post(conn, big)
     conn.close()
+    busy = common.cpu_seconds(pid)
+    while True:  # work may go on after the answer (a model run past its timeout)
+        time.sleep(1.0)
+        now = common.cpu_seconds(pid)
+        if now - busy < 0.05:
+            break
+        busy = now
     return (rss_kb(pid, "VmHWM") - idle) / 1024, status
+
+
+class Stalling(socketserver.StreamRequestHandler):
+    """Answers health checks; reads a POST and never answers it."""
+
+    def handle(self) -> None:
+        while line := self.rfile.readline():
+            if line.startswith(b"GET"):
+                while self.rfile.readline() not in (b"\r\n", b""):
+                    pass
+                self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            elif line.startswith(b"POST"):
+                time.sleep(600)
+
+
+def stall_seconds(work: Path, first_byte_s: float) -> dict:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    config = {"timeouts": {"upstream_first_byte_s": first_byte_s}, "limits": {"deadline_s": 120}}
+    router = procs.router(url, work, config=config)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=200)
+        start = time.perf_counter()
+        status = post(conn, common.chat_bodies(["hello"])[0])
+        elapsed = time.perf_counter() - start
+    finally:
+        router.stop()
+        server.shutdown()
+    row = {
+        "stall_first_byte_s": first_byte_s,
+        "status": status,
+        "answered_after_s": round(elapsed, 2),
+    }
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -105,7 +155,6 @@ def one_round(name: str, server: common.Server, small: list[bytes], big: bytes, 
     loaded, refused_loaded = small_latencies(server.port, small, n)
     stop.set()
     sender.join()
-    added_mb, big_status = big_prompt_rss_mb(server, big)
     row = {
         "variant": name,
         "p50_ms": statistics.median(alone),
@@ -115,8 +164,7 @@ def one_round(name: str, server: common.Server, small: list[bytes], big: bytes, 
         "refused_alone": refused_alone,
         "refused_loaded": refused_loaded,
         "big_prompts_during": len(big_sent),
-        "big_statuses": sorted(set(big_sent) | {big_status}),
-        "rss_added_mb": round(added_mb, 1),
+        "big_statuses": sorted(set(big_sent)),
     }
     row["p99_ratio"] = round(row["loaded_p99_ms"] / row["p99_ms"], 2)
     print(json.dumps(row), flush=True)
@@ -125,10 +173,11 @@ def one_round(name: str, server: common.Server, small: list[bytes], big: bytes, 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="0: only --stall")
     p.add_argument("--small", type=int, default=300, help="small requests per measurement")
     p.add_argument("--model", type=Path, help="a build's model.int8.onnx (default: MiniLM-L6)")
     p.add_argument("--out", type=Path, help="write the rows and medians here (JSON)")
+    p.add_argument("--stall", type=float, help="also measure a stalled upstream's 504 (s)")
     common.ab_args(p)
     args = p.parse_args()
     small = common.chat_bodies(common.eval_texts("public")[:200])
@@ -137,6 +186,11 @@ def main() -> int:
     servers: dict[str, common.Server] = {}
     with tempfile.TemporaryDirectory(prefix="bench-bounds-") as tmp:
         work = Path(tmp)
+        if args.stall:
+            result["stall"] = stall_seconds(work, args.stall)
+        if args.rounds == 0:
+            print(json.dumps(result))
+            return 0
         if args.model is None:
             from router.testing.model import make_minilm_classifier
 
@@ -150,13 +204,20 @@ def main() -> int:
                 tree = common.checkout(args.rev, args.rev_paths, work)
                 name = "router" + common.rev_name(args.rev, args.rev_paths)
                 servers[name] = procs.router(upstream.url, work, tree=tree, config=config)
+            for name, server in servers.items():
+                small_latencies(server.port, small, 50)  # warm: the model's first runs
+                added, status = big_prompt_rss_mb(server, big)
+                result[f"{name}_rss_added_mb"] = round(added, 1)
+                print(
+                    json.dumps({"variant": name, "rss_added_mb": round(added, 1), "status": status})
+                )
             for _ in range(args.rounds):
                 for name, server in servers.items():
                     result["rows"].append(one_round(name, server, small, big, args.small))
         finally:
             for server in [*servers.values(), upstream]:
                 server.stop()
-    keys = ("p50_ms", "p99_ms", "loaded_p50_ms", "loaded_p99_ms", "p99_ratio", "rss_added_mb")
+    keys = ("p50_ms", "p99_ms", "loaded_p50_ms", "loaded_p99_ms", "p99_ratio")
     result["medians"] = {
         name: {k: statistics.median(r[k] for r in result["rows"] if r["variant"] == name)
                for k in keys}
