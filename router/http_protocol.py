@@ -253,7 +253,9 @@ class HttpProtocol(asyncio.Protocol):
         self.in_head = True
         self.head_bytes = 0
         self.head_started = self.last_data
-        self._check_by(self.last_data + self.header_timeout_s)
+        due = self.last_data + self.header_timeout_s
+        if due < self.timer_at:  # only with a header timeout below the keep-alive one
+            self._check_by(due)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
