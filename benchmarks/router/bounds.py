@@ -39,9 +39,13 @@ from benchmarks.router import procs
 BIG_BYTES = 6_000_000  # under limits.max_body_bytes (6 MiB) with the JSON around it
 
 
+PROSE = "The weather in the park was pleasant, and the children played football until dusk. "
+
+
 def big_body() -> bytes:
-    """One chat request whose prompt is ~6 MB of the eval split's public prose."""
-    prose = " ".join(common.eval_texts("public"))
+    """One chat request whose prompt is ~6 MB of prose no detector fires on: the model
+    reads it (detectors that fire decide first, and the model would not run)."""
+    prose = PROSE
     text = prose * (BIG_BYTES // len(prose) + 1)
     while True:
         message = {"role": "user", "content": text}
