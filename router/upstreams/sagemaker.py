@@ -216,7 +216,7 @@ class SageMakerPool:
                         loop.call_soon_threadsafe(queue.put_nowait, part["Bytes"])
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
             except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
                 loop.call_soon_threadsafe(queue.put_nowait, _Broken(code or type(exc).__name__))
 
         loop.run_in_executor(self.executor, read)
