@@ -67,9 +67,17 @@ def build_pool(
     section: str, config: RouterConfig, metrics: RouterMetrics, steps: Steps
 ) -> Pool | None:
     if section == "onprem":
-        return OnPremPool(config.onprem, metrics, steps.outlier)
+        return OnPremPool(
+            config.onprem,
+            metrics,
+            steps.outlier,
+            timeouts=config.timeouts,
+            responses=config.responses,
+        )
     if section == "sagemaker":
-        return SageMakerPool(config.sagemaker, metrics) if config.sagemaker is not None else None
+        if config.sagemaker is None:
+            return None
+        return SageMakerPool(config.sagemaker, metrics, responses=config.responses)
     return build_fallback(config, metrics, steps.outlier)
 
 

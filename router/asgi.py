@@ -24,6 +24,8 @@ RawHeaders = list[tuple[bytes, bytes]]  # as ASGI messages carry them
 DECODED_HEADERS = "edgepack.headers"  # scope key: the request headers as str (our server)
 CUT = "edgepack.cut"  # scope key: the request's `Cut` (router/drain.py sets it)
 CUT_STATUS = 503  # the status a cut request is counted and logged with
+REFUSED = "edgepack.refused"  # http.disconnect key: (status, reason) of a body our server
+# refused (too slow, bad framing); the app answers it (router/http_protocol.py)
 
 
 class Cut:
@@ -73,6 +75,8 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _gone(message)
     body = message.get("body", b"")
     if not message.get("more_body"):  # the usual case: one message
         if len(body) > limit:
@@ -82,13 +86,24 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
     while message.get("more_body"):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise RouterError(400, "client_disconnected", "the client went away mid-body")
+            raise _gone(message)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _gone(message: dict[str, Any]) -> RouterError:
+    """The body ended early: refused by the server (408, 400), or the client left."""
+    refused = message.get(REFUSED)
+    if refused is not None:
+        status, reason = refused
+        return RouterError(
+            status, "request_timeout" if status == 408 else "invalid_request_error", reason
+        )
+    return RouterError(400, "client_disconnected", "the client went away mid-body")
 
 
 def too_large(limit: int) -> RouterError:
@@ -141,14 +156,18 @@ async def send_stream(
         await end_broken(send, headers, "the router shut down before the answer ended")
 
 
+def error_event(message: str, kind: str = "upstream_error") -> bytes:
+    """An SSE event in OpenAI's error shape, which the openai SDK raises as APIError."""
+    return b"data: " + json.dumps({"error": {"type": kind, "message": message}}).encode() + b"\n\n"
+
+
 async def end_broken(send: Send, headers: RawHeaders, why: str) -> None:
     """End a started answer as an error: an SSE answer gets an error event in OpenAI's
     shape (the openai SDK raises it), then the connection is cut short of the chunked
     encoding's last chunk (`StreamCut`), so a client reads a broken answer, never a
     complete-looking one."""
     if any(k == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers):
-        event = {"error": {"type": "unavailable", "message": why}}
-        body = b"data: " + json.dumps(event).encode() + b"\n\n"
+        body = error_event(why, "unavailable")
         await send({"type": "http.response.body", "body": body, "more_body": True})
     raise StreamCut(why)
 

@@ -87,8 +87,31 @@ class ModelConfig(Strict):
         return _resolve(value, info)
 
 
+class CallerToken(Strict):
+    """Where a trusted caller's secret is: a file (a mounted Kubernetes Secret; relative to
+    this config) or an environment variable. Read once at start."""
+
+    file: Path | None = None
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _resolve(value, info)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CallerToken:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file, env")
+        return self
+
+
 class ClassifierConfig(Strict):
-    """Header rule + validated detectors + the model; confidential if any of them says so."""
+    """Header rule + validated detectors + the model; confidential if any of them says so.
+
+    A trusted caller's `public` skips classification only when it proves its name with its
+    secret (`caller_token_header: Bearer <token>`): a name alone is a header anyone sends.
+    """
 
     detectors: list[str] | None = Field(
         None, description="detector labels to run (default: all registered)"
@@ -96,9 +119,26 @@ class ClassifierConfig(Strict):
     header: str = "X-Data-Classification"
     caller_header: str = Field("X-Caller", description="names the caller for `trusted_callers`")
     trusted_callers: list[str] = Field(
-        default_factory=list, description="callers whose `public` header skips classification"
+        default_factory=list, description="callers whose `public` header skips classification "
+        "when they send their token (caller_tokens)",
+    )  # fmt: skip
+    caller_tokens: dict[str, CallerToken] = Field(
+        default_factory=dict, description="each trusted caller's secret (router/callers.py)"
+    )
+    caller_token_header: str = Field(
+        "X-Caller-Token", description="carries `Bearer <token>` (never forwarded upstream)"
     )
     model: ModelConfig | None = None
+
+    @model_validator(mode="after")
+    def _trust_needs_tokens(self) -> ClassifierConfig:
+        missing = [name for name in self.trusted_callers if name not in self.caller_tokens]
+        if missing:
+            raise ValueError(
+                f"trusted_callers without a token in caller_tokens: {', '.join(missing)} "
+                "(a caller's name alone can be spoofed)"
+            )
+        return self
 
     @field_validator("detectors")
     @classmethod
@@ -135,7 +175,10 @@ class HealthCheckConfig(Strict):
 class OnPremConfig(Strict):
     upstreams: list[OnPremUpstream] = Field(min_length=1)
     health: HealthCheckConfig = HealthCheckConfig()
-    connect_timeout_s: float = Field(1.0, gt=0)
+    connect_timeout_s: float = Field(
+        1.0, gt=0, description="TCP connect (Envoy's connect_timeout is 5 s, nginx's "
+        "proxy_connect_timeout 60 s: on-prem servers are near, a second is plenty)",
+    )  # fmt: skip
     max_connections: int = Field(256, gt=0)
 
     @field_validator("upstreams")
@@ -154,7 +197,7 @@ class SageMakerConfig(Strict):
     inference_component: str | None = None
     endpoint_url: HttpUrl | None = Field(None, description="override (tests, VPC endpoints)")
     max_concurrency: int = Field(64, gt=0, le=1024, description="threads = boto3 pool size")
-    connect_timeout_s: float = Field(2.0, gt=0)
+    connect_timeout_s: float = Field(2.0, gt=0, description="botocore's connect timeout")
     read_timeout_s: float = Field(60.0, gt=0)
 
 
@@ -308,6 +351,53 @@ class DrainConfig(Strict):
     )
 
 
+class TimeoutsConfig(Strict):
+    """Config section `timeouts`: every read from the client and every wait on an upstream
+    has one (the connect timeouts are the pools': onprem.connect_timeout_s,
+    sagemaker.connect_timeout_s). References: nginx's client_header_timeout and
+    client_body_timeout (60 s, the body's between two reads), proxy_read_timeout (60 s
+    between two reads, the head included); Envoy's request_headers_timeout (off by default,
+    10 s in its edge guide), request_timeout (off), stream_idle_timeout (5 min). A sidecar's
+    clients sit on the pod's loopback: a head or body that slow is stuck or hostile, so the
+    client side is shorter than nginx's. Read at start (not reloaded by SIGHUP)."""
+
+    client_header_s: float = Field(
+        10.0, gt=0, description="request line + headers, from their first byte; else 408"
+    )
+    client_body_idle_s: float = Field(
+        10.0, gt=0, description="longest silence while the body is read; else 408"
+    )
+    client_body_s: float = Field(
+        30.0, gt=0, description="the whole body, from the end of the head; else 408"
+    )
+    upstream_first_byte_s: float = Field(
+        60.0, gt=0, description="request sent → response head (a non-streamed answer is "
+        "generated whole before its head: keep it above the longest generation); else 504",
+    )  # fmt: skip
+    upstream_stream_idle_s: float = Field(
+        30.0, gt=0, description="longest silence between two chunks of an answer; a "
+        "stream then ends as broken (never as a clean end)",
+    )  # fmt: skip
+
+
+class ResponsesConfig(Strict):
+    """Config section `responses`: caps on what an upstream may answer; past one the
+    caller gets 502 (or a broken stream) and one log line says which cap. References:
+    Envoy's max_response_headers_kb (60 KiB), nginx's proxy_buffer_size (the head must fit
+    one 4–8 KiB buffer); SageMaker answers at most 6 MB."""
+
+    max_head_bytes: int = Field(64 * 1024, gt=0, description="status line + headers")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="a whole (not streamed) answer, held in memory"
+    )
+    max_chunk_bytes: int = Field(
+        1024 * 1024, gt=0, description="one chunk (on-prem) or PayloadPart (SageMaker) of a stream"
+    )
+    max_stream_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="a whole streamed answer (passed on, not held)"
+    )
+
+
 class RouterConfig(Strict):
     listen: ListenConfig = ListenConfig()
     classifier: ClassifierConfig = ClassifierConfig()
@@ -322,6 +412,8 @@ class RouterConfig(Strict):
     fallback: FallbackConfig = FallbackConfig()  # router/upstreams/fallback.py
     cache: CacheConfig = CacheConfig()  # router/cache.py: Redis, public + deterministic only
     drain: DrainConfig = DrainConfig()  # router/drain.py, router/server.py: SIGTERM grace
+    timeouts: TimeoutsConfig = TimeoutsConfig()  # router/http_protocol.py, upstreams/
+    responses: ResponsesConfig = ResponsesConfig()  # upstreams/: caps on upstream answers
 
 
 def _resolve(value: Path | None, info: ValidationInfo) -> Path | None:

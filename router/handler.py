@@ -94,9 +94,13 @@ class Handler:
                 )
                 reply = await self.route(ctx, gen)
             except RouterError as err:
-                if ctx is not None:
-                    respond.finish(ctx, err.status, self.metrics)
-                await respond.send_error(send, err, ctx)
+                await self._refuse(send, err, ctx, api)
+                return
+            except Exception as exc:  # a bug still gets an answer, a count and a log line
+                LOG.error("request failed", extra={"fields": {"error": type(exc).__name__}})
+                await self._refuse(
+                    send, RouterError(500, "internal_error", "internal error"), ctx, api
+                )
                 return
             await respond.send_reply(send, receive, ctx, reply, self.metrics, scope.get(CUT))
         finally:
@@ -104,6 +108,15 @@ class Handler:
             gen.in_flight -= 1
             if gen.on_idle is not None and not gen.in_flight:
                 gen.on_idle(gen)
+
+    async def _refuse(
+        self, send: Send, err: RouterError, ctx: RequestContext | None, api: Api
+    ) -> None:
+        if ctx is not None:
+            respond.finish(ctx, err.status, self.metrics)
+        else:
+            respond.refused(self.metrics, api.value, err.status, err.message)
+        await respond.send_error(send, err, ctx)
 
     async def route(self, ctx: RequestContext, gen: Generation | None = None) -> UpstreamReply:
         """Try each allowed route in order; the last failure becomes the answer. A pool is

@@ -13,6 +13,15 @@ chunked. Keep-alive, pipelined requests (answered in order),
 behave as in ASGI servers. An idle connection is closed after `timeout_keep_alive` by one
 lazily re-armed timer per connection, not a timer per request.
 
+The same timer bounds the client's reads (`bounded()` sets them from the config's
+`timeouts`): a head not complete `header_timeout_s` after its first byte is answered 408
+and closed here; a body silent for `body_idle_timeout_s`, or not complete
+`body_timeout_s` after its head, or with broken chunked framing, is refused to the app
+instead: its `receive()` gives `http.disconnect` carrying `(status, reason)` under
+`REFUSED`, so the app answers (router/asgi.py `read_body`: 408 or 400) and counts it; the
+connection closes after that answer. Refusals made here (400, 408, 431) are counted by
+`on_refusal`.
+
 It serves the router's own app, which follows the ASGI spec (lower-case header names, no
 CR/LF in values: its headers come from its code, or from upstream answers that a parser has
 already split), so response headers are not re-validated. Left out: WebSocket upgrades,
@@ -26,13 +35,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
 
-from router.asgi import DECODED_HEADERS
+from router.asgi import DECODED_HEADERS, REFUSED
+from router.config import TimeoutsConfig
 
 log = logging.getLogger("edgepack.router.http")
 
@@ -110,6 +121,25 @@ class HeadTooLarge(Exception):
 class HttpProtocol(asyncio.Protocol):
     """One client connection. The constructor's signature is the one uvicorn.Server calls."""
 
+    header_timeout_s = TimeoutsConfig().client_header_s
+    body_idle_timeout_s = TimeoutsConfig().client_body_idle_s
+    body_timeout_s = TimeoutsConfig().client_body_s
+    on_refusal: Callable[[int, str], None] | None = None  # counts a refusal made here
+
+    @classmethod
+    def bounded(
+        cls, timeouts: TimeoutsConfig, on_refusal: Callable[[int, str], None] | None = None
+    ) -> type[HttpProtocol]:
+        """This protocol with the config's client timeouts and a refusal counter (uvicorn
+        builds the protocol from a class, so the settings travel as class attributes)."""
+        settings = {
+            "header_timeout_s": timeouts.client_header_s,
+            "body_idle_timeout_s": timeouts.client_body_idle_s,
+            "body_timeout_s": timeouts.client_body_s,
+            "on_refusal": staticmethod(on_refusal) if on_refusal else None,
+        }
+        return type(cls.__name__, (cls,), settings)
+
     def __init__(
         self,
         config: Any,
@@ -137,8 +167,12 @@ class HttpProtocol(asyncio.Protocol):
         self.head_bytes = 0  # head bytes of earlier reads, while the head is incomplete
         self.last_read = b""
         self.expect_continue = False
-        self.last_data = 0.0
+        self.last_data = 0.0  # when bytes last came (or, answering, when last checked)
+        self.head_started = 0.0  # first byte of the head being read
+        self.body_started = 0.0  # end of the head whose body is being read
+        self.refused = False  # a body was refused: the rest of the input is dropped
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.read_paused = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future] = []
@@ -153,7 +187,7 @@ class HttpProtocol(asyncio.Protocol):
             transport.get_extra_info("sockname"), transport.get_extra_info("peername")
         )
         self.last_data = self.loop.time()
-        self._arm_idle_timer()
+        self._arm_timer(self.last_data + self.keep_alive_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -168,6 +202,8 @@ class HttpProtocol(asyncio.Protocol):
             self.idle_timer = None
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         self.last_data = self.loop.time()
         self.last_read = data
         try:
@@ -180,6 +216,8 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, HeadTooLarge):
                 self._refuse(431, "request header fields too large")
+            elif self.parsing is not None:  # the head was good: the body's framing is not
+                self._refuse_body(self.parsing, 400, "malformed request body framing")
             else:
                 self._refuse(400, "invalid HTTP request")
             return
@@ -187,6 +225,8 @@ class HttpProtocol(asyncio.Protocol):
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self._refuse(431, "request header fields too large")
+        elif self.parsing is not None:  # a body still coming: its deadline may be sooner
+            self._check_by(self._body_deadline())
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -212,6 +252,10 @@ class HttpProtocol(asyncio.Protocol):
         self.decoded = {}
         self.in_head = True
         self.head_bytes = 0
+        self.head_started = self.last_data
+        due = self.last_data + self.header_timeout_s
+        if due < self.timer_at:  # only with a header timeout below the keep-alive one
+            self._check_by(due)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -229,6 +273,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         """Checks the head's size only when the reads that carried it could exceed it."""
         self.in_head = False
+        self.body_started = self.last_data
         if self.head_bytes + len(self.last_read) > MAX_HEAD_BYTES:
             size = len(self.url) + sum(len(k) + len(v) for k, v in self.headers)
             if size > MAX_HEAD_BYTES:
@@ -313,26 +358,70 @@ class HttpProtocol(asyncio.Protocol):
         return self.default_bytes
 
     def _refuse(self, status: int, text: str) -> None:
-        log.info("refused a request: %s", text)
+        """Answer `status` and close: a request whose head cannot be served."""
+        if self.on_refusal is not None:
+            self.on_refusal(status, text)
+        else:
+            log.info("refused a request: %s", text)
         if self.active is None:  # an answer in progress must not be interleaved
             self.transport.write(plain_response(status, text))
         self.transport.close()
 
-    def _arm_idle_timer(self) -> None:
-        self.idle_timer = self.loop.call_at(self.last_data + self.keep_alive_s, self._idle_check)
+    def _refuse_body(self, exchange: Exchange, status: int, text: str) -> None:
+        """A body that cannot be read on: the app is told (its `receive()`) and answers;
+        nothing more is read from this connection."""
+        self.refused = True
+        self.parsing = None
+        self._pause_reading()
+        exchange.keep_alive = False
+        exchange.refusal = (status, text)
+        if exchange.finished:  # answered already: nobody to tell
+            self.transport.close()
+        exchange.wake()
+
+    def _arm_timer(self, when: float) -> None:
+        self.idle_timer = self.loop.call_at(when, self._idle_check)
+        self.timer_at = when
+
+    def _check_by(self, when: float) -> None:
+        """Make the timer fire by `when` (a head's or a body's deadline)."""
+        if when < self.timer_at:
+            if self.idle_timer is not None:
+                self.idle_timer.cancel()
+            self._arm_timer(when)
+
+    def _body_deadline(self) -> float:
+        return min(
+            self.last_data + self.body_idle_timeout_s, self.body_started + self.body_timeout_s
+        )
 
     def _idle_check(self) -> None:
-        """Close a connection silent for `timeout_keep_alive` with no answer being made;
-        otherwise look again when it could be due."""
+        """The connection's one timer: a head or a body past its deadline is refused (408),
+        a connection silent for `timeout_keep_alive` with no answer being made is closed;
+        otherwise look again when something could be due."""
         self.idle_timer = None
         if self.transport.is_closing():
             return
-        if self.active is not None:
-            self.last_data = self.loop.time()
-        elif self.loop.time() >= self.last_data + self.keep_alive_s:
-            self.transport.close()
-            return
-        self._arm_idle_timer()
+        now = self.loop.time()
+        if self.in_head and self.active is None:
+            due = self.head_started + self.header_timeout_s
+            if now >= due:
+                self._refuse(408, "request head timeout")
+                return
+        elif self.parsing is not None and not self.read_paused:  # paused: the app is behind
+            due = self._body_deadline()
+            if now >= due:
+                self._refuse_body(self.parsing, 408, "request body timeout")
+                due = now + self.keep_alive_s
+        elif self.active is not None:
+            self.last_data = now
+            due = now + self.keep_alive_s
+        else:
+            due = self.last_data + self.keep_alive_s
+            if now >= due:
+                self.transport.close()
+                return
+        self._arm_timer(due)
 
     def _pause_reading(self) -> None:
         if not self.read_paused:
@@ -374,6 +463,7 @@ class Exchange:
     status = 200
     headers: Any = ()
     task: asyncio.Task | None = None
+    refusal: tuple[int, str] | None = None  # the body was refused: (status, reason)
 
     def __init__(self, proto: HttpProtocol, scope: dict[str, Any], keep_alive: bool) -> None:
         self.proto = proto
@@ -400,12 +490,14 @@ class Exchange:
             RUNNING.discard(self.task)  # type: ignore[arg-type]
 
     def _abort(self) -> None:
-        """500 if nothing was sent yet, then close: a half-sent answer cannot be mended."""
+        """500 (or the body's refusal) if nothing was sent yet, then close: a half-sent
+        answer cannot be mended."""
         if self.finished or self.disconnected:
             return
         self.finished = True
         if not self.head_sent:
-            self.proto.transport.write(plain_response(500, "Internal Server Error"))
+            status, text = self.refusal or (500, "Internal Server Error")
+            self.proto.transport.write(plain_response(status, text))
         self.proto.transport.close()
 
     async def receive(self) -> dict[str, Any]:
@@ -421,6 +513,8 @@ class Exchange:
     async def _receive_slowly(self) -> dict[str, Any]:
         """Body pieces as they arrive; after the body, wait for the client to go away."""
         while not self.disconnected and not self.finished:
+            if self.refusal is not None:
+                return {"type": "http.disconnect", REFUSED: self.refusal}
             if self.chunks or (self.complete and not self.body_given):
                 chunks, self.chunks = self.chunks, []
                 self.unread = 0

@@ -123,6 +123,10 @@ class RouterMetrics:
             "edgepack_router_draining", "1 after SIGTERM while in-flight requests finish",
             registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
+        self.streams_broken = Counter(
+            "edgepack_router_streams_broken", "Streamed answers cut short by their upstream "
+            "(closed, silent, bad or oversized chunk, model stream error)", ["pool"], registry=r,
+        )  # fmt: skip
         self.config_reloads = Counter(
             "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
         )  # result: ok|rejected

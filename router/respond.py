@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 
 from starlette.responses import Response
 
@@ -120,3 +121,15 @@ def finish(ctx: RequestContext, status: int, metrics: RouterMetrics) -> None:
     requests.inc()
     latency.observe(time.monotonic() - ctx.started)
     logs.request_record(ctx, status)
+
+
+def refused(metrics: RouterMetrics, api: str, status: int, why: str) -> None:
+    """Count and log a request refused before it was read (route none, sensitivity
+    unknown). `why` is the refusal's own message, which never quotes the request."""
+    metrics.answer_children("none", "unknown", status)[0].inc()
+    logs.event("request refused", api=api, status=status, why=why)
+
+
+def refusal_counter(metrics: RouterMetrics) -> Callable[[int, str], None]:
+    """`refused` for the refusals the HTTP server makes itself (router/http_protocol.py)."""
+    return lambda status, why: refused(metrics, "", status, why)

@@ -35,6 +35,7 @@ from router.app import apply_config, build_app, config_digest
 from router.config import RouterConfig, load_config
 from router.drain import DrainMiddleware, DrainState
 from router.http_protocol import HttpProtocol
+from router.respond import refusal_counter
 from router.sensitivity.classifier import model_problem
 from router.workers import DRAIN, REJECTED, RELOAD, SERVING, share, staged_config, supervise
 
@@ -301,6 +302,10 @@ def run_router(
         metrics.config_reloads.labels("ok" if ok else "rejected").inc()
 
     reloader = Reloader(load_new, apply, counted)
+    if "http" in uvicorn_kwargs:  # the router's own protocol: the client timeouts, counted
+        uvicorn_kwargs["http"] = uvicorn_kwargs["http"].bounded(
+            config.timeouts, refusal_counter(metrics)
+        )
     state.on_drain = lambda: metrics.draining.set(1)
     server = make_server(
         app, host, port, state, reloader, control=control, serving=serving, **uvicorn_kwargs

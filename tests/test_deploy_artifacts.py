@@ -136,9 +136,9 @@ def test_deployment_runs_router_as_native_sidecar(manifests, deploy):
     pod = manifests["30-deployment.yaml"]["spec"]["template"]["spec"]
     (sidecar,) = pod["initContainers"]
     assert sidecar["restartPolicy"] == "Always" and sidecar["image"] == deploy.image
-    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert sidecar["readinessProbe"]["httpGet"]["port"] == deploy.listen_port
+    ready = f"http://127.0.0.1:{deploy.listen_port}/readyz"  # on the loopback: from inside
+    assert ready in sidecar["readinessProbe"]["exec"]["command"][-1]
+    assert "/livez" in sidecar["livenessProbe"]["exec"]["command"][-1]
     assert sidecar["securityContext"]["runAsNonRoot"] is True
     assert sidecar["resources"]["requests"] == {"cpu": "250m", "memory": "384Mi"}
     assert sidecar["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
@@ -168,9 +168,27 @@ def test_configmap_holds_router_yaml_and_is_mounted(manifests, config_text, depl
     assert args == ["--config", f"{mount['mountPath']}/router.yaml"]
 
 
-def test_service_and_hpa(manifests, deploy, recipe, config_text):
-    svc = manifests["40-service.yaml"]
+def test_loopback_by_default_all_interfaces_only_behind_a_service(manifests, deploy, recipe):
+    assert not deploy.service and "40-service.yaml" not in manifests
+    listen = router_config.router_config(deploy, positive_label="c", max_length=8)["listen"]
+    assert listen["host"] == "127.0.0.1"
+    pod = manifests["30-deployment.yaml"]["spec"]["template"]
+    assert "prometheus.io/scrape" not in pod["metadata"]["annotations"]
+    exposed = _with(deploy, service=True)
+    listen = router_config.router_config(exposed, positive_label="c", max_length=8)["listen"]
+    assert listen["host"] == "0.0.0.0"
+    rendered = k8s.manifests(exposed, recipe.name, "x: 1")
+    svc = rendered["40-service.yaml"][1]
     assert svc["spec"]["ports"][0]["targetPort"] == "router"
+    sidecar = rendered["30-deployment.yaml"][1]["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": deploy.listen_port}
+    for version in KUBE_VERSIONS:
+        for name, (_, resource) in rendered.items():
+            if not resource["apiVersion"].startswith("keda.sh/"):  # KEDA's CRD: its own test
+                kubernetes_validate.validate(resource, version, strict=True), name
+
+
+def test_hpa(manifests, deploy, recipe, config_text):
     hpa = k8s.hpa(deploy, recipe.name)["spec"]
     kinds = {m["type"]: m for m in hpa["metrics"]}
     assert kinds["Resource"]["resource"]["target"]["averageUtilization"] == 70

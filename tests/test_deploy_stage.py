@@ -41,7 +41,7 @@ DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").r
 DEPLOY_FILES = {
     "router.yaml", "Dockerfile", "Dockerfile.dockerignore", "requirements.txt", "README.md",
     "k8s/00-namespace.yaml", "k8s/10-serviceaccount.yaml", "k8s/20-configmap.yaml",
-    "k8s/30-deployment.yaml", "k8s/40-service.yaml", "k8s/50-scaledobject.yaml",
+    "k8s/30-deployment.yaml", "k8s/50-scaledobject.yaml",
     "k8s/60-pdb.yaml", "prometheus/alerts.yaml", "prometheus/forecast.yaml",
     "prometheus/scrape.yaml", "grafana/dashboard.json",
 }  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from router.config import ClassifierConfig, ModelConfig
+from router.config import CallerToken, ClassifierConfig, ModelConfig
 from router.metrics import RouterMetrics
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.classifier import Classifier, build_classifier
@@ -23,8 +23,11 @@ def _classifier(
     folder: Path, lean: str = "confidential", **model
 ) -> tuple[Classifier, RouterMetrics]:
     metrics = RouterMetrics()
+    token = folder.parent / "batch-job.token"  # a mounted Secret's file
+    token.write_text("s3\n")
     cfg = ClassifierConfig(
         trusted_callers=["batch-job"],
+        caller_tokens={"batch-job": CallerToken(file=token)},
         model=ModelConfig(path=folder / "model.int8.onnx", threshold=LEANING[lean], **model),
     )
     return build_classifier(cfg, metrics), metrics
@@ -59,7 +62,7 @@ def test_model_is_skipped_when_header_or_detector_decided(tiny_classifier_dir):
         header = await clf.classify(["hello"], {"x-data-classification": "confidential"})
         trusted = await clf.classify(
             ["card 4111 1111 1111 1111"],
-            {"x-data-classification": "public", "x-caller": "batch-job"},
+            {"x-data-classification": "public", "x-caller": "batch-job", "x-caller-token": "s3"},
         )
         untrusted = await clf.classify(["hello"], {"x-data-classification": "public"})
         return clf.batcher.batches, card, header, trusted, untrusted

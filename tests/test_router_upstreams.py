@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import time
 
@@ -20,7 +21,7 @@ from router.steps import NoOutlier
 from router.testing.openai_server import FakeOpenAI
 from router.testing.sagemaker_server import ERRORS, FakeSageMaker
 from router.testing.serve import ServerThread
-from router.upstreams.base import UpstreamFailure
+from router.upstreams.base import StreamBroken, UpstreamFailure
 from router.upstreams.onprem import OnPremPool
 from router.upstreams.sagemaker import SageMakerPool, map_client_error
 
@@ -183,7 +184,8 @@ def test_onprem_unreachable_and_timeout(gpu):
         elapsed = time.monotonic() - start
     finally:
         fake.latency_s = 0.0
-    assert (failure.status, failure.kind, failure.retryable) == (504, "upstream_timeout", True)
+    # sent and maybe running: not repeated elsewhere (nginx passes a POST on only if asked)
+    assert (failure.status, failure.kind, failure.retryable) == (504, "upstream_timeout", False)
     assert elapsed < 0.9 and state == (0, False, 0, 1)  # only the health check's is kept
 
 
@@ -273,11 +275,26 @@ def test_stream_reads_payload_parts_and_stops_at_a_model_stream_error(sagemaker)
     assert reply.content_type == "text/event-stream"
     assert body.count(b"data: ") == 4 and body.endswith(b"data: [DONE]\n\n")
     fake.stream_error_after = 1
+    chunks: list[bytes] = []
+
+    async def read_until_broken() -> None:
+        pool = SageMakerPool(_config(url), RouterMetrics())
+        await pool.start()
+        try:
+            reply = await pool.send(_ctx(stream=True))
+            async for chunk in reply.stream:
+                chunks.append(chunk)
+        finally:
+            await pool.close()
+
     try:
-        _, _, body = asyncio.run(_send(_config(url), _ctx(stream=True), read_stream=True))
+        with pytest.raises(StreamBroken, match="ModelStreamError"):
+            asyncio.run(read_until_broken())
     finally:
         fake.stream_error_after = None
-    assert body.count(b"data: ") == 1 and b"[DONE]" not in body
+    body = b"".join(chunks)  # one part, then an error event in OpenAI's shape; no [DONE]
+    assert body.count(b"data: ") == 2 and b"[DONE]" not in body
+    assert json.loads(chunks[-1].removeprefix(b"data: "))["error"]["type"] == "upstream_error"
 
 
 @pytest.mark.parametrize(

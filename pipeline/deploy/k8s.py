@@ -39,9 +39,16 @@ def _resources(res: Resources) -> dict:
     return {"requests": res.requests.model_dump(), "limits": res.limits.model_dump()}
 
 
-def _probe(path: str, port: int, period: int, failures: int) -> dict:
+def _probe(path: str, port: int, period: int, failures: int, loopback: bool) -> dict:
+    """An HTTP probe; for a router on the pod's loopback, the same GET from inside its
+    container (the kubelet's httpGet goes to the pod IP, where nothing listens then)."""
+    if loopback:
+        code = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}{path}', timeout=2)"
+        how: dict = {"exec": {"command": ["python", "-c", code]}}
+    else:
+        how = {"httpGet": {"path": path, "port": port}}
     return {
-        "httpGet": {"path": path, "port": port},
+        **how,
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
@@ -51,6 +58,7 @@ def _probe(path: str, port: int, period: int, failures: int) -> dict:
 def router_container(deploy: DeployConfig) -> dict:
     """The sidecar: probes on /livez and /readyz, a preStop wait, locked-down user."""
     port = deploy.listen_port
+    loopback = not deploy.service
     return {
         "name": deploy.name,
         "image": deploy.image,
@@ -59,9 +67,9 @@ def router_container(deploy: DeployConfig) -> dict:
         "ports": [{"name": "router", "containerPort": port, "protocol": "TCP"}],
         "env": [{"name": "AWS_REGION", "value": deploy.sagemaker.region}],
         # The classifier loads before the app container starts; up to 2 minutes.
-        "startupProbe": _probe("/livez", port, period=2, failures=60),
-        "livenessProbe": _probe("/livez", port, period=10, failures=3),
-        "readinessProbe": _probe("/readyz", port, period=5, failures=2),
+        "startupProbe": _probe("/livez", port, period=2, failures=60, loopback=loopback),
+        "livenessProbe": _probe("/livez", port, period=10, failures=3, loopback=loopback),
+        "readinessProbe": _probe("/readyz", port, period=5, failures=2, loopback=loopback),
         "lifecycle": {"preStop": {"exec": {"command": ["/bin/sleep", str(deploy.pre_stop_s)]}}},
         "resources": _resources(deploy.resources),
         "securityContext": {
@@ -105,12 +113,16 @@ def deployment(deploy: DeployConfig, recipe: str, config_text: str) -> dict:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {
-                        "checksum/router-config": checksum,
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(deploy.listen_port),
-                        "prometheus.io/path": "/metrics",
-                    },
+                    "annotations": {"checksum/router-config": checksum}
+                    | (
+                        {
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(deploy.listen_port),
+                            "prometheus.io/path": "/metrics",
+                        }
+                        if deploy.service  # on the loopback there is nothing to scrape
+                        else {}
+                    ),
                 },
                 "spec": {
                     "serviceAccountName": deploy.name,
@@ -241,7 +253,8 @@ def autoscaler(deploy: DeployConfig, recipe: str) -> tuple[str, str, dict]:
 
 
 def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, tuple[str, dict]]:
-    """File name → (header comment, resource); one resource per file."""
+    """File name → (header comment, resource); one resource per file. The Service only
+    when the recipe asks for one (`deploy.service`)."""
     config_name = f"{deploy.name}-config"
     sa_meta = _meta(deploy, deploy.name, recipe)
     if deploy.sagemaker.role_arn:
@@ -252,7 +265,7 @@ def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, 
         f"{deploy.drain_grace_s}s (SIGTERM to exit, streams included) + 5s slack"
     )
     scaler_file, scaler_header, scaler = autoscaler(deploy, recipe)
-    return {
+    files = {
         "00-namespace.yaml": (
             "",
             {
@@ -310,6 +323,9 @@ def manifests(deploy: DeployConfig, recipe: str, config_text: str) -> dict[str, 
             },
         ),
     }
+    if not deploy.service:
+        del files["40-service.yaml"]
+    return files
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -71,9 +71,13 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
-    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes)."""
+    """The router.yaml mapping for a bundle: on the pod's loopback (only the app beside it
+    reaches it), on all interfaces only behind the Service the recipe asked for."""
     config = {
-        "listen": {"host": "0.0.0.0", "port": deploy.listen_port},
+        "listen": {
+            "host": "0.0.0.0" if deploy.service else "127.0.0.1",
+            "port": deploy.listen_port,
+        },
         "classifier": {
             "model": {
                 "path": MODEL,

@@ -180,6 +180,11 @@ class DeployConfig(DeployStrict):
     name: str = Field("edgepack-router", pattern=DNS_LABEL, description="workload name")
     replicas: int = Field(2, ge=1)
     listen_port: int = Field(8080, ge=1024, le=65535, description="non-root: no port < 1024")
+    service: bool = Field(
+        False, description="a cluster Service in front of the router (it then listens on "
+        "0.0.0.0; Prometheus scrapes it through the Service); off: 127.0.0.1, only the app "
+        "in its pod reaches it",
+    )  # fmt: skip
     drain_grace_s: int = Field(20, ge=1, le=600, description="in-flight requests get this long")
     pre_stop_s: int = Field(5, ge=0, le=60, description="wait for endpoint removal first")
     onprem: PoolSpec

@@ -31,6 +31,8 @@ README = """\
   and `prometheus/scrape.yaml` (loads both); `grafana/dashboard.json`.
 - Autoscaling: {scaler}
 
+Listening: {listening}
+
 Shutdown: the app container stops first, then the router waits `pre_stop_s`, turns unready
 and drains in-flight requests; `drain_grace_s` bounds its whole drain, SIGTERM to exit,
 streams included; terminationGracePeriodSeconds covers all three. Requests longer than the
@@ -44,6 +46,18 @@ SCALERS = {
     "  of `prometheus/forecast.yaml` (Prometheus must load it); CPU as a reactive floor.",
     "hpa": "`k8s/{file}`, a reactive HorizontalPodAutoscaler (CPU, in-flight); no KEDA.",
 }
+LISTEN_LOOPBACK = """the router listens on 127.0.0.1 in the app's pod. It decides what
+may leave for the cloud and the app is its only client; on the pod's loopback nothing
+else in the cluster can send it requests (with any headers: a caller's name, a priority),
+read its /metrics or reach its control endpoints. Its probes run inside its container
+(exec). Prometheus scrapes pods through a Service: to scrape the router, or to let other
+workloads call it, set `deploy.service: true` (it then listens on 0.0.0.0 behind
+k8s/40-service.yaml; restrict who may reach it with a NetworkPolicy)."""
+LISTEN_SERVICE = """the recipe asked for a Service (`deploy.service: true`): the router
+listens on 0.0.0.0 behind k8s/40-service.yaml, so any pod that can reach the Service can
+send it requests. Trusted callers prove themselves with a token (classifier.caller_tokens,
+from a Secret), never by a header alone; restrict who may reach the Service with a
+NetworkPolicy."""
 
 
 def classifier_files(ctx: StageContext) -> list[str]:
@@ -119,7 +133,11 @@ def run(ctx: StageContext) -> dict:
     scaler_file = k8s.autoscaler(deploy, recipe.name)[0]
     scaler = SCALERS[deploy.autoscaling.scaler].format(file=scaler_file, keda=k8s.MIN_KEDA)
     readme = README.format(
-        bundle=bundle, kube=k8s.MIN_KUBERNETES, image=deploy.image, scaler=scaler
+        bundle=bundle,
+        kube=k8s.MIN_KUBERNETES,
+        image=deploy.image,
+        scaler=scaler,
+        listening=LISTEN_SERVICE if deploy.service else LISTEN_LOOPBACK,
     )
     write(out / "README.md", readme)
     ctx.note(

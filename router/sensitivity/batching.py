@@ -9,6 +9,10 @@ Up to `workers` batches run at once on one shared InferenceSession (ORT allows c
 `run()`); while every worker is busy the next batch collects, so under load batches fill
 up without any extra wait. Identical texts in a batch are scored once.
 
+A long text (over `LONG_CHARS`) is scored alone, on a thread of its own: tokenizing
+megabytes takes seconds, and the short prompts that would have shared its batch (and the
+batch workers) would wait for it, past their timeout.
+
 Why two single-threaded runs rather than one run on two intra-op threads (2-core machine,
 INT8 MiniLM-L6, eval prompts ~36 tokens; ORT alone, medians of 5 interleaved rounds):
 1 run × 1 thread 82 texts/s (11.7 ms CPU/text), 1 run × 2 threads 105 texts/s (13.1 ms),
@@ -37,6 +41,7 @@ class BatchModel(Protocol):
 
 
 Pending = tuple[str, asyncio.Future]
+LONG_CHARS = 32 * 1024
 
 
 class MicroBatcher:
@@ -48,6 +53,7 @@ class MicroBatcher:
         self.max_wait = max_wait
         self.workers = workers
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="classifier")
+        self.long = ThreadPoolExecutor(1, thread_name_prefix="classifier-long")
         self._queue: asyncio.Queue[Pending] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._worker: asyncio.Task | None = None
@@ -57,6 +63,9 @@ class MicroBatcher:
         self.alone = 0  # runs that started with no other in flight (model.scores_alone)
 
     async def score(self, text: str) -> float:
+        if len(text) > LONG_CHARS:
+            loop = asyncio.get_running_loop()
+            return (await loop.run_in_executor(self.long, self.model.scores, [text]))[0]
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._slots = asyncio.Semaphore(self.workers)
@@ -116,3 +125,4 @@ class MicroBatcher:
         for task in self._running:
             task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.long.shutdown(wait=False, cancel_futures=True)

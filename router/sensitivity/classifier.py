@@ -19,8 +19,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from router.callers import CallerTrust
 from router.config import SAGEMAKER_MAX_BODY, ClassifierConfig
 from router.metrics import RouterMetrics
+from router.offload import slices
 from router.sensitivity import registry, views
 from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
@@ -54,6 +56,7 @@ class Classifier:
         self.config = config
         self.metrics = metrics
         self.detectors = registry.select(config.detectors)
+        self.callers = CallerTrust(config)
         self.batcher = batcher
         self.scan_tokens = scan_tokens
         self.model_error: str | None = None  # set when a configured model failed to load
@@ -92,11 +95,14 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
-    def read(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
+    def read(
+        self, texts: Sequence[str], fields: Sequence[str] = (), sliced: bool = False
+    ) -> Reading:
         """Labels of the detectors that fire, and the model's items when none does: its
-        windows (texts as they are for a model that cuts none), None when too long."""
+        windows (texts as they are for a model that cuts none), None when too long.
+        `sliced`: scan long texts a slice at a time (off the event loop's thread)."""
         view = views.read(texts, fields)
-        labels = self.scan(view.rules)
+        labels = self._scan_sliced(view.rules) if sliced else self.scan(view.rules)
         if labels or not self._model_on():
             return labels, []
         cut = getattr(self.batcher.model, "windows", None) if self.batcher else None
@@ -106,7 +112,16 @@ class Classifier:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._scanner, self.read, texts, fields)
+        return await loop.run_in_executor(self._scanner, self.read, texts, fields, True)
+
+    def _scan_sliced(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """`scan`, one slice of a long text at a time: the detectors' C code holds the GIL
+        while it runs, and the event loop gets it back between slices (router/offload.py)."""
+        found: set[str] = set()
+        for text in texts:
+            for part in slices(text):
+                found.update(self.scan([part]))
+        return tuple(label for label in self._prefilter.labels if label in found)
 
     async def classify(
         self,
@@ -125,7 +140,7 @@ class Classifier:
     async def _decide(
         self, texts: list[str], headers: dict[str, str], opaque: bool, fields: Sequence[str]
     ) -> Verdict:
-        verdict = header_verdict(headers, self.config)
+        verdict = header_verdict(headers, self.config, self.callers)
         if verdict == "confidential":
             return CONFIDENTIAL, ("header",)
         if verdict == "trusted_public":

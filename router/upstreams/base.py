@@ -57,6 +57,14 @@ class UpstreamFailure(Exception):
         self.upstream = upstream
 
 
+class StreamBroken(Exception):
+    """A started stream failed (the upstream closed or went silent mid-answer, sent a bad or
+    oversized chunk, SageMaker's ModelStreamError). Raised by a reply's stream after its
+    last good chunk (and, for SSE, an `error_event`): it aborts the answer, which then ends
+    without its terminating chunk, so no client can take a truncated answer for a whole one
+    (the openai SDK raises on the error event, and on the cut)."""
+
+
 class Pool(Protocol):
     name: str  # route label: onprem | sagemaker (| fallback)
 

@@ -67,8 +67,9 @@ def build_fallback(config: Any, metrics: Any, outlier: Any) -> FallbackPool | No
     fb = getattr(config, "fallback", None)
     if fb is None or (fb.confidential is None and fb.public is None):
         return None
-    conf = OnPremPool(fb.confidential, metrics, outlier, name="fallback-confidential") if (
-        fb.confidential is not None) else None  # fmt: skip
-    pub = OnPremPool(fb.public, metrics, outlier, name="fallback-public") if (
-        fb.public is not None) else None  # fmt: skip
+    bounds = {"timeouts": config.timeouts, "responses": config.responses}
+    conf = OnPremPool(fb.confidential, metrics, outlier, name="fallback-confidential",
+                      **bounds) if fb.confidential is not None else None  # fmt: skip
+    pub = OnPremPool(fb.public, metrics, outlier, name="fallback-public",
+                     **bounds) if fb.public is not None else None  # fmt: skip
     return FallbackPool(conf, pub)

@@ -9,6 +9,12 @@ at the earliest deadline in flight; a request re-arms it only when its deadline 
 (the router's deadlines mostly grow), and when it fires it expires what is due and re-arms
 for the next.
 
+Bounds: besides the deadline, a response must start (its head) within
+`first_byte_timeout_s` and a streamed one must not fall silent for `stream_idle_timeout_s`
+(both move the same `deadline` the one timer watches); its head, a status outside
+100–599, a whole body, a stream's chunk or its total past the caps in `limits` fail it
+with `ResponseRefused`, and the connection is dropped.
+
 What this keeps is what the router needs: one origin per pool, a bounded number of
 connections reused newest-first, content-length request bodies, whole or streamed
 (chunked decoded by httptools) response bodies, one deadline per request, and distinct
@@ -33,7 +39,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
-MAX_HEAD_BYTES = 64 * 1024  # status line + headers; beyond this the response is refused
+from router.config import ResponsesConfig, TimeoutsConfig
+
 IDLE_TIMEOUT_S = 4.0
 STREAM_HIGH_WATER = 256 * 1024  # buffered stream bytes that pause reading from the socket
 STREAM_LOW_WATER = 64 * 1024
@@ -75,7 +82,12 @@ class ConnectionLost(HttpError):
 
 
 class ProtocolError(ConnectionLost):
-    """The server sent something that is not a valid HTTP/1.1 response (or a huge head)."""
+    """The server sent something that is not a valid HTTP/1.1 response."""
+
+
+class ResponseRefused(ProtocolError):
+    """The response broke a bound: a head, body, chunk or stream over its cap, or a status
+    outside 100–599."""
 
 
 class Response:
@@ -86,12 +98,14 @@ class Response:
     """
 
     __slots__ = (
-        "_body", "_buffered", "_conn", "_error", "_headers", "_parts", "_paused", "_stream",
-        "_waiter", "complete", "deadline", "head_done", "interim", "raw_headers", "status",
+        "_body", "_buffered", "_chunk", "_conn", "_error", "_headers", "_parts", "_paused",
+        "_size", "_stream", "_waiter", "complete", "deadline", "final", "head_done", "interim",
+        "raw_headers", "status",
     )  # fmt: skip
 
-    def __init__(self, conn: _Connection, stream: bool, deadline: float) -> None:
-        self.status = self._buffered = 0
+    def __init__(self, conn: _Connection, stream: bool, deadline: float, final: float) -> None:
+        self.status = self._buffered = self._size = 0
+        self._chunk = -1  # bytes of the chunked-encoding chunk being read; -1: none
         self.raw_headers: dict[str, bytes] = {}  # lower-cased name → value as sent
         self._headers: dict[str, str] | None = None
         self.complete = self.head_done = self.interim = self._paused = False
@@ -101,7 +115,8 @@ class Response:
         self._body: bytes | None = None
         self._error: HttpError | None = None
         self._waiter: asyncio.Future | None = None
-        self.deadline = deadline  # loop.time() by which the response must be complete
+        self.deadline = deadline  # loop.time() by which the next bytes must be here
+        self.final = final  # loop.time() by which the response must be complete
 
     @property
     def headers(self) -> dict[str, str]:
@@ -152,6 +167,7 @@ class Response:
             conn = self._conn
             if conn is not None and not conn.closed:
                 conn.transport.resume_reading()
+                conn.pool._due_by(conn._stream_deadline(self))  # idle counts again
         return chunk
 
     def close(self) -> None:
@@ -174,6 +190,7 @@ class Response:
             if not self._paused and self._buffered > STREAM_HIGH_WATER and self._conn:
                 self._paused = True
                 self._conn.transport.pause_reading()
+                self.deadline = self.final  # the reader is behind, not the upstream
             self._wake()
 
     def _on_complete(self, reuse: bool) -> None:
@@ -195,8 +212,14 @@ class Response:
             conn.finished(self, False)
         self._wake()
 
-    def _expire(self) -> None:
-        error = ReadTimeout("deadline passed while waiting for the response")
+    def _expire(self, now: float) -> None:
+        if now >= self.final:
+            why = "deadline passed while waiting for the response"
+        elif self.head_done:
+            why = "stream idle past its timeout"
+        else:
+            why = "no response head within the first-byte timeout"
+        error = ReadTimeout(why)
         error.answered = self.head_done
         self._fail(error)
 
@@ -212,7 +235,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.counted = False  # holds one of the pool's slots (from connect until lost)
         self.idle_since = 0.0
-        self.head_bytes = 0
+        self.head_bytes = 0  # head bytes of earlier reads, while the head is incomplete
+        self.head_size = 0  # header names and values seen so far
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -226,13 +250,15 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            resp._fail(ProtocolError(f"invalid HTTP response: {exc}"))
+            cause = exc.__context__
+            refused = isinstance(cause, ResponseRefused)
+            resp._fail(cause if refused else ProtocolError(f"invalid HTTP response: {exc}"))
             self.abort()  # also when the bad bytes followed a complete response
             return
         if not (resp.head_done or resp.complete):
             self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                resp._fail(ProtocolError(f"response head over {MAX_HEAD_BYTES} bytes"))
+            if self.head_bytes > self.pool.limits.max_head_bytes:
+                resp._fail(ResponseRefused(f"response head over {self.head_bytes} bytes"))
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
@@ -256,6 +282,7 @@ class _Connection(asyncio.Protocol):
             raise ProtocolError("bytes after the end of the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
         headers = self.response.raw_headers  # type: ignore[union-attr]
         key = _KEYS.get(name) or _key(name)
         if key in headers:
@@ -264,19 +291,55 @@ class _Connection(asyncio.Protocol):
             headers[key] = value
 
     def on_headers_complete(self) -> None:
-        resp = self.response
+        resp: Response = self.response  # type: ignore[assignment]
         status = self.parser.get_status_code()
-        if 100 <= status < 200:  # interim (103 Early Hints, stray 100): the answer follows
-            resp.interim = True  # type: ignore[union-attr]
-            resp.raw_headers.clear()  # type: ignore[union-attr]
+        pool = self.pool
+        if self.head_size > pool.limits.max_head_bytes:
+            raise ResponseRefused(f"response head over {pool.limits.max_head_bytes} bytes")
+        if not 100 <= status <= 599:
+            raise ResponseRefused(f"response status {status} outside 100-599")
+        if status < 200:  # interim (103 Early Hints, stray 100): the answer follows
+            resp.interim = True
+            resp.raw_headers.clear()
             return
-        resp.status = status  # type: ignore[union-attr]
-        resp.head_done = True  # type: ignore[union-attr]
-        if resp._stream:  # type: ignore[union-attr]
-            resp._wake()  # type: ignore[union-attr]
+        resp.status = status
+        resp.head_done = True
+        if resp._stream:
+            pool._due_by(self._stream_deadline(resp))
+            resp._wake()
+        else:
+            resp.deadline = resp.final
+
+    def _stream_deadline(self, resp: Response) -> float:
+        """A stream's next bytes are due within the idle timeout (and the deadline)."""
+        pool = self.pool
+        resp.deadline = deadline = min(
+            resp.final,
+            pool._loop.time() + pool.stream_idle_timeout_s,  # type: ignore[union-attr]
+        )
+        return deadline
+
+    def on_chunk_header(self) -> None:
+        self.response._chunk = 0  # type: ignore[union-attr]
+
+    def on_chunk_complete(self) -> None:
+        self.response._chunk = -1  # type: ignore[union-attr]
 
     def on_body(self, body: bytes) -> None:
-        self.response._on_body(body)  # type: ignore[union-attr]
+        resp: Response = self.response  # type: ignore[assignment]
+        resp._size += len(body)
+        limits = self.pool.limits
+        if resp._stream:
+            if resp._chunk >= 0:  # chunked; otherwise a piece is at most one socket read
+                resp._chunk += len(body)
+                if resp._chunk > limits.max_chunk_bytes:
+                    raise ResponseRefused(f"stream chunk over {limits.max_chunk_bytes} bytes")
+            if resp._size > limits.max_stream_bytes:
+                raise ResponseRefused(f"stream over {limits.max_stream_bytes} bytes")
+            self._stream_deadline(resp)
+        elif resp._size > limits.max_body_bytes:
+            raise ResponseRefused(f"response body over {limits.max_body_bytes} bytes")
+        resp._on_body(body)
 
     def on_message_complete(self) -> None:
         resp = self.response
@@ -293,7 +356,7 @@ class _Connection(asyncio.Protocol):
             return
         self.pool._inflight.discard(resp)
         self.response = None
-        self.head_bytes = 0
+        self.head_bytes = self.head_size = 0
         if resp._paused:
             resp._paused = False
             if not self.closed:
@@ -316,7 +379,9 @@ class Http1Pool:
     path; `timeout` is the whole exchange's deadline in seconds (connect, wait for a free
     connection, the response head and, unless streamed, the body). With `stream=True` it
     returns once the head arrived and the body is read by iterating the response (the same
-    deadline still bounds it).
+    deadline still bounds it). The head must come within `timeouts.upstream_first_byte_s`
+    of the request's start, a stream's chunks within `timeouts.upstream_stream_idle_s` of
+    each other; `limits` caps what is read.
     """
 
     def __init__(
@@ -327,6 +392,8 @@ class Http1Pool:
         connect_timeout_s: float = 5.0,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         ssl: ssl_module.SSLContext | None = None,
+        timeouts: TimeoutsConfig = TimeoutsConfig(),
+        limits: ResponsesConfig = ResponsesConfig(),
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -342,6 +409,9 @@ class Http1Pool:
         self.max_connections = max_connections
         self.connect_timeout_s = connect_timeout_s
         self.idle_timeout_s = idle_timeout_s
+        self.first_byte_timeout_s = timeouts.upstream_first_byte_s
+        self.stream_idle_timeout_s = timeouts.upstream_stream_idle_s
+        self.limits = limits
         self.closed = False
         self._count = 0  # connections open or opening
         self._idle: list[_Connection] = []  # newest last (LIFO reuse)
@@ -376,10 +446,11 @@ class Http1Pool:
         now = loop.time()
         deadline = now + timeout
         conn = self._take_idle(now) or await self._acquire(loop, deadline)
-        conn.response = resp = Response(conn, stream, deadline)
+        first = min(deadline, now + self.first_byte_timeout_s)
+        conn.response = resp = Response(conn, stream, first, deadline)
         self._inflight.add(resp)
-        if deadline < self._sweep_at:
-            self._arm(loop, deadline)
+        if first < self._sweep_at:
+            self._arm(loop, first)
         resp._waiter = waiter = loop.create_future()
         if type(message) is tuple:
             conn.transport.writelines(message)  # no copy of a big body
@@ -511,11 +582,16 @@ class Http1Pool:
         self._sweeper = loop.call_at(when, self._sweep, loop)
         self._sweep_at = when
 
+    def _due_by(self, when: float) -> None:
+        """A response's deadline moved to `when`: the timer must fire by then."""
+        if when < self._sweep_at:
+            self._arm(self._loop, when)  # type: ignore[arg-type]
+
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeper, self._sweep_at = None, _NEVER
         now = loop.time() + 0.001  # loop clocks are coarse: never re-arm for a past instant
         for resp in [r for r in self._inflight if r.deadline <= now]:
-            resp._expire()  # its connection is aborted and leaves `_inflight`
+            resp._expire(now)  # its connection is aborted and leaves `_inflight`
         if self._inflight:
             self._arm(loop, min(r.deadline for r in self._inflight))
 

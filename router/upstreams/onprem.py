@@ -8,11 +8,14 @@ takes it out at once, so the checks are what probe it back in. The breaker plugs
 as `outlier` (consulted at pick, told every result).
 
 HTTP client: router/upstreams/http1.py (one keep-alive pool per upstream, at most
-`max_connections` each), chosen by measurement: on loopback it spends about a third of
-aiohttp's CPU per request (docs/decisions/001-hand-written-http1-client.md). Its errors
-map to the answers the router gives: no connection → 502 upstream_unreachable, deadline
-or connect timeout → 504 upstream_timeout, closed mid-answer → 502 upstream_error,
-5xx/429 → upstream_error with the upstream's Retry-After.
+`max_connections` each), chosen by measurement (docs/decisions/001-hand-written-http1-client.md).
+Its errors map to the answers the router gives: no connection → 502 upstream_unreachable;
+deadline, first-byte or connect timeout → 504 upstream_timeout; closed mid-answer → 502
+upstream_error; an answer over a cap (config `responses`) or with a status outside 100–599
+→ 502 upstream_invalid_response (logged with the reason); 5xx/429 → upstream_error with
+the upstream's Retry-After. Only failures before the request could have run are retried
+elsewhere: a first-byte timeout or an oversized answer would cost the next upstream as
+much. A stream that fails after its head ends broken (`StreamBroken`), never cleanly.
 """
 
 from __future__ import annotations
@@ -24,11 +27,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from router import logs
-from router.config import OnPremConfig, OnPremUpstream
+from router.asgi import error_event
+from router.config import OnPremConfig, OnPremUpstream, ResponsesConfig, TimeoutsConfig
 from router.context import RequestContext
 from router.metrics import RouterMetrics
 from router.steps import Outlier
-from router.upstreams.base import RETRYABLE_STATUS, UpstreamFailure, UpstreamReply
+from router.upstreams.base import (
+    RETRYABLE_STATUS,
+    StreamBroken,
+    UpstreamFailure,
+    UpstreamReply,
+)
 from router.upstreams.http1 import (
     ConnectError,
     ConnectTimeout,
@@ -37,6 +46,7 @@ from router.upstreams.http1 import (
     PoolTimeout,
     ReadTimeout,
     Response,
+    ResponseRefused,
 )
 
 FORWARD_HEADERS = ("content-type", "accept", "authorization", "x-request-id")
@@ -67,9 +77,13 @@ class OnPremPool:
         metrics: RouterMetrics,
         outlier: Outlier,
         name: str = "onprem",
+        timeouts: TimeoutsConfig = TimeoutsConfig(),
+        responses: ResponsesConfig = ResponsesConfig(),
     ) -> None:
         self.name = name
         self.config = config
+        self.timeouts = timeouts
+        self.responses = responses
         self.metrics = metrics
         self.outlier = outlier
         self.members = [Member(u, str(u.url).rstrip("/")) for u in config.upstreams]
@@ -92,6 +106,8 @@ class OnPremPool:
                 m.base,
                 max_connections=self.config.max_connections,
                 connect_timeout_s=self.config.connect_timeout_s,
+                timeouts=self.timeouts,
+                limits=self.responses,
             )
         self._checker = asyncio.create_task(self._check_forever())
 
@@ -173,7 +189,7 @@ class OnPremPool:
                 timeout=max(ctx.remaining(), 0.001), stream=ctx.stream,
             )  # fmt: skip
         except HttpError as exc:
-            raise _failure(member.name, exc, answered=False) from None
+            raise self._failure(member.name, exc, answered=False) from None
         raw_ctype = resp.raw_headers.get("content-type")
         ctype = _CONTENT_TYPES.get(raw_ctype) or _content_type(raw_ctype)
         if resp.status >= 500 or resp.status == 429:
@@ -192,11 +208,53 @@ class OnPremPool:
                 try:
                     body = await resp.read()
                 except HttpError as exc:
-                    raise _failure(member.name, exc, answered=True) from None
+                    raise self._failure(member.name, exc, answered=True) from None
             return UpstreamReply(resp.status, ctype, body=body, upstream=member.name)
-        return UpstreamReply(
-            resp.status, ctype, stream=_chunks(resp, self._releaser(member)), upstream=member.name
-        )
+        stream = self._chunks(resp, member.name, self._releaser(member))
+        return UpstreamReply(resp.status, ctype, stream=stream, upstream=member.name)
+
+    async def _chunks(self, resp: Response, upstream: str, release) -> AsyncIterator[bytes]:
+        """SSE passed through as it arrives; the slot is released when the stream ends.
+
+        Only the upstream's own failure counts against it: a caller who leaves early closes
+        this generator, which drops the connection (the GPU stops generating for nobody)
+        but leaves the upstream healthy. A failure mid-stream ends it broken: an error
+        event, then `StreamBroken`, which cuts the answer short of its end.
+        """
+        failed = False
+        try:
+            async for chunk in resp:
+                yield chunk
+        except HttpError as exc:
+            failed = True
+            why = f"on-prem upstream {upstream}: {exc}"
+            self.metrics.child(self.metrics.streams_broken, self.name).inc()
+            logs.event("stream broken", pool=self.name, upstream=upstream, why=str(exc))
+            yield error_event(why)
+            raise StreamBroken(why) from None
+        finally:
+            resp.close()  # a stream left early takes its connection down
+            release(not failed)
+
+    def _failure(self, upstream: str, exc: HttpError, *, answered: bool) -> UpstreamFailure:
+        """The client's error as the router's answer; only what cannot have run (no
+        connection, no slot, a connection lost before the head) is retried elsewhere."""
+        retryable = True
+        if isinstance(exc, ConnectTimeout | PoolTimeout):
+            status, kind, what = 504, "upstream_timeout", "timed out"
+        elif isinstance(exc, ReadTimeout):
+            status, kind, what, retryable = 504, "upstream_timeout", str(exc), False
+        elif isinstance(exc, ResponseRefused):
+            status, kind, what, retryable = 502, "upstream_invalid_response", str(exc), False
+            logs.event("upstream answer refused", pool=self.name, upstream=upstream, why=what)
+        elif isinstance(exc, ConnectError) or not (answered or exc.answered):
+            status, kind, what = 502, "upstream_unreachable", type(exc).__name__
+        else:
+            status, kind, what = 502, "upstream_error", "connection lost"
+        return UpstreamFailure(
+            status, kind, f"on-prem upstream {upstream}: {what}", retryable=retryable,
+            upstream=upstream,
+        )  # fmt: skip
 
     def _releaser(self, member: Member) -> Callable[[bool], None]:
         """Gives the stream's slot back once, when it ends (early, failed or complete)."""
@@ -254,38 +312,6 @@ class OnPremPool:
             if m.healthy and m.fails >= cfg.unhealthy_after:
                 self._set_health(m, False, "health checks failed")
         return ok
-
-
-def _failure(upstream: str, exc: HttpError, *, answered: bool) -> UpstreamFailure:
-    """The client's error as the router's answer; all of them may be retried elsewhere."""
-    if isinstance(exc, ConnectTimeout | PoolTimeout | ReadTimeout):
-        status, kind, what = 504, "upstream_timeout", "timed out"
-    elif isinstance(exc, ConnectError) or not (answered or exc.answered):
-        status, kind, what = 502, "upstream_unreachable", type(exc).__name__
-    else:
-        status, kind, what = 502, "upstream_error", "connection lost"
-    return UpstreamFailure(
-        status, kind, f"on-prem upstream {upstream}: {what}", retryable=True, upstream=upstream
-    )
-
-
-async def _chunks(resp: Response, release) -> AsyncIterator[bytes]:
-    """SSE passed through as it arrives; the slot is released when the stream ends.
-
-    Only the upstream's own failure counts against it: a caller who leaves early closes
-    this generator, which drops the connection (the GPU stops generating for nobody) but
-    leaves the upstream healthy.
-    """
-    failed = False
-    try:
-        async for chunk in resp:
-            yield chunk
-    except HttpError:
-        failed = True
-        return  # the caller sees the stream end; nothing more can be said mid-stream
-    finally:
-        resp.close()  # a stream left early takes its connection down
-        release(not failed)
 
 
 _CONTENT_TYPES: dict[bytes | None, str] = {None: "application/json"}  # the default if none

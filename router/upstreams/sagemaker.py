@@ -8,6 +8,10 @@ retries are off (one attempt): retrying is the router's retry step, inside its b
 
 SageMaker's errors become HTTP answers (`map_client_error`); throttling and "not ready"
 are retryable, so a public request may overflow to on-prem when the policy allows.
+An answer over a cap (config `responses`) is refused with 502 and one log line; a stream
+that fails after it started (ModelStreamError, a broken connection, a PayloadPart or total
+over its cap) ends broken (`StreamBroken`), never cleanly. botocore's `read_timeout_s`
+bounds each read: the first byte and the silence between stream events.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from router.config import SageMakerConfig
+from router import logs
+from router.asgi import error_event
+from router.config import ResponsesConfig, SageMakerConfig
 from router.context import RequestContext
 from router.metrics import RouterMetrics
-from router.upstreams.base import RETRYABLE_STATUS, UpstreamFailure, UpstreamReply
+from router.upstreams.base import (
+    RETRYABLE_STATUS,
+    StreamBroken,
+    UpstreamFailure,
+    UpstreamReply,
+)
 
 # SageMaker error code → (HTTP status for the caller, retryable elsewhere)
 ERROR_MAP: dict[str, tuple[int, bool]] = {
@@ -75,9 +86,16 @@ def _int(value: Any) -> int | None:
 
 
 class SageMakerPool:
-    def __init__(self, config: SageMakerConfig, metrics: RouterMetrics, name: str = "sagemaker"):
+    def __init__(
+        self,
+        config: SageMakerConfig,
+        metrics: RouterMetrics,
+        name: str = "sagemaker",
+        responses: ResponsesConfig = ResponsesConfig(),
+    ):
         self.name = name
         self.config = config
+        self.responses = responses
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="sagemaker")
         self.client = None
@@ -152,7 +170,7 @@ class SageMakerPool:
             raise result
         content_type, payload = result
         if ctx.stream:
-            stream = _pump(payload, self.executor, loop)
+            stream = self._pump(payload, loop)
             ctype = content_type if content_type.startswith("text/") else "text/event-stream"
             return UpstreamReply(200, ctype, stream=stream, upstream=self.config.endpoint_name)
         return UpstreamReply(200, content_type, body=payload, upstream=self.config.endpoint_name)
@@ -161,9 +179,23 @@ class SageMakerPool:
         """In a pool thread: the whole call, body read included (never on the event loop)."""
         return self._guard(lambda: self._read(self.client.invoke_endpoint(**params)))
 
-    @staticmethod
-    def _read(response: dict[str, Any]) -> tuple[str, bytes]:
-        return response.get("ContentType", "application/json"), response["Body"].read()
+    def _read(self, response: dict[str, Any]) -> tuple[str, bytes] | UpstreamFailure:
+        """The answer's body, read up to its cap (one byte more tells it is over)."""
+        limit = self.responses.max_body_bytes
+        body = response["Body"].read(limit + 1)
+        if len(body) > limit:
+            response["Body"].close()
+            why = f"response body over {limit} bytes"
+            logs.event(
+                "upstream answer refused",
+                pool=self.name,
+                upstream=self.config.endpoint_name,
+                why=why,
+            )
+            return UpstreamFailure(
+                502, "upstream_invalid_response", f"sagemaker: {why}", retryable=False
+            )
+        return response.get("ContentType", "application/json"), body
 
     def _invoke_stream(self, params: dict[str, Any]) -> tuple[str, Any] | UpstreamFailure:
         def call() -> tuple[str, Any]:
@@ -171,6 +203,52 @@ class SageMakerPool:
             return response.get("ContentType", "application/json"), response["Body"]
 
         return self._guard(call)
+
+    async def _pump(self, events: Any, loop) -> AsyncIterator[bytes]:
+        """Read an EventStream in a pool thread; yield PayloadPart bytes on the event loop.
+        A failure after the first byte (botocore raises ModelStreamError and
+        InternalStreamFailure while iterating) or a part over its cap ends it broken."""
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = False
+
+        def read() -> None:
+            try:
+                for event in events:
+                    if stop:
+                        break
+                    part = event.get("PayloadPart")
+                    if part and part.get("Bytes"):
+                        loop.call_soon_threadsafe(queue.put_nowait, part["Bytes"])
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            except Exception as exc:
+                code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+                loop.call_soon_threadsafe(queue.put_nowait, _Broken(code or type(exc).__name__))
+
+        loop.run_in_executor(self.executor, read)
+        limits, total = self.responses, 0
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, _Broken):
+                    raise self._broken(item.why)
+                total += len(item)
+                if len(item) > limits.max_chunk_bytes:
+                    raise self._broken(f"PayloadPart over {limits.max_chunk_bytes} bytes")
+                if total > limits.max_stream_bytes:
+                    raise self._broken(f"stream over {limits.max_stream_bytes} bytes")
+                yield item
+        except StreamBroken as broken:
+            yield error_event(str(broken))
+            raise
+        finally:
+            stop = True
+            with contextlib.suppress(Exception):
+                events.close()
+
+    def _broken(self, why: str) -> StreamBroken:
+        """Counted and logged; the caller raises it."""
+        self.metrics.child(self.metrics.streams_broken, self.name).inc()
+        logs.event("stream broken", pool=self.name, upstream=self.config.endpoint_name, why=why)
+        return StreamBroken(f"sagemaker: {why}")
 
     @staticmethod
     def _guard(call) -> Any:
@@ -199,30 +277,8 @@ class SageMakerPool:
             )
 
 
-async def _pump(events: Any, executor: ThreadPoolExecutor, loop) -> AsyncIterator[bytes]:
-    """Read an EventStream in a pool thread; yield PayloadPart bytes on the event loop."""
-    queue: asyncio.Queue = asyncio.Queue()
-    stop = False
+class _Broken:
+    """What the reading thread hands over when the stream failed."""
 
-    def read() -> None:
-        try:
-            for event in events:
-                if stop:
-                    break
-                part = event.get("PayloadPart")
-                if part and part.get("Bytes"):
-                    loop.call_soon_threadsafe(queue.put_nowait, part["Bytes"])
-                # ModelStreamError / InternalStreamFailure arrive as exceptions from botocore
-        except Exception:
-            pass  # mid-stream errors end the stream: nothing more can be said to the caller
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
-    loop.run_in_executor(executor, read)
-    try:
-        while (item := await queue.get()) is not _DONE:
-            yield item
-    finally:
-        stop = True
-        with contextlib.suppress(Exception):
-            events.close()
+    def __init__(self, why: str) -> None:
+        self.why = why
