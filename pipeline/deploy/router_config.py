@@ -66,8 +66,13 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
-    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes)."""
+def router_config(
+    deploy: DeployConfig, *, positive_label: str, max_length: int, threshold: float = 0.5
+) -> dict:
+    """The router.yaml mapping for a bundle; listens on all interfaces (kubelet probes).
+
+    `threshold` is the model's operating point; the recipe's `deploy.threshold` overrides it.
+    """
     config = {
         "listen": {"host": "0.0.0.0", "port": deploy.listen_port},
         "classifier": {
@@ -75,7 +80,7 @@ def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int)
                 "path": MODEL,
                 "tokenizer": TOKENIZER,
                 "positive_label": positive_label,
-                "threshold": deploy.threshold,
+                "threshold": threshold if deploy.threshold is None else deploy.threshold,
                 "max_length": max_length,
             }
         },
