@@ -110,7 +110,7 @@ def test_lengths_range_from_a_few_words_to_long_documents(splits):
     assert min(words) <= 5 and max(words) >= 300
     for label in ("public", "confidential"):  # long rows of both labels: length is no signal
         long_rows = [r for r in splits["train"] if r["label"] == label and len(r["text"]) > 1200]
-        assert len(long_rows) >= 30, label
+        assert len(long_rows) >= 15, label
 
 
 def test_card_numbers_pass_luhn_and_hard_negatives_fail(splits):

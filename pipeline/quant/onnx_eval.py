@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.operating_point import metrics_at
+from pipeline.operating_point import metrics_at, report
 from pipeline.windows import max_per_text, windows
 
 if TYPE_CHECKING:
@@ -130,9 +130,11 @@ def evaluate(
     threshold: float = 0.5,
 ) -> dict:
     """`pipeline.scoring` metrics (0-1 scale) of an ONNX classifier on `examples`, every
-    text scored by its windows and positive when P(positive) >= `threshold`."""
+    text scored by its windows and positive when P(positive) >= `threshold`; `subsets`
+    holds them per eval subset and language (`operating_point.report`)."""
     session = ort_session(model, threads=threads)
     positive = list(labels).index(positive_label)
     scores = window_scores(session, tokenizer, [e.text for e in examples], max_length, positive)
     y_true = [list(labels).index(e.label) for e in examples]
-    return metrics_at(scores, y_true, positive, threshold)
+    subsets = report(scores, examples, labels, positive_label, threshold)
+    return metrics_at(scores, y_true, positive, threshold) | {"subsets": subsets}

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     import torch
 
 WARMUP_FRACTION = 0.06
-VOCAB_EPOCHS = 1
+VOCAB_WINDOWS = 128
+VOCAB_TOKENS = 48
 ADDED_ROWS_FILE = "added_token_embeddings.safetensors"
 TEMPLATE_SUBSET = "template"
 """The eval rows the threshold is chosen on (rows without a subset count as these)."""
@@ -243,16 +244,21 @@ def train_new_rows(
     """A first, short phase for the added characters' embeddings (`pipeline.vocabulary`).
 
     Training embeddings means back-propagating through every layer, which the replay of the
-    frozen bottom layers avoids; so only the windows that contain an added character are
-    trained this way, for VOCAB_EPOCHS, before the recipe's epochs run with them frozen.
+    frozen bottom layers avoids and which costs several times a replayed step; so this
+    phase is bounded: at most VOCAB_WINDOWS windows that contain an added character, each
+    cut to its first VOCAB_TOKENS tokens, one epoch. The recipe's epochs then run with the
+    embeddings frozen (and replayed).
     """
     rows = [i for i, ids in enumerate(data.input_ids) if max(ids) >= old_vocab]
     if not rows:
         return None
-    subset = Encoded([data.input_ids[i] for i in rows], [data.labels[i] for i in rows])
+    step = max(1, len(rows) // VOCAB_WINDOWS)
+    rows = rows[::step][:VOCAB_WINDOWS]
+    cut = [data.input_ids[i][: VOCAB_TOKENS - 1] + data.input_ids[i][-1:] for i in rows]
+    subset = Encoded(cut, [data.labels[i] for i in rows])
     ctx.progress(f"training the embeddings of added characters on {len(rows)} windows")
     with vocabulary.new_rows_trainable(model, old_vocab):
-        return train(model, subset, recipe, pad_id, ctx, epochs=VOCAB_EPOCHS, weight_decay=0.0)
+        return train(model, subset, recipe, pad_id, ctx, epochs=1, weight_decay=0.0)
 
 
 def predict(model: Any, data: Encoded, batch_size: int, pad_id: int, positive: int) -> list[float]:

@@ -497,11 +497,11 @@ def sentence(rng: Rng, pool: list[str], lang: str) -> str:
 def length_plan(rng: Rng) -> int:
     """Sentences per row: many short rows, some medium, a tail of long documents."""
     r = rng.random()
-    if r < 0.45:
+    if r < 0.5:
         return 1
-    if r < 0.8:
+    if r < 0.88:
         return rng.randint(2, 4)
-    return rng.randint(6, 24)
+    return rng.randint(6, 20)
 
 
 def styled(rng: Rng, sentences: list[str], lang: str) -> str:
@@ -547,7 +547,7 @@ def compose(rng: Rng, name: str, lang: str) -> str:
     """One row of category `name`: its sentences, its length, one style."""
     count = length_plan(rng)
     if name == "long_public":  # articles, stories, manuals: always a document
-        count = rng.randint(8, 36)
+        count = rng.randint(8, 30)
     return styled(rng, sentences(rng, CONCEPTS[name][2][lang], count, lang), lang)
 
 

@@ -37,13 +37,13 @@ from values import FILLERS, card_candidates
 SEED = 20261128
 CONCEPT_SEED = 20261207
 SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
-CONCEPT_ROWS = {"train": 85, "eval": 20, "calib": 10}
+CONCEPT_ROWS = {"train": 70, "eval": 20, "calib": 10}
 """Rows per concept category seen in training (concepts.py, role "train"), per split."""
-HELDOUT_ROWS = 48
+HELDOUT_ROWS = 40
 """Rows per held-out concept category, all in eval (subset out_of_template)."""
-BURIED_ROWS = 48
+BURIED_ROWS = 30
 """Long public texts with one held-out confidential sentence (out_of_template)."""
-HARD_NEGATIVE_ROWS = 40
+HARD_NEGATIVE_ROWS = 30
 """Fresh rows per public concept category, eval subset hard_negative."""
 CONCEPT_ZH_SHARE = 0.4
 CONFIDENTIAL_SHARE = 0.45
