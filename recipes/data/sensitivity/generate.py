@@ -232,8 +232,7 @@ def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str
     splits["eval"] += [unique(buried, seen) for _ in range(BURIED_ROWS)]
     for name in [n for n, (label, _, _) in CONCEPTS.items() if label == "public"]:
         splits["eval"] += [
-            unique(lambda n=name: row(n, "hard_negative"), seen)
-            for _ in range(HARD_NEGATIVE_ROWS)
+            unique(lambda n=name: row(n, "hard_negative"), seen) for _ in range(HARD_NEGATIVE_ROWS)
         ]
 
 
