@@ -1,4 +1,8 @@
-"""The recipe's JSONL splits: one `{"text": str, "label": str}` per line."""
+"""The recipe's JSONL splits: one `{"text": str, "label": str}` per line.
+
+Two optional string fields only label rows for reports: `subset` (e.g. an eval file that
+holds template, out-of-template and hard-negative rows) and `lang`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ class EmptySplit(UserError):
 class Example:
     text: str
     label: str
+    subset: str = ""
+    lang: str = ""
 
 
 def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
@@ -42,7 +48,11 @@ def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
                 raise UserError(f"{path}:{lineno}: text: missing or not a non-empty string")
             if label not in labels:
                 raise UserError(f"{path}:{lineno}: label: {label!r} is not one of {labels}")
-            examples.append(Example(text, label))
+            tags = {key: row.get(key) or "" for key in ("subset", "lang")}
+            for key, value in tags.items():
+                if not isinstance(value, str):
+                    raise UserError(f"{path}:{lineno}: {key}: not a string")
+            examples.append(Example(text, label, **tags))
     if not examples:
         raise EmptySplit(f"{path}: split is empty")
     return examples

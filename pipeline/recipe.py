@@ -70,6 +70,13 @@ class DataConfig(Strict):
 
 class EvalConfig(Strict):
     metric: Literal["accuracy", "f1"] = "accuracy"
+    min_recall: float = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="recall of positive_label the threshold must keep on eval (recall first: "
+        "the highest threshold, at most 0.5, that reaches it)",
+    )
     int8_budget: float = Field(
         1.0, description="max drop of the metric, in points (0-100 scale), INT8 vs FP32"
     )

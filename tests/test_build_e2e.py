@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from pipeline import operating_point
 from pipeline.manifest import verify_dist
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +49,10 @@ def test_default_recipe_builds_for_cpu(tmp_path):
     assert fp32["recall"] >= 0.9, fp32
     assert fp32["accuracy"] >= 0.85, fp32
     assert metrics["export"]["max_abs_diff"] <= 1e-4
+    finetune = metrics["finetune"]
+    assert set(finetune["subsets"]) == {"template", "out_of_template", "hard_negative"}
+    assert finetune["subsets"]["template"]["all"]["recall"] >= finetune["min_recall"]
+    assert operating_point.read(dist / "onnx") == finetune["threshold"]
 
     again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

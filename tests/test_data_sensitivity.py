@@ -21,6 +21,7 @@ from stdnum.us import ssn
 
 DATA = Path(__file__).resolve().parents[1] / "recipes" / "data" / "sensitivity"
 SPLITS = ("train", "eval", "calib")
+SUBSETS = ("template", "out_of_template", "hard_negative")
 CARD_LIKE = re.compile(r"(?<![A-Za-z0-9_.])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9_])")
 IBAN_LIKE = re.compile(
     r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"
@@ -51,6 +52,8 @@ def test_rows_are_well_formed(splits):
             assert row["label"] in ("public", "confidential"), (split, i)
             assert row["lang"] in ("en", "zh"), (split, i)
             assert row["category"], (split, i)
+            assert row["subset"] in SUBSETS, (split, i)
+            assert split == "eval" or row["subset"] == "template", (split, i)
 
 
 def test_sizes_labels_and_languages(splits):
@@ -79,8 +82,35 @@ def test_splits_are_disjoint(splits):
 
 def test_every_category_in_train_and_eval(splits):
     train = {row["category"] for row in splits["train"]}
-    assert train == {row["category"] for row in splits["eval"]}
+    eval_rows = [row for row in splits["eval"] if row["subset"] == "template"]
+    assert train == {row["category"] for row in eval_rows}
     assert len(train) >= 25
+
+
+def test_out_of_template_eval_holds_whole_categories_out_of_training(splits):
+    """Leave-categories-out: no out-of-template category has a row in train or calib."""
+    seen = {row["category"] for split in ("train", "calib") for row in splits[split]}
+    held = [row for row in splits["eval"] if row["subset"] == "out_of_template"]
+    categories = {row["category"] for row in held}
+    assert categories and not categories & seen
+    for label in ("public", "confidential"):
+        for lang in ("en", "zh"):
+            assert sum(r["label"] == label and r["lang"] == lang for r in held) >= 30
+
+
+def test_hard_negatives_are_public_and_of_every_kind(splits):
+    hard = [row for row in splits["eval"] if row["subset"] == "hard_negative"]
+    assert hard and all(row["label"] == "public" for row in hard)
+    assert len({row["category"] for row in hard}) >= 8
+    assert {row["lang"] for row in hard} == {"en", "zh"}
+
+
+def test_lengths_range_from_a_few_words_to_long_documents(splits):
+    words = [len(row["text"].split()) for row in splits["train"] if row["lang"] == "en"]
+    assert min(words) <= 5 and max(words) >= 300
+    for label in ("public", "confidential"):  # long rows of both labels: length is no signal
+        long_rows = [r for r in splits["train"] if r["label"] == label and len(r["text"]) > 1200]
+        assert len(long_rows) >= 15, label
 
 
 def test_card_numbers_pass_luhn_and_hard_negatives_fail(splits):

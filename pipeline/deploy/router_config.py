@@ -70,9 +70,14 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int) -> dict:
+def router_config(
+    deploy: DeployConfig, *, positive_label: str, max_length: int, threshold: float = 0.5
+) -> dict:
     """The router.yaml mapping for a bundle: on the pod's loopback (only the app beside it
-    reaches it), on all interfaces only behind the Service the recipe asked for."""
+    reaches it), on all interfaces only behind the Service the recipe asked for.
+
+    `threshold` is the model's operating point; the recipe's `deploy.threshold` overrides it.
+    """
     config = {
         "listen": {
             "host": "0.0.0.0" if deploy.service else "127.0.0.1",
@@ -83,7 +88,7 @@ def router_config(deploy: DeployConfig, *, positive_label: str, max_length: int)
                 "path": MODEL,
                 "tokenizer": TOKENIZER,
                 "positive_label": positive_label,
-                "threshold": deploy.threshold,
+                "threshold": threshold if deploy.threshold is None else deploy.threshold,
                 "max_length": max_length,
             }
         },

@@ -199,7 +199,13 @@ class DeployConfig(DeployStrict):
         ]
     )
     cache: Cache | None = None
-    threshold: float = Field(0.5, gt=0, lt=1, description="classifier P(positive) threshold")
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="classifier P(positive) threshold; default: the build's operating point "
+        "(chosen by finetune for eval.min_recall)",
+    )
     resources: Resources = Resources()
     autoscaling: Autoscaling = Autoscaling()
     app: App = App()

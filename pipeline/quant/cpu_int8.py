@@ -1,15 +1,19 @@
 """The CPU model: the fastest INT8 variant for ONNX Runtime (onnx/model.int8.onnx).
 
 Which variant wins depends on the CPU (VNNI/AMX or not, thread count), so the stage
-builds a few candidates, times them against FP32 on this machine (interleaved, medians)
-and keeps the fastest that passes the accuracy gate, preferring any that beats FP32
-(`choose`). Candidates:
-- `fused-dynamic*`: onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm,
+builds a few candidates, rejects those whose scores depend on the batch (the gate's
+batch-invariance check, `pipeline.quant.invariance`), times the rest against FP32 on this
+machine (interleaved, medians) and keeps the fastest that passes the accuracy gate,
+preferring any that beats FP32 (`choose`). Candidates:
+- `fused-dynamic`: onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm,
   BiasGelu, EmbedLayerNorm) then `quantize_dynamic` of the weights (MatMul, Attention,
-  and the embedding tables, which are half of MiniLM's bytes), with per-channel or 7-bit
-  (`reduce_range`, for CPUs without VNNI whose u8*s8 pairs can saturate) variants;
-- `static-qoperator`: `quantize_static` QOperator (QLinearMatMul) from the calibration;
-- `static-qdq`: the TensorRT Q/DQ model as ORT runs it.
+  and the embedding tables, which are half of MiniLM's bytes). Its activation scales are
+  computed per batch tensor, padding included, so a prompt's score depends on its
+  neighbours: the invariance check rejects it (one dynamic candidate stays, as the check's
+  witness; per-channel and `reduce_range` variants share the flaw and are not built);
+- `static-qoperator`: `quantize_static` QOperator (QLinearMatMul) from the calibration:
+  fixed activation scales, so every row is computed on its own (invariant by design);
+- `static-qdq`: the TensorRT Q/DQ model as ORT runs it (fixed scales too).
 Every candidate is saved as ORT's optimized graph, so loading it does not re-fuse.
 """
 

@@ -108,3 +108,49 @@ def _failure(name: str, attempts: Sequence[Attempt], metric: str, budget: float)
         f"eval.int8_budget of {budget} points in every attempt\n"
         + attempts_table([a for a in attempts if a.model == name], metric, budget)
     )
+
+
+MAX_BATCH_DELTA = 0.02
+"""Largest change of a prompt's P(positive) allowed between scoring it alone and in a batch."""
+
+
+@dataclass(frozen=True)
+class Invariance:
+    """A model's scores alone vs inside shuffled, padded batches, on the same texts.
+
+    The router micro-batches requests (and Triton batches dynamically), so a model whose
+    score depends on its neighbours routes the same prompt differently from one request to
+    the next; dynamic INT8 does this (activation scales from the whole batch tensor).
+    """
+
+    rows: int
+    max_delta: float
+    flips: int
+    """Rows whose decision at the threshold differs between alone and batched."""
+    threshold: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_delta <= MAX_BATCH_DELTA and self.flips == 0
+
+    def row(self) -> dict:
+        return {
+            "rows": self.rows,
+            "max_delta": round(self.max_delta, 6),
+            "flips": self.flips,
+            "threshold": round(self.threshold, 6),
+            "passed": self.passed,
+        }
+
+
+def compare_scores(
+    alone: Sequence[float], batched: Sequence[Sequence[float]], threshold: float
+) -> Invariance:
+    """`alone[i]` vs every batched run's score of row i (each run a different batching)."""
+    delta, flipped = 0.0, set()
+    for run in batched:
+        for i, (a, b) in enumerate(zip(alone, run, strict=True)):
+            delta = max(delta, abs(a - b))
+            if (a >= threshold) != (b >= threshold):
+                flipped.add(i)
+    return Invariance(len(alone), delta, len(flipped), threshold)

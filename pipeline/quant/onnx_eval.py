@@ -1,8 +1,8 @@
 """Tokenize a split and score an ONNX classifier with ONNX Runtime.
 
 Shared by the quantize gate, the package report and the router's classifier checks, so
-every INT8-vs-FP32 figure in a build comes from the same tokenization and the same
-`pipeline.scoring` metrics.
+every INT8-vs-FP32 figure in a build comes from the same tokenization, the same windows
+over long texts and the same `pipeline.scoring` metrics at the same threshold.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.scoring import classification_metrics
+from pipeline.operating_point import metrics_at, report
+from pipeline.windows import max_per_text, windows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,6 +86,39 @@ def predict_logits(
     return np.stack(out)
 
 
+def window_scores(
+    session: ort.InferenceSession,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    positive: int,
+    batch_size: int = 32,
+) -> list[float]:
+    """P(positive) of each text: its highest-scoring window (`pipeline.windows`)."""
+    import numpy as np
+
+    ids, owners = windows(tokenizer, texts, max_length)
+    names = [i.name for i in session.get_inputs()]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    scores = [0.0] * len(ids)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(ids[i]) for i in rows)
+        batch = {
+            "input_ids": np.full((len(rows), width), tokenizer.pad_token_id or 0, np.int64),
+            "attention_mask": np.zeros((len(rows), width), np.int64),
+        }
+        for r, i in enumerate(rows):
+            batch["input_ids"][r, : len(ids[i])] = ids[i]
+            batch["attention_mask"][r, : len(ids[i])] = 1
+        batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+        logits = session.run(None, {name: batch[name] for name in names})[0]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        for i, p in zip(rows, (exp[:, positive] / exp.sum(axis=1)).tolist(), strict=True):
+            scores[i] = p
+    return max_per_text(scores, owners, len(texts))
+
+
 def evaluate(
     model: Path | str,
     tokenizer,
@@ -93,11 +127,14 @@ def evaluate(
     positive_label: str,
     max_length: int,
     threads: int | None = None,
+    threshold: float = 0.5,
 ) -> dict:
-    """`pipeline.scoring` metrics (0-1 scale) of an ONNX classifier on `examples`."""
+    """`pipeline.scoring` metrics (0-1 scale) of an ONNX classifier on `examples`, every
+    text scored by its windows and positive when P(positive) >= `threshold`; `subsets`
+    holds them per eval subset and language (`operating_point.report`)."""
     session = ort_session(model, threads=threads)
-    logits = predict_logits(session, tokenizer, [e.text for e in examples], max_length)
-    index = {label: i for i, label in enumerate(labels)}
-    y_true = [index[e.label] for e in examples]
-    y_pred = [int(i) for i in logits.argmax(axis=1)]
-    return classification_metrics(y_true, y_pred, positive=index[positive_label])
+    positive = list(labels).index(positive_label)
+    scores = window_scores(session, tokenizer, [e.text for e in examples], max_length, positive)
+    y_true = [list(labels).index(e.label) for e in examples]
+    subsets = report(scores, examples, labels, positive_label, threshold)
+    return metrics_at(scores, y_true, positive, threshold) | {"subsets": subsets}

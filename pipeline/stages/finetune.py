@@ -12,34 +12,47 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import operating_point, vocabulary
 from pipeline.data import Example, load_split
 from pipeline.model_source import offline, resolve_model
 from pipeline.recipe import Recipe
-from pipeline.scoring import classification_metrics
 from pipeline.stage import Stage, StageContext
+from pipeline.windows import max_per_text, windows
 
 if TYPE_CHECKING:
     import torch
 
 WARMUP_FRACTION = 0.06
+VOCAB_WINDOWS = 128
+VOCAB_TOKENS = 48
+ADDED_ROWS_FILE = "added_token_embeddings.safetensors"
+TEMPLATE_SUBSET = "template"
+"""The eval rows the threshold is chosen on (rows without a subset count as these)."""
 PROGRESS_EVERY_S = 1.0
 
 
 @dataclass
 class Encoded:
-    """Tokenized split, unpadded; batches are padded to their own longest row."""
+    """Tokenized split as windows, unpadded; batches are padded to their own longest row."""
 
     input_ids: list[list[int]]
     labels: list[int]
+    owners: list[int] = field(default_factory=list)
+    """Index of the example each window came from (a long text gives several)."""
 
 
 def encode(tokenizer: Any, examples: list[Example], labels: list[str], max_length: int) -> Encoded:
-    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
-    return Encoded(ids["input_ids"], [labels.index(e.label) for e in examples])
+    """Every window of every example (`pipeline.windows`), labelled with its example's label.
+
+    The data set's long texts are one kind throughout (a long memo confidential in every
+    paragraph, a long article public in all), so each window carries its text's label.
+    """
+    ids, owners = windows(tokenizer, [e.text for e in examples], max_length)
+    return Encoded(ids, [labels.index(examples[o].label) for o in owners], owners)
 
 
 def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -163,17 +176,27 @@ def _features(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k != "labels"}
 
 
-def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageContext) -> dict:
-    """AdamW with linear warmup/decay over length-bucketed batches in seeded order."""
+def train(
+    model: Any,
+    data: Encoded,
+    recipe: Recipe,
+    pad_id: int,
+    ctx: StageContext,
+    epochs: float | None = None,
+    weight_decay: float = 0.01,
+) -> dict:
+    """AdamW with linear warmup/decay over length-bucketed batches in seeded order
+    (`epochs`: the recipe's unless given)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     cfg = recipe.training
+    epochs = cfg.epochs if epochs is None else epochs
     batches = [collate(data, rows, pad_id) for rows in length_buckets(
         [len(r) for r in data.input_ids], cfg.batch_size)]  # fmt: skip
-    total = max(1, math.ceil(cfg.epochs * len(batches)))
+    total = max(1, math.ceil(epochs * len(batches)))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP_FRACTION * total), total)
     order_rng = torch.Generator().manual_seed(cfg.seed)
     weights = torch.ones(len(recipe.labels))
@@ -198,15 +221,15 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
                 step, losses = step + 1, [*losses[-49:], loss.item()]
                 if time.perf_counter() - shown > PROGRESS_EVERY_S or step == total:
                     shown = time.perf_counter()
-                    epoch = min(cfg.epochs, step / len(batches))
+                    epoch = min(epochs, step / len(batches))
                     ctx.progress(
-                        f"epoch {epoch:.2f}/{cfg.epochs:g}  step {step}/{total}  "
+                        f"epoch {epoch:.2f}/{epochs:g}  step {step}/{total}  "
                         f"loss {sum(losses) / len(losses):.4f}"
                     )
         frozen = replay.depth if replay is not None else 0
     return {
         "steps": total,
-        "epochs": cfg.epochs,
+        "epochs": epochs,
         "examples": len(data.labels),
         "final_loss": sum(losses) / len(losses),
         "seconds": round(time.perf_counter() - started, 2),
@@ -215,36 +238,91 @@ def train(model: Any, data: Encoded, recipe: Recipe, pad_id: int, ctx: StageCont
     }
 
 
-def predict(model: Any, data: Encoded, batch_size: int, pad_id: int) -> list[int]:
-    """Argmax class per row, in the order of `data`."""
+def train_new_rows(
+    model: Any, data: Encoded, old_vocab: int, recipe: Recipe, pad_id: int, ctx: StageContext
+) -> dict | None:
+    """A first, short phase for the added characters' embeddings (`pipeline.vocabulary`).
+
+    Training embeddings means back-propagating through every layer, which the replay of the
+    frozen bottom layers avoids and which costs several times a replayed step; so this
+    phase is bounded: at most VOCAB_WINDOWS windows that contain an added character, each
+    cut to its first VOCAB_TOKENS tokens, one epoch. The recipe's epochs then run with the
+    embeddings frozen (and replayed).
+    """
+    rows = [i for i, ids in enumerate(data.input_ids) if max(ids) >= old_vocab]
+    if not rows:
+        return None
+    step = max(1, len(rows) // VOCAB_WINDOWS)
+    rows = rows[::step][:VOCAB_WINDOWS]
+    cut = [data.input_ids[i][: VOCAB_TOKENS - 1] + data.input_ids[i][-1:] for i in rows]
+    subset = Encoded(cut, [data.labels[i] for i in rows])
+    ctx.progress(f"training the embeddings of added characters on {len(rows)} windows")
+    with vocabulary.new_rows_trainable(model, old_vocab):
+        return train(model, subset, recipe, pad_id, ctx, epochs=1, weight_decay=0.0)
+
+
+def predict(model: Any, data: Encoded, batch_size: int, pad_id: int, positive: int) -> list[float]:
+    """P(positive) per window, in the order of `data`."""
     import torch
 
     model.eval()
-    predictions = [0] * len(data.labels)
+    scores = [0.0] * len(data.labels)
     with torch.inference_mode():
         for rows in length_buckets([len(r) for r in data.input_ids], batch_size):
             batch = collate(data, rows, pad_id)
             batch.pop("labels")
-            logits = model(**batch).logits
-            for i, label in zip(rows, logits.argmax(-1).tolist(), strict=True):
-                predictions[i] = label
-    return predictions
+            probs = model(**batch).logits.softmax(-1)[:, positive]
+            for i, p in zip(rows, probs.tolist(), strict=True):
+                scores[i] = p
+    return scores
 
 
-def evaluate(model: Any, data: Encoded, recipe: Recipe, pad_id: int) -> dict:
-    predicted = predict(model, data, max(64, recipe.training.batch_size), pad_id)
+def evaluate(model: Any, data: Encoded, examples: list[Example], recipe: Recipe, pad_id: int):
+    """Each eval text's score (its highest window), the operating point chosen on the rows
+    of the template subset (the others are held out of every choice), metrics there."""
     positive = recipe.labels.index(recipe.positive_label)
-    return classification_metrics(data.labels, predicted, positive)
+    windows_p = predict(model, data, max(64, recipe.training.batch_size), pad_id, positive)
+    scores = max_per_text(windows_p, data.owners, len(examples))
+    chosen = [i for i, e in enumerate(examples) if e.subset in ("", TEMPLATE_SUBSET)]
+    threshold = operating_point.choose(
+        [scores[i] for i in chosen],
+        [examples[i].label == recipe.positive_label for i in chosen],
+        recipe.eval.min_recall,
+    )
+    y_true = [recipe.labels.index(e.label) for e in examples]
+    return {
+        "threshold": threshold,
+        "min_recall": recipe.eval.min_recall,
+        "all": operating_point.metrics_at(scores, y_true, positive, threshold),
+        "subsets": operating_point.report(
+            scores, examples, recipe.labels, recipe.positive_label, threshold
+        ),
+    }
 
 
-def save(model: Any, tokenizer: Any, recipe: Recipe, out: Path) -> None:
-    """adapter/ (public, small) and _merged/ (private: what export loads)."""
+def save(
+    model: Any, tokenizer: Any, recipe: Recipe, out: Path, point: dict, base_vocab: int
+) -> None:
+    """adapter/ (public, small) and _merged/ (private: what export loads), the operating
+    point in the merged model's config.json (the export carries it into onnx/)."""
     model.peft_config["default"].base_model_name_or_path = recipe.model
     model.save_pretrained(out / "adapter", save_embedding_layers=False)
     tokenizer.save_pretrained(out / "adapter")
+    _save_added_rows(model, base_vocab, out / "adapter")
     merged = model.merge_and_unload()
+    merged.config.update({operating_point.KEY: point})
     merged.save_pretrained(out / "_merged", safe_serialization=True)
     tokenizer.save_pretrained(out / "_merged")
+
+
+def _save_added_rows(model: Any, base_vocab: int, folder: Path) -> None:
+    """The embeddings of added tokens, which the adapter alone does not hold."""
+    from safetensors.torch import save_file
+
+    weight = model.get_input_embeddings().weight
+    if weight.shape[0] > base_vocab:
+        rows = weight[base_vocab:].detach().contiguous()
+        save_file({"added_token_embeddings": rows}, str(folder / ADDED_ROWS_FILE))
 
 
 def _seed_everything(seed: int, threads: int | None) -> None:
@@ -273,20 +351,31 @@ def run(ctx: StageContext) -> dict:
         ctx.progress(f"loading {recipe.model}")
         tokenizer = AutoTokenizer.from_pretrained(source.path)
         model = build_model(recipe, source.path)
+        train_set = load_split(recipe, "train")
+        added = vocabulary.missing_characters(tokenizer, [e.text for e in train_set])
+        old_vocab = vocabulary.extend(tokenizer, model, added)
         max_len = recipe.training.max_length
-        train_data = encode(tokenizer, load_split(recipe, "train"), recipe.labels, max_len)
-        eval_data = encode(tokenizer, load_split(recipe, "eval"), recipe.labels, max_len)
+        train_data = encode(tokenizer, train_set, recipe.labels, max_len)
+        eval_set = load_split(recipe, "eval")
+        eval_data = encode(tokenizer, eval_set, recipe.labels, max_len)
         pad_id = tokenizer.pad_token_id or 0
+        words = train_new_rows(model, train_data, old_vocab, recipe, pad_id, ctx)
         trained = train(model, train_data, recipe, pad_id, ctx)
         ctx.progress("evaluating")
-        fp32 = evaluate(model, eval_data, recipe, pad_id)
+        evaluated = evaluate(model, eval_data, eval_set, recipe, pad_id)
         trainable, total = model.get_nb_trainable_parameters()
-        save(model, tokenizer, recipe, ctx.out)
+        point = {"threshold": evaluated["threshold"], "min_recall": recipe.eval.min_recall}
+        save(model, tokenizer, recipe, ctx.out, point, old_vocab)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+    ctx.note(_summary(evaluated))
     return {
-        "fp32": fp32,
+        "fp32": evaluated["all"],
+        "threshold": evaluated["threshold"],
+        "min_recall": evaluated["min_recall"],
+        "subsets": evaluated["subsets"],
         "train": trained,
+        "vocabulary": {"added_characters": len(added), "phase": words},
         "model": source.fingerprint,
         "trainable_params": trainable,
         "total_params": total,
@@ -294,10 +383,30 @@ def run(ctx: StageContext) -> dict:
     }
 
 
+def _summary(evaluated: dict) -> str:
+    """One line: the threshold and, per eval subset, recall / precision / false alarms."""
+    parts = [f"threshold {evaluated['threshold']:.4f} (recall >= {evaluated['min_recall']})"]
+    for name, by_lang in evaluated["subsets"].items():
+        m = by_lang["all"]
+        parts.append(
+            f"{name}: recall {m['recall']:.3f} precision {m['precision']:.3f} "
+            f"false alarms {m['false_alarm_rate']:.3f}"
+        )
+    return "; ".join(parts)
+
+
 STAGE = Stage(
     name="finetune",
     run=run,
-    recipe_fields=("model", "task", "labels", "positive_label", "lora", "training"),
+    recipe_fields=(
+        "model",
+        "task",
+        "labels",
+        "positive_label",
+        "lora",
+        "training",
+        "eval.min_recall",
+    ),
     data_splits=("train", "eval"),
     packages=("torch", "transformers", "peft", "tokenizers"),
 )

@@ -1,5 +1,7 @@
 """quantize: calibrate on the recipe's calib split, write the TensorRT Q/DQ model and the
-fastest CPU INT8 model, lint the first for the target's TensorRT, gate both on accuracy.
+fastest CPU INT8 model, lint the first for the target's TensorRT, gate both on accuracy
+at the model's operating point (the threshold finetune chose), and gate the CPU model on
+batch invariance: a prompt scores the same alone as in any batch, or the candidate is out.
 
 Outputs `onnx/model.qdq.onnx` and `onnx/model.int8.onnx`; scratch work stays in `_work/`
 and is deleted, so nothing over budget can reach the cache or `dist/`.
@@ -10,14 +12,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipeline import operating_point
 from pipeline.data import load_split
 from pipeline.errors import StageFailed, UserError
-from pipeline.quant import calibration, cpu_int8, lint, onnx_eval, qdq
-from pipeline.quant.gate import Attempt, GateResult, run_gate
+from pipeline.quant import calibration, cpu_int8, invariance, lint, onnx_eval, qdq
+from pipeline.quant.gate import MAX_BATCH_DELTA, Attempt, GateResult, run_gate
 from pipeline.quant.timing import default_threads, loadavg
 from pipeline.stage import Stage, StageContext
 
 SENSITIVITY_SAMPLES = 64
+INVARIANCE_SAMPLES = 128
+"""Texts (half calib, half eval) each model is scored on alone and in shuffled batches."""
 
 
 def run(ctx: StageContext) -> dict:
@@ -32,18 +37,33 @@ def run(ctx: StageContext) -> dict:
         tokenizer = onnx_eval.load_tokenizer(export_dir)
         eval_set = load_split(recipe, "eval")
         calib_texts = [e.text for e in load_split(recipe, "calib")]
+        found = operating_point.read(export_dir)
+        threshold = found if found is not None else operating_point.CEILING
 
         def evaluate(path: Path) -> dict:
             return onnx_eval.evaluate(
                 path, tokenizer, eval_set, recipe.labels, recipe.positive_label,
-                recipe.training.max_length,
+                recipe.training.max_length, threshold=threshold,
             )  # fmt: skip
 
         ctx.progress("evaluating FP32")
         fp32_scores = evaluate(fp32)
-        judge = _Judge(ctx, fp32, tokenizer, calib_texts, evaluate, 100.0 * fp32_scores[metric])
+        invariance_texts = calibration.pick_samples(
+            calib_texts, INVARIANCE_SAMPLES // 2
+        ) + calibration.pick_samples([e.text for e in eval_set], INVARIANCE_SAMPLES // 2)
+        judge = _Judge(
+            ctx, fp32, tokenizer, calib_texts, evaluate, 100.0 * fp32_scores[metric],
+            invariance_texts, threshold,
+        )  # fmt: skip
+        fp32_invariance = judge.invariance(fp32)
         qdq = _build_qdq(ctx, fp32, work, tokenizer, calib_texts, judge)
         cpu = _build_cpu_int8(ctx, fp32, work, qdq, judge)
+        invariance = {
+            "max_delta_allowed": MAX_BATCH_DELTA,
+            "fp32": fp32_invariance.row(),
+            "int8": cpu["invariance"].row(),
+            "qdq": judge.invariance(qdq["result"].path).row(),
+        }
         out = ctx.out / "onnx"
         out.mkdir()
         shutil.copyfile(qdq["result"].path, out / "model.qdq.onnx")
@@ -61,14 +81,17 @@ def run(ctx: StageContext) -> dict:
     )
     return {
         "metric": metric,
+        "threshold": threshold,
         "budget": recipe.eval.int8_budget,
         "fp32": fp32_scores,
         "int8": cpu["result"].metrics,
+        "int8_drop_by_subset": _drops(fp32_scores, cpu["result"].metrics, metric),
         "qdq": qdq["result"].metrics,
         "chosen": cpu["chosen"],
         "candidates": cpu["table"],
         "timing": cpu["timing"],
         "gate": [a.row() for a in judge.attempts],
+        "batch_invariance": invariance,
         "sizes": sizes,
         "calibration": qdq["calibration"],
         "qdq_nodes": qdq["nodes"],
@@ -79,8 +102,12 @@ def run(ctx: StageContext) -> dict:
 class _Judge:
     """Evaluation and FP32-output comparison shared by every gate run of the stage."""
 
-    def __init__(self, ctx, fp32, tokenizer, calib_texts, evaluate, fp32_points) -> None:
+    def __init__(
+        self, ctx, fp32, tokenizer, calib_texts, evaluate, fp32_points, invariance_texts,
+        threshold,
+    ) -> None:  # fmt: skip
         self.ctx, self.evaluate, self.fp32_points = ctx, evaluate, fp32_points
+        self.invariance_texts, self.threshold = invariance_texts, threshold
         self.tokenizer, self.attempts = tokenizer, []
         self.texts = calibration.pick_samples(calib_texts, SENSITIVITY_SAMPLES)
         self.reference = self._probs(fp32)
@@ -94,6 +121,14 @@ class _Judge:
         )
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
+
+    def invariance(self, path: Path):
+        """Scores alone vs in shuffled padded batches (`pipeline.quant.invariance`)."""
+        recipe = self.ctx.recipe
+        return invariance.measure(
+            path, self.tokenizer, self.invariance_texts, recipe.training.max_length,
+            recipe.labels.index(recipe.positive_label), self.threshold,
+        )  # fmt: skip
 
     def output_error(self, path: Path) -> float:
         """Mean absolute difference of class probabilities vs FP32 on calib samples."""
@@ -161,24 +196,28 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
-        cpu_int8.dynamic_candidate("fused-dynamic-pc", fused, work, True, False),
-        cpu_int8.dynamic_candidate("fused-dynamic-rr", fused, work, False, True),
         cpu_int8.static_qoperator_candidate(qdq["prepared"], qdq["cache"], qdq["method"], work),
         cpu_int8.fixed_candidate("static-qdq", qdq["result"].path),
     ]
-    built = {}
+    built, table, invariance = {}, {}, {}
     for cand in candidates:
         ctx.progress(f"building {cand.name}")
-        built[cand.name] = cand.build(work / f"{cand.name}.onnx", [])
-    ctx.progress(f"timing {len(built)} candidates against FP32 (interleaved)")
+        path = cand.build(work / f"{cand.name}.onnx", [])
+        ctx.progress(f"{cand.name}: scoring alone vs in shuffled batches")
+        invariance[cand.name] = judge.invariance(path)
+        table[cand.name] = {"size_bytes": path.stat().st_size,
+                            "batch_invariance": invariance[cand.name].row()}  # fmt: skip
+        if invariance[cand.name].passed:
+            built[cand.name] = path
+    if not built:
+        raise StageFailed("quantize", _invariance_failure(invariance))
+    ctx.progress(f"timing {len(built)} batch-invariant candidates against FP32 (interleaved)")
     threads = default_threads()
     load_before = loadavg()
     timing = cpu_int8.time_models(built, fp32, threads)
     speed = {name: cpu_int8.speed_score(timing[name]) for name in built}
-    table = {
-        name: {"speed": round(speed[name], 3), "size_bytes": path.stat().st_size}
-        for name, path in built.items()
-    }
+    for name in built:
+        table[name]["speed"] = round(speed[name], 3)
     budget = ctx.recipe.eval.int8_budget
 
     def outright(name: str) -> GateResult | None:
@@ -200,6 +239,10 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
         )  # fmt: skip
 
     chosen, result = cpu_int8.choose(speed, outright, gate)
+    if result.path != built[chosen]:  # the gate kept nodes in float: a new model to check
+        invariance[chosen] = judge.invariance(result.path)
+        if not invariance[chosen].passed:
+            raise StageFailed("quantize", _invariance_failure({chosen: invariance[chosen]}))
     if speed[chosen] >= 1.0:
         ctx.note(
             f"warning: model.int8.onnx ({chosen}) takes {speed[chosen]:.2f}x FP32's time on "
@@ -208,6 +251,7 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
     return {
         "result": result,
         "chosen": chosen,
+        "invariance": invariance[chosen],
         "speed": speed[chosen],
         "table": table,
         "timing": {
@@ -217,6 +261,29 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
             "median": timing,
         },
     }
+
+
+def _drops(fp32: dict, int8: dict, metric: str) -> dict:
+    """Points of `metric` INT8 loses against FP32 in each eval subset and language."""
+    return {
+        subset: {
+            lang: round(100.0 * (m[metric] - int8["subsets"][subset][lang][metric]), 3)
+            for lang, m in by_lang.items()
+        }
+        for subset, by_lang in fp32["subsets"].items()
+    }
+
+
+def _invariance_failure(found: dict) -> str:
+    threshold = next(iter(found.values())).threshold
+    rows = "; ".join(
+        f"{name}: max |delta| {inv.max_delta:.4f}, {inv.flips} of {inv.rows} flipped"
+        for name, inv in found.items()
+    )
+    return (
+        "no CPU INT8 candidate scores a prompt alone as it does in a batch (allowed: "
+        f"|delta| <= {MAX_BATCH_DELTA}, no decision flipped at {threshold:.4f}): {rows}"
+    )
 
 
 STAGE = Stage(

@@ -12,6 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from pipeline import operating_point
 from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config
 from pipeline.deploy.dockerfile import ROUTER_REQUIREMENTS
 from pipeline.errors import StageFailed
@@ -105,10 +106,12 @@ def run(ctx: StageContext) -> dict:
         return {"skipped": "no deploy section"}
     bundle = f"{recipe.name}-{ctx.target.name}"
     files = classifier_files(ctx)
+    point = operating_point.read(ctx.inputs["export"] / "onnx")
     config = router_config.router_config(
         deploy,
         positive_label=recipe.positive_label,
         max_length=recipe.training.max_length,
+        threshold=point if point is not None else operating_point.CEILING,
     )
     config_text = router_config.render(
         config, f"Router config for {bundle}; paths are relative to this file."

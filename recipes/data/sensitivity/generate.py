@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from concepts import CONCEPTS, bury, compose
 from stdnum import luhn
 from templates import (
     CONFIDENTIAL,
@@ -34,7 +35,17 @@ from templates import (
 from values import FILLERS, card_candidates
 
 SEED = 20261128
+CONCEPT_SEED = 20261207
 SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
+CONCEPT_ROWS = {"train": 70, "eval": 20, "calib": 10}
+"""Rows per concept category seen in training (concepts.py, role "train"), per split."""
+HELDOUT_ROWS = 40
+"""Rows per held-out concept category, all in eval (subset out_of_template)."""
+BURIED_ROWS = 30
+"""Long public texts with one held-out confidential sentence (out_of_template)."""
+HARD_NEGATIVE_ROWS = 30
+"""Fresh rows per public concept category, eval subset hard_negative."""
+CONCEPT_ZH_SHARE = 0.4
 CONFIDENTIAL_SHARE = 0.45
 HELDOUT_EVERY = 5  # template i with i % 5 == 4 appears in eval only
 EVAL_HELDOUT_P = 0.2  # share of eval rows drawn from held-out templates, where a category has any
@@ -45,6 +56,7 @@ JOINERS = {
     "zh": ["另外，", "\n还有：", "顺便问一下，"],
 }
 HERE = Path(__file__).resolve().parent
+SUBSETS = ["template", "out_of_template", "hard_negative"]
 
 
 @dataclass(frozen=True)
@@ -63,9 +75,11 @@ class Row:
     category: str
     lang: str
     heldout: bool
+    subset: str = "template"
 
     def to_json(self) -> str:
-        row = {"text": self.text, "label": self.label, "category": self.category, "lang": self.lang}
+        row = {"text": self.text, "label": self.label, "category": self.category,
+               "lang": self.lang, "subset": self.subset}  # fmt: skip
         return json.dumps(row, ensure_ascii=False)
 
 
@@ -166,7 +180,11 @@ def acceptable(row: Row) -> bool:
 
 
 def generate(seed: int = SEED) -> dict[str, list[Row]]:
-    """All three splits; no text appears twice anywhere (so the splits are disjoint)."""
+    """All three splits; no text appears twice anywhere (so the splits are disjoint).
+
+    The template rows come first, from `seed`, exactly as before the concept rows existed;
+    the concept rows follow from their own seed, so either part can change alone.
+    """
     rng = random.Random(seed)
     cats = categories()
     seen: set[str] = set()
@@ -176,20 +194,57 @@ def generate(seed: int = SEED) -> dict[str, list[Row]]:
         counts = allocate(size, cats)
         for cat in cats:
             for _ in range(counts[cat.name]):
-                rows.append(unique_row(rng, cat, split, seen))
+                rows.append(unique(lambda c=cat, s=split: render(rng, c, s), seen))
         rng.shuffle(rows)
         splits[split] = rows
+    add_concepts(random.Random(seed - SEED + CONCEPT_SEED), splits, seen)
+    shuffle = random.Random(seed)
+    for rows in splits.values():
+        shuffle.shuffle(rows)
     return splits
 
 
-def unique_row(rng: random.Random, cat: Category, split: str, seen: set[str]) -> Row:
+def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str]) -> None:
+    """Concept rows: trained categories in every split, held-out ones and the buried and
+    hard-negative rows in eval only (subsets out_of_template and hard_negative)."""
+
+    def row(name: str, subset: str) -> Row:
+        label = CONCEPTS[name][0]
+        lang = "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
+        return Row(compose(rng, name, lang), label, name, lang, subset != "template", subset)
+
+    trained = [n for n, (_, role, _) in CONCEPTS.items() if role == "train"]
+    heldout = [n for n, (_, role, _) in CONCEPTS.items() if role == "heldout"]
+    for split, count in CONCEPT_ROWS.items():
+        for name in trained:
+            splits[split] += [unique(lambda n=name: row(n, "template"), seen) for _ in range(count)]
+    for name in heldout:
+        splits["eval"] += [
+            unique(lambda n=name: row(n, "out_of_template"), seen) for _ in range(HELDOUT_ROWS)
+        ]
+    secrets = [n for n in heldout if CONCEPTS[n][0] == "confidential"]
+
+    def buried() -> Row:
+        name, lang = rng.choice(secrets), "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
+        return Row(bury(rng, name, lang), "confidential", "buried_" + name, lang, True,
+                   "out_of_template")  # fmt: skip
+
+    splits["eval"] += [unique(buried, seen) for _ in range(BURIED_ROWS)]
+    for name in [n for n, (label, _, _) in CONCEPTS.items() if label == "public"]:
+        splits["eval"] += [
+            unique(lambda n=name: row(n, "hard_negative"), seen) for _ in range(HARD_NEGATIVE_ROWS)
+        ]
+
+
+def unique(make, seen: set[str]) -> Row:
+    """A row from `make` whose folded text is new and whose card numbers are truthful."""
     for _ in range(1000):
-        row = render(rng, cat, split)
+        row = make()
         key = normalise(row.text)
         if key not in seen and acceptable(row):
             seen.add(key)
             return row
-    raise RuntimeError(f"category {cat.name}: cannot find a new unique prompt for {split}")
+    raise RuntimeError(f"category {row.category}: cannot find a new unique prompt")
 
 
 def normalise(text: str) -> str:
@@ -204,10 +259,14 @@ def write(splits: dict[str, list[Row]], out: Path) -> None:
         (out / f"{split}.jsonl").write_text(body, encoding="utf-8")
 
 
+CATEGORY_NAMES = {c.name for c in categories()}
+
+
 def stats_table(splits: dict[str, list[Row]]) -> str:
     """Markdown counts per split x category x language, as pasted into README.md."""
-    names = [c.name for c in categories()]
-    label_of = {c.name: c.label for c in categories()}
+    label_of = {r.category: r.label for rows in splits.values() for r in rows}
+    buried = sorted(n for n in label_of if n not in CATEGORY_NAMES and n not in CONCEPTS)
+    names = [c.name for c in categories()] + list(CONCEPTS) + buried
     head = "| category | label | " + " | ".join(f"{s} en/zh" for s in splits) + " |"
     lines = [head, "|" + "---|" * (2 + len(splits))]
     per = {s: Counter((r.category, r.lang) for r in rows) for s, rows in splits.items()}
@@ -215,16 +274,16 @@ def stats_table(splits: dict[str, list[Row]]) -> str:
         cells = [f"{per[s][name, 'en']}/{per[s][name, 'zh']}" for s in splits]
         lines.append(f"| {name} | {label_of[name]} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("| split | rows | confidential | public | en | zh | zh share | eval held-out |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| split | subset | rows | confidential | public | en | zh |")
+    lines.append("|---|---|---|---|---|---|---|")
     for s, rows in splits.items():
-        lab = Counter(r.label for r in rows)
-        lang = Counter(r.lang for r in rows)
-        held = sum(r.heldout for r in rows)
-        lines.append(
-            f"| {s} | {len(rows)} | {lab['confidential']} | {lab['public']} | {lang['en']} | "
-            f"{lang['zh']} | {lang['zh'] / len(rows):.2f} | {held} |"
-        )
+        for subset in sorted({r.subset for r in rows}, key=SUBSETS.index):
+            part = [r for r in rows if r.subset == subset]
+            lab, lang = Counter(r.label for r in part), Counter(r.lang for r in part)
+            lines.append(
+                f"| {s} | {subset} | {len(part)} | {lab['confidential']} | {lab['public']} | "
+                f"{lang['en']} | {lang['zh']} |"
+            )
     return "\n".join(lines)
 
 
