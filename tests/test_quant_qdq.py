@@ -191,3 +191,35 @@ def test_float_blocks_counts_encoder_layers_without_int8_gemms(tiny_export, qdq_
     assert qdq.float_blocks(qdq_model) == []
     fp32 = onnx.load(str(tiny_export / "model.onnx"))
     assert qdq.float_blocks(fp32) == ["layer.0", "layer.1"]
+
+
+def test_quantization_error_score_clips_rare_outliers_but_not_signal():
+    edges = np.linspace(-100, 100, 2001, dtype=np.float32)
+    centers = (edges[:-1] + edges[1:]) / 2
+    gaussian = np.round(1e6 * np.exp(-(centers**2) / 2)).astype(np.int64)
+    gaussian[-1] += 1  # one outlier at ~100
+    assert calibration.clip_round_error(gaussian, edges, 5.0) < calibration.clip_round_error(
+        gaussian, edges, 100.0
+    )
+    uniform = np.ones_like(centers, dtype=np.int64)
+    assert calibration.clip_round_error(uniform, edges, 100.0) < calibration.clip_round_error(
+        uniform, edges, 50.0
+    )
+    assert abs(calibration.percentile_threshold(uniform, edges, 50.0) - 50.0) < 0.2
+
+
+def test_per_tensor_calibration_builds_a_lint_clean_model(tiny_export, tmp_path):
+    from onnxruntime.quantization import CalibrationMethod
+
+    pre = qdq.preprocess(tiny_export / "model.onnx", tmp_path / "pre.onnx")
+    nodes = qdq.prepare_for_tensorrt(pre, tmp_path / "prepared.onnx", expand_layernorm=False)
+    picked = calibration.calibrate_per_tensor(
+        tmp_path / "prepared.onnx", load_tokenizer(tiny_export), PUBLIC + CONFIDENTIAL, 32,
+        99.99, qdq.OP_TYPES, tmp_path / "calib.json", chunk=4,
+    )  # fmt: skip
+    assert set(picked.values()) <= {"minmax", "entropy", "percentile"} and len(picked) > 10
+    out = qdq.quantize_qdq(
+        tmp_path / "prepared.onnx", tmp_path / "q.onnx", tmp_path / "calib.json",
+        CalibrationMethod.MinMax, nodes,
+    )  # fmt: skip
+    assert lint.lint_model(onnx.load(str(out)), load_target("jetson-orin")) == []
