@@ -90,7 +90,7 @@ def test_float_ops_and_what_gets_qdq(qdq_model):
         fed = [producers[i].op_type for i in node.input if i in producers]
         if node.op_type in ("LayerNormalization", "Softmax", "Erf"):
             assert "DequantizeLinear" not in fed, node.name  # computed in float
-        if ATTENTION.search(node.name):  # Q·Kᵀ, P·V: float by default
+        if ATTENTION.search(node.name):  # Q·Kᵀ, P·V: float with attention=False
             assert "DequantizeLinear" not in fed, node.name
             attention += 1
         elif node.op_type in ("MatMul", "Gemm"):

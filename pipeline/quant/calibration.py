@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from onnxruntime.quantization import CalibrationMethod
 
-METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+METHODS = {
+    "minmax": "MinMax",
+    "entropy": "Entropy",
+    "percentile": "Percentile",
+    "per-tensor": "MinMax",  # ranges chosen per tensor, stored as a MinMax cache
+}
 
 
 def calibrate_method(name: str) -> CalibrationMethod:
@@ -90,6 +95,12 @@ def calibrate(
 ) -> Path:
     """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache."""
     import onnx
+
+    if method == "per-tensor":
+        calibrate_per_tensor(
+            model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
+        )
+        return cache_path
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
