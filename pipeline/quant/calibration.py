@@ -5,6 +5,9 @@ in chunks (its histogram calibrators keep every intermediate output of a chunk i
 so 256 samples at once would cost gigabytes) and save the ranges with ORT's calibration
 cache format. `quantize_static(calibration_cache_path=...)` then reuses the ranges for
 every retry of the accuracy gate, so calibration runs once per stage run.
+
+`per-tensor` picks, for each tensor, whichever of max / entropy / percentile quantizes its
+calibration histogram with the least error (`calibrate_per_tensor`).
 """
 
 from __future__ import annotations
@@ -94,13 +97,12 @@ def calibrate(
     chunk: int = 32,
 ) -> Path:
     """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache."""
-    import onnx
-
     if method == "per-tensor":
         calibrate_per_tensor(
             model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
         )
         return cache_path
+    import onnx
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
