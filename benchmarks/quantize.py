@@ -7,6 +7,13 @@ and fixed threads. Batch 1 at sequence 32 and 128, batch 32 at 128: median laten
 throughput, file size, accuracy on the recipe's eval split; ratios to FP32 ONNX Runtime.
 
     .venv/bin/python benchmarks/quantize.py [--dist dist/sensitivity-minilm-cpu]
+
+`--modelopt` instead compares the TensorRT Q/DQ model with NVIDIA ModelOpt's ONNX INT8 PTQ
+(max and entropy calibration, and entropy with the blocks edgepack keeps in float) on the
+same FP32 model: accuracy and agreement with FP32 on the eval split, encoder layers left
+in float, size. ModelOpt runs in its own venv (`bash benchmarks/modelopt/setup.sh`).
+
+    .venv/bin/python benchmarks/quantize.py --modelopt [--dist dist/sensitivity-minilm-cpu]
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, loadavg
 from pipeline.quant.timing import interleaved_medians, synthetic_feeds
 
+MODELOPT_PYTHON = ROOT / "benchmarks/modelopt/.venv/bin/python"
 SHAPES = ((1, 32, 40), (1, 128, 30), (32, 128, 5))
 """(batch, sequence, rounds)."""
 
@@ -44,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds-scale", type=float, default=1.0)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--modelopt", action="store_true", help="Q/DQ vs ModelOpt table only")
     return parser.parse_args()  # fmt: skip
 
 
@@ -136,6 +146,9 @@ def main() -> None:
     recipe = load_recipe(args.recipe)
     examples = load_split(recipe, "eval")
     tokenizer = load_tokenizer(onnx_dir)
+    if args.modelopt:
+        compare_modelopt(onnx_dir, recipe, tokenizer, examples, args.json)
+        return
     merged = None if args.no_torch else (args.merged or find_merged(args.dist, args.cache))
     tmp = Path(tempfile.mkdtemp(prefix="edgepack-bench-"))
     try:
@@ -175,6 +188,77 @@ def main() -> None:
             args.json.write_text(json.dumps(report, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path | None) -> None:
+    """The Q/DQ model against ModelOpt's INT8 PTQ of the same FP32 model (table on stdout)."""
+    import numpy as np
+    import onnx
+
+    from pipeline.data import load_split
+    from pipeline.quant.calibration import pick_samples
+    from pipeline.quant.onnx_eval import encode, ort_session, predict_logits
+    from pipeline.quant.qdq import float_blocks
+    from pipeline.scoring import classification_metrics
+
+    if not MODELOPT_PYTHON.is_file():
+        sys.exit(f"error: {MODELOPT_PYTHON} not found: run `bash benchmarks/modelopt/setup.sh`")
+    fp32, ours = onnx_dir / "model.onnx", onnx_dir / "model.qdq.onnx"
+    names = [i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input]
+    texts = pick_samples([e.text for e in load_split(recipe, "calib")], recipe.quantize.samples)
+    kept = float_blocks(onnx.load(str(ours), load_external_data=False))
+    tmp = Path(tempfile.mkdtemp(prefix="edgepack-modelopt-"))
+    try:
+        np.savez(tmp / "calib.npz", **encode(tokenizer, texts, recipe.training.max_length, names))
+        models = {"FP32": fp32, "edgepack model.qdq.onnx": ours}
+        runs = {"max": ("max", []), "entropy": ("entropy", [])}
+        if kept:
+            runs[f"entropy, {', '.join(kept)} float"] = (
+                "entropy",
+                [f".*/{re.escape(b)}/" for b in kept],
+            )
+        for label, (method, exclude) in runs.items():
+            out = tmp / f"modelopt-{len(models)}.onnx"
+            subprocess.run(
+                [str(MODELOPT_PYTHON), str(ROOT / "benchmarks/modelopt/quantize_int8.py"),
+                 "--onnx", str(fp32), "--calib", str(tmp / "calib.npz"), "--method", method,
+                 "--out", str(out), "--exclude", *exclude],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            models[f"ModelOpt int8 {label}"] = out
+        index = {label: i for i, label in enumerate(recipe.labels)}
+        truth = [index[e.label] for e in examples]
+        texts = [e.text for e in examples]
+        preds = {
+            name: predict_logits(ort_session(path), tokenizer, texts, recipe.training.max_length)
+            .argmax(axis=1)
+            .tolist()
+            for name, path in models.items()
+        }
+        rows = {}
+        for name, path in models.items():
+            metric = classification_metrics(truth, preds[name], index[recipe.positive_label])
+            same = np.mean(np.array(preds[name]) == np.array(preds["FP32"]))
+            blocks = None if name == "FP32" else float_blocks(onnx.load(str(path)))
+            rows[name] = {
+                recipe.eval.metric: 100 * metric[recipe.eval.metric],
+                "agreement": 100 * float(same),
+                "float_layers": blocks,
+                "mb": path.stat().st_size / 1e6,
+            }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"| model | {recipe.eval.metric} (eval) | agreement with FP32 | layers kept float | size |"
+    )
+    print("|---|---|---|---|---|")
+    for name, row in rows.items():
+        blocks = row["float_layers"]
+        kept_text = "–" if blocks is None else f"{len(blocks)} ({', '.join(blocks) or 'none'})"
+        print(f"| {name} | {row[recipe.eval.metric]:.1f} | {row['agreement']:.1f} | "
+              f"{kept_text} | {row['mb']:.1f} MB |")  # fmt: skip
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=1))
 
 
 def print_report(report: dict, metric: str) -> None:

@@ -88,7 +88,7 @@ class ExportConfig(Strict):
 
 
 class QuantizeConfig(Strict):
-    calibration: Literal["minmax", "entropy", "percentile"] = "percentile"
+    calibration: Literal["minmax", "entropy", "percentile", "per-tensor"] = "percentile"
     percentile: float = Field(99.999, gt=90, le=100)
     samples: int = Field(256, gt=0, description="calibration samples from the calib split")
 

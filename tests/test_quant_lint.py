@@ -17,28 +17,51 @@ from pipeline.errors import UserError
 from pipeline.quant.lint import lint_model, unsupported_ops
 from pipeline.target import load_target
 
+WEIGHT_FORMS = {"int8": np.int8, "uint8": np.uint8, "float": np.float32}
+"""int8/uint8: pre-quantized initializer → DQ; float: float initializer → Q → DQ."""
+
 
 def qdq_matmul(
-    opset: int = 17, zero_point: int = 0, zp_type=np.int8, axis: int = 1, extra_op: str = ""
+    opset: int = 17,
+    zero_point: int = 0,
+    zp_type=np.int8,
+    axis: int = 1,
+    extra_op: str = "",
+    weights: str = "int8",
+    x_scale: np.ndarray | None = None,
 ) -> onnx.ModelProto:
-    """x → Q → DQ → MatMul(DQ(W int8 per-channel)) → y: the Q/DQ pattern of a linear layer."""
+    """x → Q → DQ → MatMul(DQ(W), per-channel) → y: the Q/DQ pattern of a linear layer."""
     rng = np.random.default_rng(0)
-    weight = rng.integers(-127, 127, size=(8, 4)).astype(np.int8)
+    weight = rng.integers(0 if weights == "uint8" else -127, 127, size=(8, 4))
+    weight = weight.astype(WEIGHT_FORMS[weights]) * (0.01 if weights == "float" else 1)
     w_scale = np.full(weight.shape[axis], 0.01, np.float32)
+    x_scale = np.array(0.05, np.float32) if x_scale is None else x_scale
     inits = [
         numpy_helper.from_array(weight, "W"),
         numpy_helper.from_array(w_scale, "W_scale"),
-        numpy_helper.from_array(np.zeros(weight.shape[axis], np.int8), "W_zp"),
-        numpy_helper.from_array(np.array(0.05, np.float32), "x_scale"),
-        numpy_helper.from_array(np.array(zero_point, zp_type), "x_zp"),
+        numpy_helper.from_array(
+            np.zeros(weight.shape[axis], WEIGHT_FORMS[weights] if weights == "uint8" else np.int8),
+            "W_zp",
+        ),
+        numpy_helper.from_array(x_scale, "x_scale"),
+        numpy_helper.from_array(np.full(x_scale.shape, zero_point, zp_type), "x_zp"),
     ]
+    x_axis = {"axis": 1} if x_scale.size > 1 else {}
     nodes = [
-        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="x_Q"),
-        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xd"], name="x_DQ"),
-        helper.make_node("DequantizeLinear", ["W", "W_scale", "W_zp"], ["Wd"], name="W_DQ",
-                         axis=axis),
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="x_Q", **x_axis),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xd"], name="x_DQ",
+                         **x_axis),
+        helper.make_node("DequantizeLinear", ["Wq" if weights == "float" else "W", "W_scale",
+                                              "W_zp"], ["Wd"], name="W_DQ", axis=axis),
         helper.make_node("MatMul", ["xd", "Wd"], ["y"], name="fc/MatMul"),
     ]  # fmt: skip
+    if weights == "float":  # TensorRT quantizes the float weight itself at build time
+        nodes.insert(
+            0,
+            helper.make_node(
+                "QuantizeLinear", ["W", "W_scale", "W_zp"], ["Wq"], name="W_Q", axis=axis
+            ),
+        )
     out = "y"
     if extra_op:
         nodes.append(helper.make_node(extra_op, ["y"], ["z"], name=f"head/{extra_op}"))
@@ -52,20 +75,42 @@ def qdq_matmul(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-XAVIER, ORIN, CPU = (load_target(n) for n in ("jetson-xavier", "jetson-orin", "cpu"))
+XAVIER, ORIN, A100, CPU = (load_target(n) for n in ("jetson-xavier", "jetson-orin", "a100", "cpu"))
 
 
 def messages(model, target) -> list[str]:
     return [str(v) for v in lint_model(model, target)]
 
 
-def test_clean_pattern_passes_every_target():
-    for target in (XAVIER, ORIN, CPU):
-        assert messages(qdq_matmul(), target) == []
+@pytest.mark.parametrize("weights", ["int8", "float"])
+def test_both_weight_forms_pass_every_target(weights):
+    """Pre-quantized INT8 + DQ (onnxruntime) and float + Q + DQ (ModelOpt): TensorRT takes
+    both, so the lint does."""
+    for target in (XAVIER, ORIN, A100, CPU):
+        assert messages(qdq_matmul(weights=weights), target) == []
 
 
-def test_planted_asymmetric_quantize_node_is_named():
-    found = messages(qdq_matmul(zero_point=3), XAVIER)
+def test_non_int8_pre_quantized_weight_is_rejected():
+    found = messages(qdq_matmul(weights="uint8"), ORIN)
+    assert any(m.startswith("W_DQ:") and "pre-quantized weight is UINT8" in m for m in found)
+
+
+@pytest.mark.parametrize("weights", ["int8", "float"])
+def test_per_channel_axis_is_checked_in_both_weight_forms(weights):
+    found = messages(qdq_matmul(axis=0, weights=weights), ORIN)
+    assert found and all("needs axis 1" in m for m in found)
+    assert {m.split(":")[0] for m in found} == ({"W_DQ", "W_Q"} if weights == "float" else {"W_DQ"})
+
+
+def test_per_channel_activation_scale_is_rejected():
+    found = messages(qdq_matmul(x_scale=np.full(8, 0.05, np.float32)), ORIN)
+    assert any(m.startswith("x_Q:") and "per-channel scale on an activation" in m for m in found)
+    assert any(m.startswith("x_DQ:") and "per-channel scale on an activation" in m for m in found)
+
+
+@pytest.mark.parametrize("weights", ["int8", "float"])
+def test_planted_asymmetric_quantize_node_is_named(weights):
+    found = messages(qdq_matmul(zero_point=3, weights=weights), XAVIER)
     assert any(m.startswith("x_Q:") and "zero point is not 0" in m for m in found)
     assert any(m.startswith("x_DQ:") for m in found)
 

@@ -5,6 +5,9 @@ in chunks (its histogram calibrators keep every intermediate output of a chunk i
 so 256 samples at once would cost gigabytes) and save the ranges with ORT's calibration
 cache format. `quantize_static(calibration_cache_path=...)` then reuses the ranges for
 every retry of the accuracy gate, so calibration runs once per stage run.
+
+`per-tensor` picks, for each tensor, whichever of max / entropy / percentile quantizes its
+calibration histogram with the least error (`calibrate_per_tensor`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from pipeline.quant.onnx_eval import encode
 if TYPE_CHECKING:
     from onnxruntime.quantization import CalibrationMethod
 
-METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+METHODS = {
+    "minmax": "MinMax",
+    "entropy": "Entropy",
+    "percentile": "Percentile",
+    "per-tensor": "MinMax",  # ranges chosen per tensor, stored as a MinMax cache
+}
 
 
 def calibrate_method(name: str) -> CalibrationMethod:
@@ -89,6 +97,11 @@ def calibrate(
     chunk: int = 32,
 ) -> Path:
     """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache."""
+    if method == "per-tensor":
+        calibrate_per_tensor(
+            model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
+        )
+        return cache_path
     import onnx
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
@@ -112,3 +125,83 @@ def calibrate(
         del calibrator
     save_tensors_data(ranges, cache_path)
     return cache_path
+
+
+def clip_round_error(hist, edges, threshold: float) -> float:
+    """Mean squared error of symmetric INT8 with range ±threshold over a value histogram:
+    clipping error beyond the range, uniform rounding error (step²/12) inside it.
+    """
+    import numpy as np
+
+    centers = np.abs((edges[:-1] + edges[1:]) / 2)
+    step = threshold / 127.0
+    err = np.where(centers > threshold, (centers - threshold) ** 2, step * step / 12.0)
+    return float((hist * err).sum() / max(hist.sum(), 1))
+
+
+def percentile_threshold(hist, edges, percentile: float) -> float:
+    """The |value| below which `percentile` % of a (signed) histogram's mass lies."""
+    import numpy as np
+
+    centers = np.abs((edges[:-1] + edges[1:]) / 2)
+    order = np.argsort(centers)
+    cdf = np.cumsum(hist[order]) / max(hist.sum(), 1)
+    return float(centers[order][min(np.searchsorted(cdf, percentile / 100.0), len(cdf) - 1)])
+
+
+def calibrate_per_tensor(
+    model: Path,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    percentile: float,
+    op_types: Sequence[str],
+    cache_path: Path,
+    chunk: int = 32,
+) -> dict[str, str]:
+    """Calibrate every tensor with the method that quantizes it best.
+
+    One pass of ORT's entropy calibrator collects each tensor's histogram; for each tensor
+    the max, entropy (ORT's KL threshold) and percentile ranges are scored by their INT8
+    error on that histogram and the lowest wins: tensors with rare outliers get a clipped
+    range, tensors whose tails carry signal keep their max. Writes the ranges to
+    `cache_path` as a MinMax cache (quantize with CalibrationMethod.MinMax); returns the
+    method picked per tensor.
+    """
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import (
+        TensorsData,
+        create_calibrator,
+        save_tensors_data,
+    )
+
+    input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
+    with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
+        calibrator = create_calibrator(
+            model,
+            list(op_types),
+            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"symmetric": True},
+        )
+        for feeds in same_length_chunks(tokenizer, texts, max_length, input_names, chunk):
+            with contextlib.redirect_stdout(io.StringIO()):
+                calibrator.collect_data(make_reader(feeds))
+        collector = calibrator.collector
+        ranges, picked = {}, {}
+        for name, histogram in collector.histogram_dict.items():
+            hist, edges = histogram[0], histogram[1]
+            entropy = collector.get_entropy_threshold(histogram, collector.num_quantized_bins)
+            candidates = {
+                "minmax": float(max(abs(histogram[2]), abs(histogram[3]))),
+                "entropy": float(max(abs(entropy[0]), abs(entropy[1]))),
+                "percentile": percentile_threshold(hist, edges, percentile),
+            }
+            best = min(candidates, key=lambda m: clip_round_error(hist, edges, candidates[m]))
+            t = np.float32(max(candidates[best], 1e-8))
+            ranges[name], picked[name] = (-t, t), best
+        del calibrator
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, ranges), cache_path)
+    return picked

@@ -9,6 +9,12 @@ operator support matrix (docs/operators.md of each release branch):
   the ops marked "N" are in UNSUPPORTED["10"].
 Ops outside the default ONNX domain (com.microsoft contrib ops from ORT fusions) have no
 parser support without plugins, so any of them is a violation.
+
+Weights come in either form TensorRT's explicit quantization accepts ("Quantized Weights"
+in its developer guide): float weights followed by a QuantizeLinear (TensorRT quantizes
+them at build time; NVIDIA ModelOpt writes this form), or pre-quantized INT8 initializers
+behind a DequantizeLinear (onnxruntime's form). Per-channel scales are allowed on weights
+only, along the output channels of the GEMM/Conv that uses them.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ def lint_model(model: onnx.ModelProto, target: Target) -> list[Violation]:
     inits = {t.name: t for t in model.graph.initializer}
     consts = _constant_nodes(model)
     consumers = _consumers(model)
+    producer = {out: n for n in model.graph.node for out in n.output}
     banned = unsupported_ops(target.tensorrt.line) if target.tensorrt else frozenset()
     line = target.tensorrt.line if target.tensorrt else None
     for node in model.graph.node:
@@ -93,7 +100,7 @@ def lint_model(model: onnx.ModelProto, target: Target) -> list[Violation]:
         elif node.op_type in banned:
             found.append(Violation(name, f"{node.op_type} is not parsed by TensorRT {line}"))
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            found += _check_qdq(node, name, inits, consts, consumers)
+            found += _check_qdq(node, name, inits, consts, consumers, producer)
     return found
 
 
@@ -115,7 +122,7 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     return found
 
 
-def _check_qdq(node, name, inits, consts, consumers) -> list[Violation]:
+def _check_qdq(node, name, inits, consts, consumers, producer) -> list[Violation]:
     """INT8, zero point present and 0, constant scale, per-channel axis = weight's out axis."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -138,29 +145,48 @@ def _check_qdq(node, name, inits, consts, consumers) -> list[Violation]:
             found.append(
                 Violation(name, "zero point is not 0 (asymmetric; TensorRT needs symmetric)")
             )
+    stored = inits.get(node.input[0])
+    stored_type = TensorProto.INT8 if stored is None else stored.data_type
+    if node.op_type == "DequantizeLinear" and stored_type != TensorProto.INT8:
+        kind = TensorProto.DataType.Name(stored_type)
+        found.append(Violation(name, f"pre-quantized weight is {kind}, TensorRT needs INT8"))
     if scale is not None and int(np.prod(scale.dims)) > 1:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        found += _check_axis(node, name, attrs.get("axis", 1), inits, consumers)
+        found += _check_axis(node, name, attrs.get("axis", 1), inits, consumers, producer)
     return found
 
 
-def _check_axis(node, name, axis, inits, consumers) -> list[Violation]:
+def _weight_behind(node, inits, producer):
+    """The weight initializer a Q/DQ node quantizes: float weight → Q (→ DQ), or INT8 → DQ."""
+    if node.input[0] in inits:
+        return inits[node.input[0]]
+    source = producer.get(node.input[0])
+    if node.op_type == "DequantizeLinear" and getattr(source, "op_type", "") == "QuantizeLinear":
+        return inits.get(source.input[0])
+    return None
+
+
+def _check_axis(node, name, axis, inits, consumers, producer) -> list[Violation]:
     """Per-channel scales must run along the weight's output channels."""
-    if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+    weight = _weight_behind(node, inits, producer)
+    if weight is None:
         return [Violation(name, "per-channel scale on an activation (TensorRT: weights only)")]
-    weight = inits[node.input[0]]
     rank = len(weight.dims)
     axis = axis + rank if axis < 0 else axis
-    for user in consumers.get(node.output[0], []):
-        expected = _expected_axis(user, node.output[0], rank)
-        if expected is not None and axis != expected:
-            return [
-                Violation(
-                    name,
-                    f"per-channel axis {axis} but {user.op_type} {user.name} needs axis "
-                    f"{expected} (weight shape {list(weight.dims)})",
-                )
-            ]
+    dequantized = [node.output[0]]
+    if node.op_type == "QuantizeLinear":
+        dequantized = [dq.output[0] for dq in consumers.get(node.output[0], [])]
+    for tensor in dequantized:
+        for user in consumers.get(tensor, []):
+            expected = _expected_axis(user, tensor, rank)
+            if expected is not None and axis != expected:
+                return [
+                    Violation(
+                        name,
+                        f"per-channel axis {axis} but {user.op_type} {user.name} needs axis "
+                        f"{expected} (weight shape {list(weight.dims)})",
+                    )
+                ]
     return []
 
 
