@@ -8,7 +8,6 @@ import json
 import math
 
 import pytest
-from fixtures.tiny_model import make_tiny_model, write_recipe
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +19,8 @@ from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages import export, finetune
 from pipeline.target import load_target
+from tests.fixtures.recipes import write_recipe
+from tests.fixtures.tiny_model import make_tiny_model
 
 SCORES = st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=60)
 

@@ -16,12 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tiny_model import CONFIDENTIAL, PUBLIC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.quant.gate import MAX_BATCH_DELTA, compare_scores
 from pipeline.quant.onnx_eval import encode, load_tokenizer, ort_session
+from pipeline.recipe import load_recipe
+from pipeline.runner import run_build
+from pipeline.stages.quantize import STAGE
+from pipeline.target import load_target
+from tests.fixtures.packaging import tiny_export_stage
+from tests.fixtures.recipes import CONFIDENTIAL, PUBLIC, write_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_LENGTH = 128
@@ -69,20 +74,14 @@ def assert_invariant(model: Path, tokenizer, texts: list[str], pad: bool) -> Non
 
 
 @pytest.fixture(scope="module")
-def tiny_build(tmp_path_factory):
-    from fixtures.quant import tiny_export_stage
-    from fixtures.tiny_model import write_recipe
-
-    from pipeline.recipe import load_recipe
-    from pipeline.runner import run_build
-    from pipeline.stages.quantize import STAGE
-    from pipeline.target import load_target
-
+def tiny_build(tmp_path_factory, tiny_export):
     tmp = tmp_path_factory.mktemp("invariance")
     eval_cfg = {"metric": "accuracy", "int8_budget": 100.0}
     recipe = load_recipe(write_recipe(tmp, tmp / "unused-model", eval=eval_cfg))
-    result = run_build(recipe, load_target("cpu"), out_root=tmp / "dist",
-                       cache_root=tmp / "cache", stages=[tiny_export_stage(), STAGE])  # fmt: skip
+    stages = [tiny_export_stage(tiny_export), STAGE]
+    result = run_build(
+        recipe, load_target("cpu"), out_root=tmp / "dist", cache_root=tmp / "cache", stages=stages
+    )
     return result.dist
 
 
