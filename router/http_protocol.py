@@ -1,12 +1,9 @@
 """The router's HTTP/1.1 server protocol: a lean stand-in for uvicorn's httptools protocol.
 
-Why: on a machine like the benchmark's every Python operation costs ~0.1 µs, and uvicorn's
-httptools protocol spent 78 µs of CPU per request on an empty ASGI app, where a bare asyncio
-Protocol answering from a task needs ~20 (`benchmarks/router/servers.py --servers-only
---empty-app`); this one spends 44, and the whole router 5% less CPU per request (README
-there). It keeps what a sidecar on loopback needs, with as few operations per request as
-it can: httptools parses; one task per request runs the ASGI app, started when the
-headers are complete; a body that has arrived is handed over in one `receive()`; the status
+Why: uvicorn's httptools protocol costs several times what a bare asyncio Protocol needs
+per request (docs/decisions/004-router-measured-choices.md). It keeps what a sidecar on
+loopback needs, with as few operations per request as it can: httptools parses; one task
+per request runs the ASGI app, started when the headers are complete; a body that has arrived is handed over in one `receive()`; the status
 line, headers and a whole body leave in one write; a body of unknown length is sent
 chunked. Keep-alive, pipelined requests (answered in order),
 `Expect: 100-continue`, HEAD, write flow control and client disconnects (`http.disconnect`)

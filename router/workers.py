@@ -1,8 +1,8 @@
 """Several router processes on one listening socket (`listen.workers` > 1).
 
 Why: one Python process handles one request at a time, so the requests of a burst queue
-behind each other: at c=16 the last of a burst waits for the 15 before it (p99 +4 ms with
-a 20 ms upstream, one worker; benchmarks/router/README.md). Workers on spare cores take
+behind each other: at c=16 the last of a burst waits for the 15 before it
+(docs/decisions/004-router-measured-choices.md). Workers on spare cores take
 the burst in parallel. router/server.py binds the socket once (a busy port is one clear
 error), then the supervisor forks the workers before anything starts threads; the kernel
 hands each new connection to whichever worker accepts it first, so an idle one takes it.

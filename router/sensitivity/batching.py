@@ -13,15 +13,11 @@ A long text (over `LONG_CHARS`) is scored alone, on a thread of its own: tokeniz
 megabytes takes seconds, and the short prompts that would have shared its batch (and the
 batch workers) would wait for it, past their timeout.
 
-Why two single-threaded runs rather than one run on two intra-op threads (2-core machine,
-INT8 MiniLM-L6, eval prompts ~36 tokens; ORT alone, medians of 5 interleaved rounds):
-1 run × 1 thread 82 texts/s (11.7 ms CPU/text), 1 run × 2 threads 105 texts/s (13.1 ms),
-2 runs × 1 thread 159 texts/s (12.2 ms): a prompt's matrices are small, so splitting one
-run across threads synchronises more than it computes. Through the router (benchmarks/
-router/README.md, "Classifier model throughput"): 1.7–1.9× the req/s of one run at a time.
-A lone prompt, though, is answered sooner on 2 threads (8.8 vs 10.9 ms), so a run that
-starts with none beside it calls the model's `scores_alone` (a 2-thread session): at c=1
-the median classification went 7.8 → 6.5 ms, at c=16 246 → 258 req/s.
+Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
+are small, so splitting one run across threads synchronises more than it computes. A lone
+prompt is answered sooner on 2 threads, so a run that starts with none beside it calls the
+model's `scores_alone` (a 2-thread session). Measurements:
+docs/decisions/004-router-measured-choices.md.
 """
 
 from __future__ import annotations

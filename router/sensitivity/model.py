@@ -6,12 +6,8 @@ windows.py cut from a longer text, special tokens included: `windows` builds the
 batch is padded to its longest member (per length group), never to a fixed length.
 Padding id 0 is masked out by the attention mask.
 
-Cost (2-core AVX2 Zen 3, INT8 MiniLM-L6, eval prompts ~36 tokens, one intra-op thread, CPU
-per text, medians of 3 interleaved rounds): the matrix products are ~80% of it and scale
-with the padded tokens, while a run's fixed cost is small, so tight length groups win:
-batches of 8 in groups of slack 1.1 + 4 tokens 9.7 ms (padding +5%), 1.25 + 8 10.4 ms
-(+14%), one run padded to the longest 16.0 ms (+77%); batch size 1 10.1 ms. Tokenizing
-is ~0.12 ms (encode_batch_fast: no offsets).
+The matrix products dominate and scale with the padded tokens while a run's fixed cost is
+small, so tight length groups win (measurements: docs/decisions/004-router-measured-choices.md).
 The positive label's index comes from config.json's id2label beside the model.
 onnxruntime and tokenizers are imported here only, so the CLI starts without them.
 """

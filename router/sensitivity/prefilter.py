@@ -5,17 +5,10 @@ Every detector part declares `requires`: RE2 patterns that every text it fires o
 single linear-time pass which are present; a part runs its unchanged `found()` only when all
 of its patterns are. Parts without `requires` (and recognizers of other shapes) always run.
 
-Why google-re2, measured on the eval split (500 texts, avg 93 chars, loadavg ~1): an RE2
-Set over 18 first-draft hints took 1.4 µs per text (today's 32 fenced hints: 2.5–4 µs, of
-which ~1.5 µs is the binding's call overhead); the same hints as one Python `re`
-alternation took 28 µs (search) to 40 µs (findall), more than the whole 25 µs budget. The
-Set reads 1 MB in ~17 ms, linear in the length.
-Result (benchmarks/router/detectors.py --baseline, CPU µs per text, same rounds): the code
-before this module 187–206, prefiltered 28–50, ratio 0.15 (quietest run) to 0.24
-(loadavg 3.5); what is left is mostly the validators on real identifiers (phonenumbers,
-stdnum's IBAN and Luhn checks) that the data set asks for. Their table lookups (resident-ID
-regions, the IBAN registry) now run once per region / country (detectors/cn_id.py, iban.py):
-41.7 → 35.3 µs per text (loadavg 2.8). Long input: see `present`.
+Why google-re2: one Set pass is linear in the text and an order of magnitude cheaper than
+the same hints as one Python `re` alternation; what is left after it is mostly the
+validators on real identifiers (measurements: docs/decisions/004-router-measured-choices.md).
+Long input: see `present`.
 
 Fail closed: the Python binding drops RE2's error flag (a DFA out of memory returns an
 empty match list), so the Set also holds an always-matching canary; a result without it
