@@ -1,11 +1,11 @@
 """The router's HTTP/1.1 server protocol: a lean stand-in for uvicorn's httptools protocol.
 
-Why: uvicorn's httptools protocol costs several times what a bare asyncio Protocol needs
-per request (docs/decisions/004-router-measured-choices.md). It keeps what a sidecar on
-loopback needs, with as few operations per request as it can: httptools parses; one task
-per request runs the ASGI app, started when the headers are complete; a body that has arrived is handed over in one `receive()`; the status
-line, headers and a whole body leave in one write; a body of unknown length is sent
-chunked. Keep-alive, pipelined requests (answered in order),
+Why: uvicorn's httptools protocol costs several times what a bare asyncio Protocol needs per
+request (docs/decisions/004-router-measured-choices.md). It keeps what a sidecar on loopback
+needs, with as few operations per request as it can: httptools parses; one task per request
+runs the ASGI app, started when the headers are complete; a body that has arrived is handed
+over in one `receive()`; the status line, headers and a whole body leave in one write; a
+body of unknown length is sent chunked. Keep-alive, pipelined requests (answered in order),
 `Expect: 100-continue`, HEAD, write flow control and client disconnects (`http.disconnect`)
 behave as in ASGI servers. An idle connection is closed after `timeout_keep_alive` by one
 lazily re-armed timer per connection, not a timer per request.
