@@ -176,7 +176,7 @@ def test_finetune_key_covers_its_code_fields_and_model_files(tmp_path):
     material = stage_key_material(STAGE, recipe, load_target("cpu"), {})
     assert "pipeline/stages/finetune.py" in material["code"]
     assert set(material["recipe"]) == {"model", "task", "labels", "positive_label", "lora",
-                                       "training"}  # fmt: skip
+                                       "training", "eval.min_recall"}  # fmt: skip
     assert material["target"] == {}
     before = stage_key(material)
     (model / "model.safetensors").write_bytes(b"new weights")
