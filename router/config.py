@@ -60,7 +60,7 @@ class ModelConfig(Strict):
 
     Defaults suit a 2-core sidecar (docs/decisions/003-classifier-threads.md): `workers` 2
     runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches in flight,
-    and a run that starts with none beside it on a second session of `solo_threads` 2.
+    and a run that starts with none beside it on a second InferenceSession of `solo_threads` 2.
     `max_batch` 8 costs the same CPU per text as 32 with shorter runs to queue behind.
     """
 
@@ -76,9 +76,14 @@ class ModelConfig(Strict):
         500, gt=0, description="per max_batch windows: no answer by then → confidential"
     )
     threads: int = Field(1, gt=0, le=64, description="ONNX Runtime intra-op threads per run")
-    workers: int = Field(2, gt=0, le=64, description="runs in flight at once (one session)")
+    workers: int = Field(
+        2, gt=0, le=64, description="runs in flight at once (one InferenceSession)"
+    )
     solo_threads: int = Field(
-        2, gt=0, le=64, description="intra-op threads of a run with none beside it (a 2nd session)"
+        2,
+        gt=0,
+        le=64,
+        description="intra-op threads of a run with none beside it (a 2nd InferenceSession)",
     )
 
     @field_validator("path", "tokenizer")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def ort_session(
     model: Path | str, threads: int | None = None, spinning: bool = True
 ) -> ort.InferenceSession:
-    """A CPU session; `spinning=False` for interleaved timing (see BENCHMARKING.md)."""
+    """A CPU InferenceSession; `spinning=False` for interleaved timing (see BENCHMARKING.md)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

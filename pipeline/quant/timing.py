@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 
 def default_threads() -> int:
-    """Cores this process may use; the thread count every timed session is fixed to."""
+    """Cores this process may use; the thread count every timed InferenceSession is fixed to."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux

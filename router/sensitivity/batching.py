@@ -16,7 +16,7 @@ batch workers) would wait for it, past their timeout.
 Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
 are small, so splitting one run across threads synchronises more than it computes. A lone
 prompt is answered sooner on 2 threads, so a run that starts with none beside it calls the
-model's `scores_alone` (a 2-thread session). Measurements:
+model's `scores_alone` (a 2-thread InferenceSession). Measurements:
 docs/decisions/004-router-measured-choices.md.
 """
 
@@ -29,7 +29,7 @@ from typing import Protocol
 
 class BatchModel(Protocol):
     """May also offer `scores_alone(texts)`: used for a run that starts while no other is in
-    flight (OnnxSensitivityModel runs it on a session with more intra-op threads)."""
+    flight (OnnxSensitivityModel runs it on an InferenceSession with more intra-op threads)."""
 
     def scores(self, texts: list[str]) -> list[float]:
         """P(positive label) for each text, in order."""

@@ -27,10 +27,11 @@ GROUP_SLACK, GROUP_PAD = 1.1, 4  # a run's longest ≤ 1.1 × its shortest + 4 t
 
 
 class OnnxSensitivityModel:
-    """Thread-safe: `scores` may run in several threads at once on the one session
+    """Thread-safe: `scores` may run in several threads at once on the one InferenceSession
     (ORT's run() is; the tokenizer is only read), which batching.py's workers do.
-    `scores_alone` runs on a second session with more intra-op threads (`solo_threads`),
-    for a batch that has the machine to itself: a lone prompt is answered sooner."""
+    `scores_alone` runs on a second InferenceSession with more intra-op threads
+    (`solo_threads`), for a batch that has the machine to itself: a lone prompt is answered
+    sooner."""
 
     def __init__(
         self, session, tokenizer, positive_index: int, solo_session=None, windows=None
@@ -110,7 +111,7 @@ def file_stamp(config: ModelConfig) -> tuple:
 
 
 def _session(path: Path, threads: int):
-    """An ORT CPU session with `threads` intra-op threads that sleep rather than spin when
+    """An ORT CPU InferenceSession with `threads` intra-op threads that sleep rather than spin when
     idle (spinning threads took the CPU the other run and the event loop need)."""
     import onnxruntime as ort
 
