@@ -20,7 +20,6 @@ from rich.table import Table
 from pipeline import lint_cli, verify_cli
 from pipeline.cache_key import build_key
 from pipeline.data import check_splits
-from pipeline.errors import UserError
 from pipeline.manifest import read_manifest
 from pipeline.model_source import resolve_model
 from pipeline.progress import RichReporter
@@ -29,6 +28,7 @@ from pipeline.recipe import Recipe, load_recipe
 from pipeline.runner import STAGES, run_build
 from pipeline.target import Target, load_target
 from router import cli as router_cli
+from router.errors import UserError
 
 app = typer.Typer(
     help="Turn a model recipe into INT8 edge/cloud packages and a sensitivity-aware router.",

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.recipe import Recipe
+from router.errors import UserError
 
 SPLITS = ("train", "eval", "calib")
 

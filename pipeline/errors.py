@@ -1,23 +1,12 @@
-"""User-facing errors.
+"""The build's own error: a stage that refuses its result.
 
-A `UserError` is something the user can fix (bad recipe, missing file, unknown target).
-The CLI prints its message on one line and exits with its code; it never prints a
-traceback. Anything else is a bug and keeps its traceback.
+User errors in general are `router.errors.UserError` (one line, exit code, no traceback),
+shared by both CLIs.
 """
 
 from __future__ import annotations
 
-
-class UserError(Exception):
-    """An error the user caused and can fix; printed as one line, exit code `code`."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-    def __str__(self) -> str:
-        return self.message
+from router.errors import UserError
 
 
 class StageFailed(UserError):

@@ -7,9 +7,9 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.fingerprint import package_version, sha256_file
 from pipeline.signature import SIGNATURE
+from router.errors import UserError
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1

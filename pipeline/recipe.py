@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from pipeline.deploy.spec import DeployConfig
-from pipeline.schema_io import load_model
+from router.schema_io import load_model
 
 
 class Strict(BaseModel):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pipeline.assemble import assemble_dist
 from pipeline.cache_key import stage_key, stage_key_material
-from pipeline.errors import UserError
 from pipeline.recipe import Recipe
 from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResult
 from pipeline.stages import engine, export, finetune, package, quantize, router
 from pipeline.target import Target
+from router.errors import UserError
 
 STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
 """The build's stages, in data-flow order (see DESIGN.md)."""

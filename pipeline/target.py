@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.errors import UserError
 from pipeline.recipe import Strict
-from pipeline.schema_io import load_model
+from router.errors import UserError
+from router.schema_io import load_model
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 

@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.errors import UserError
 from pipeline.manifest import MANIFEST, read_manifest, verify_dist
 from pipeline.publish.signing import verifier
 from pipeline.signature import SIGNATURE
+from router.errors import UserError
 
 PUBLIC_KEY_HELP = (
     "also check manifest.json.sig: a public key PEM (Ed25519, or EC exported from KMS), "

@@ -15,8 +15,8 @@ import hmac
 import os
 from collections.abc import Mapping
 
-from pipeline.errors import UserError
 from router.config import CallerToken, ClassifierConfig
+from router.errors import UserError
 
 
 class CallerTrust:

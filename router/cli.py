@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.errors import UserError
+from router.errors import UserError
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """The router's configuration schema (router.yaml), shared by the sidecar, the CLI and the build.
 
 Strict: an unknown key is an error, so a typo never silently turns a safety knob off.
-Loaded through `pipeline.schema_io.load_model`, so every bad file reads as one line
+Loaded through `router.schema_io.load_model`, so every bad file reads as one line
 `router.yaml: field.path: what is wrong` and the CLI exits 2. Relative paths (the model,
 the tokenizer) are resolved against the config file's folder.
 
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.schema_io import load_model
+from router.schema_io import load_model
 
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
 UPSTREAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.errors import UserError
-from pipeline.schema_io import load_model, read_yaml
 from router.app import build_app
 from router.config import RouterConfig
+from router.errors import UserError
 from router.http_protocol import HttpProtocol
+from router.schema_io import load_model, read_yaml
 from router.testing.openai_server import FakeOpenAI
 from router.testing.sagemaker_server import FakeSageMaker
 from router.testing.serve import ServerThread

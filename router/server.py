@@ -29,11 +29,11 @@ from typing import Any
 
 import uvicorn
 
-from pipeline.errors import UserError
 from router import logs
 from router.app import apply_config, build_app, config_digest
 from router.config import RouterConfig, load_config
 from router.drain import DrainMiddleware, DrainState
+from router.errors import UserError
 from router.http_protocol import HttpProtocol
 from router.respond import refusal_counter
 from router.sensitivity.classifier import model_problem

@@ -18,8 +18,8 @@ import yaml
 
 from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config
 from pipeline.deploy.spec import DeployConfig
-from pipeline.errors import UserError
 from pipeline.recipe import load_recipe
+from router.errors import UserError
 from router.metrics import RouterMetrics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -155,8 +155,8 @@ def test_spec_round_trips_through_json():
 
 def test_engine_spec_refuses_an_opset_the_device_cannot_parse(tiny_onnx_models):
     from pipeline.engine.target_spec import engine_spec
-    from pipeline.errors import UserError
     from pipeline.target import load_target
+    from router.errors import UserError
 
     qdq = tiny_onnx_models / "model.qdq.onnx"
     xavier = load_target("jetson-xavier")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
 from pipeline.packaging.tarball import safe_extract, write_tar_gz
+from router.errors import UserError
 
 
 def make_tree(root: Path) -> Path:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 from rich.console import Console
 
-from pipeline.errors import UserError
 from pipeline.publish.download import fetch_bundle
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
 from pipeline.publish.upload import publish_bundle
+from router.errors import UserError
 from tests.fixtures.bundles import make_bundle
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import pytest
 from rich.console import Console
 
-from pipeline.errors import UserError
 from pipeline.manifest import verify_dist
 from pipeline.publish.client import make_client
 from pipeline.publish.download import fetch_bundle
@@ -21,6 +20,7 @@ from pipeline.publish.listing import list_versions
 from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import parse_s3_url
 from pipeline.publish.upload import publish_bundle, read_bundle
+from router.errors import UserError
 from tests.fixtures.bundles import make_bundle
 
 if TYPE_CHECKING:

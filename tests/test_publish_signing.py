@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from pipeline.errors import UserError
 from pipeline.manifest import MANIFEST, build_manifest, write_manifest
 from pipeline.publish.client import make_client
 from pipeline.publish.download import fetch_bundle
@@ -41,6 +40,7 @@ from pipeline.signature import (
     verify_with_public_key,
 )
 from pipeline.verify_cli import verify
+from router.errors import UserError
 from tests.fixtures.bundles import make_bundle
 
 if TYPE_CHECKING:

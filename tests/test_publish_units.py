@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import UserError
 from pipeline.publish import layout
 from pipeline.publish.cli import parse_rate
 from pipeline.publish.listing import human_size
 from pipeline.publish.s3url import S3Url, parse_s3_url
+from router.errors import UserError
 
 SHA = "ab" * 32
 

@@ -13,9 +13,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.errors import UserError
 from pipeline.quant.lint import lint_model, unsupported_ops
 from pipeline.target import load_target
+from router.errors import UserError
 
 WEIGHT_FORMS = {"int8": np.int8, "uint8": np.uint8, "float": np.float32}
 """int8/uint8: pre-quantized initializer → DQ; float: float initializer → Q → DQ."""

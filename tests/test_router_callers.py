@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.errors import UserError
 from router.callers import CallerTrust
 from router.config import ClassifierConfig, config_from_dict
+from router.errors import UserError
 from tests.fixtures.router_env import RouterEnv, chat
 
 SECRETS = {"batch-job": "tok-batch-0123456789", "indexer": "tok-idx-abcdef"}

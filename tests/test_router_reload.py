@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.schema_io import load_model
 from router.app import ReloadRefused, apply_config, config_digest
 from router.config import RouterConfig
+from router.schema_io import load_model
 from tests.fixtures.router_env import RouterEnv, chat, deep_update
 from tests.fixtures.waiting import eventually
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import UserError
 from pipeline.manifest import verify_dist
 from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stage import Stage, StageContext
 from pipeline.target import Target, load_model, load_target
+from router.errors import UserError
 from tests.fixtures.recipes import write_recipe
 
 REPO = Path(__file__).resolve().parent.parent

@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks import common
-from pipeline.schema_io import load_model
 from router import logs
 from router.app import build_app
 from router.config import RouterConfig
+from router.schema_io import load_model
 from router.server import quiet_gc
 from router.steps import Steps
 from router.upstreams.base import UpstreamReply

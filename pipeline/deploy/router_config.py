@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 from pipeline.deploy.spec import DeployConfig, PoolSpec
-from pipeline.errors import StageFailed, UserError
+from pipeline.errors import StageFailed
 from router.config import load_config
+from router.errors import UserError
 
 MODEL = "../onnx/model.int8.onnx"
 TOKENIZER = "../onnx/tokenizer.json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.target import Target
+from router.errors import UserError
 
 from .spec import EngineSpec, profile_shapes
 

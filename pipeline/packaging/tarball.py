@@ -16,7 +16,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from pipeline.errors import UserError
+from router.errors import UserError
 
 
 def _tarinfo(path: Path, arcname: str) -> tarfile.TarInfo:

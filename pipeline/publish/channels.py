@@ -10,10 +10,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.errors import UserError
 from pipeline.publish import layout
 from pipeline.publish.client import is_not_found
 from pipeline.publish.s3url import S3Url
+from router.errors import UserError
 
 
 def read_channel(client: Any, url: S3Url, recipe: str, target: str, channel: str) -> dict | None:

@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.errors import UserError
 from pipeline.publish.client import check_access, make_client, s3_errors
 from pipeline.publish.download import fetch_bundle
 from pipeline.publish.listing import human_size, list_versions, versions_table
@@ -23,6 +22,7 @@ from pipeline.publish.s3url import parse_s3_url
 from pipeline.publish.signing import KMS_PREFIX, export_public_key, generate_key, signer, verifier
 from pipeline.publish.upload import publish_bundle, transfer_config
 from pipeline.target import load_target
+from router.errors import UserError
 
 ENDPOINT_HELP = "S3 endpoint URL (default: boto3's chain, e.g. AWS_ENDPOINT_URL)"
 QUIET_HELP = "no progress bars, summary lines only (CI)"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pipeline.errors import UserError
 from pipeline.publish.s3url import S3Url
+from router.errors import UserError
 
 _AUTH_CODES = {
     "InvalidAccessKeyId": "the access key is not known to the server",

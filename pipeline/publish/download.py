@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.errors import UserError
 from pipeline.fingerprint import sha256_file
 from pipeline.manifest import MANIFEST, verify_dist
 from pipeline.publish import layout
@@ -32,6 +31,7 @@ from pipeline.publish.s3url import S3Url
 from pipeline.publish.signing import Verifier
 from pipeline.publish.upload import transfer_config
 from pipeline.signature import SIGNATURE
+from router.errors import UserError
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.errors import UserError
 from pipeline.manifest import MANIFEST
 from pipeline.publish.s3url import S3Url
+from router.errors import UserError
 
 CHANNELS = "channels"
 PUBLISHED_META = "published-ns"

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
 from pipeline.signature import (
     ECDSA,
     ED25519,
@@ -28,6 +27,7 @@ from pipeline.signature import (
     statement,
     verify_with_public_key,
 )
+from router.errors import UserError
 
 KMS_PREFIX = "kms:"
 SIGN_ENV = "EDGEPACK_SIGNING_KEY"

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
 from pipeline.fingerprint import sha256_file
 from pipeline.manifest import MANIFEST, list_files, read_manifest
 from pipeline.publish import layout
@@ -37,6 +36,7 @@ from pipeline.publish.progress import TransferProgress
 from pipeline.publish.s3url import S3Url
 from pipeline.publish.signing import Signer
 from pipeline.signature import SIGNATURE
+from router.errors import UserError
 
 MB = 1 << 20
 SHA_META = "sha256"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from pipeline import operating_point
 from pipeline.data import load_split
-from pipeline.errors import StageFailed, UserError
+from pipeline.errors import StageFailed
 from pipeline.quant import calibration, cpu_int8, invariance, lint, onnx_eval, qdq
 from pipeline.quant.gate import MAX_BATCH_DELTA, Attempt, GateResult, run_gate
 from pipeline.quant.timing import default_threads, loadavg
 from pipeline.stage import Stage, StageContext
+from router.errors import UserError
 
 SENSITIVITY_SAMPLES = 64
 INVARIANCE_SAMPLES = 128

@@ -12,7 +12,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import UserError
+from router.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
 
