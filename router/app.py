@@ -271,17 +271,33 @@ class ReloadRefused(Exception):
     names the section. Nothing of it took effect."""
 
 
-RESTART_ONLY = ("listen",)  # sections only a restart changes (the socket, the processes)
+RESTART_ONLY = (
+    "listen",  # the socket and the processes
+    "timeouts.client_header_s",  # the server's protocol reads these three at start
+    "timeouts.client_body_idle_s",
+    "timeouts.client_body_s",
+)
+"""Sections (or single settings) only a restart changes; a reload that changes one is
+refused whole."""
+POOL_SETTINGS = ("timeouts", "responses")  # sections every pool is built with
 
 
 def restart_only_change(old: RouterConfig, new: RouterConfig) -> str | None:
-    """The first setting that differs in a section a reload cannot change, e.g. `listen.port`."""
-    for section in RESTART_ONLY:
+    """The first setting that differs where a reload cannot change it, e.g. `listen.port`."""
+    for entry in RESTART_ONLY:
+        section, _, field = entry.partition(".")
         before, after = getattr(old, section), getattr(new, section)
-        for name in type(before).model_fields:
+        for name in [field] if field else type(before).model_fields:
             if getattr(before, name) != getattr(after, name):
                 return f"{section}.{name}"
     return None
+
+
+def changed_pools(old: RouterConfig, new: RouterConfig) -> list[str]:
+    """Pools to rebuild: their own section changed, or a setting every pool is built with."""
+    if any(getattr(old, s) != getattr(new, s) for s in POOL_SETTINGS):
+        return list(POOL_SECTIONS)
+    return [name for name in POOL_SECTIONS if getattr(old, name) != getattr(new, name)]
 
 
 def refuse_restart_only(old: RouterConfig, new: RouterConfig) -> None:
@@ -313,7 +329,7 @@ async def apply_config(app: RouterApp, config: RouterConfig, digest: str | None 
         if classifier.model_error is not None:
             classifier.close()
             raise ReloadRefused(f"classifier.model: {classifier.model_error}")
-    changed = [name for name in POOL_SECTIONS if getattr(old.config, name) != getattr(config, name)]
+    changed = changed_pools(old.config, config)
     fresh: dict[str, Pool | None] = {}
     section = ""
     try:

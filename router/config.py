@@ -364,7 +364,8 @@ class TimeoutsConfig(Strict):
     between two reads, the head included); Envoy's request_headers_timeout (off by default,
     10 s in its edge guide), request_timeout (off), stream_idle_timeout (5 min). A sidecar's
     clients sit on the pod's loopback: a head or body that slow is stuck or hostile, so the
-    client side is shorter than nginx's. Read at start (not reloaded by SIGHUP)."""
+    client side is shorter than nginx's. The client timeouts are fixed at start (a reload
+    that changes one is refused); the upstream ones take effect with the reload."""
 
     client_header_s: float = Field(
         10.0, gt=0, description="request line + headers, from their first byte; else 408"

@@ -69,6 +69,21 @@ def test_a_restart_only_change_is_refused_whole_naming_the_setting(env, tmp_path
     assert _route(env, **{"X-Other-Class": "confidential"}) == ("sagemaker", "public")
 
 
+def test_client_timeouts_need_a_restart_upstream_bounds_rebuild_the_pools(env, tmp_path):
+    data = deep_update(
+        env.config.model_dump(mode="json", exclude_none=True),
+        {"timeouts": {"client_header_s": 3.0}},
+    )
+    new = load_model(RouterConfig, tmp_path / "router.yaml", data=data)
+    with pytest.raises(ReloadRefused, match=r"^timeouts\.client_header_s: cannot change"):
+        env.router.call(apply_config(env.router.server.config.app, new))
+    old = env.app_state.handler.pools["onprem"]
+    _reload(env, tmp_path, timeouts={"upstream_first_byte_s": 7.0})
+    fresh = env.app_state.handler.pools["onprem"]
+    assert fresh is not old and fresh.timeouts.upstream_first_byte_s == 7.0
+    assert _route(env) == ("sagemaker", "public")
+
+
 def test_model_threshold_and_file_are_reloaded_off_the_request_path(tmp_path, tiny_classifier_dir):
     model = {"path": str(tiny_classifier_dir / "model.int8.onnx"), "threshold": 0.99999}
     with RouterEnv.start(tmp_path, overrides={"classifier": {"model": model}}) as env:
