@@ -13,7 +13,6 @@ CHANNELS = "channels"
 PUBLISHED_META = "published-ns"
 """Manifest metadata: when it was committed, finer than S3's one-second LastModified."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SHA = re.compile(r"^[0-9a-f]{64}$")
 # .../<recipe>/<target>/<sha256>/manifest.json, parsed from the end of the key.
 _MANIFEST_KEY = re.compile(r"(?:^|/)([^/]+)/([^/]+)/([0-9a-f]{64})/manifest\.json$")
 _CHANNEL_KEY = re.compile(r"(?:^|/)([^/]+)/([^/]+)/channels/([^/]+)\.json$")
@@ -63,7 +62,3 @@ def parse_manifest_key(key: str) -> VersionRef | None:
 def parse_channel_key(key: str) -> tuple[str, str, str] | None:
     match = _CHANNEL_KEY.search(key)
     return match.groups() if match else None  # type: ignore[return-value]
-
-
-def is_sha256(value: str) -> bool:
-    return bool(_SHA.match(value))
