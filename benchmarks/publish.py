@@ -65,14 +65,6 @@ def make_big_bundle(root: Path, total_mb: int) -> tuple[Path, int]:
     return root, sum(sizes.values())
 
 
-def empty_bucket(client, bucket: str) -> None:
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])]  # fmt: skip
-    for start in range(0, len(keys), 1000):
-        chunk = [{"Key": k} for k in keys[start : start + 1000]]
-        client.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
-
-
 BOTO3_START = "import boto3; boto3.session.Session().client('s3')"
 
 
@@ -125,10 +117,9 @@ def run(rounds: int, total_mb: int, workdir: Path) -> dict:
         bucket = server.new_bucket()
         dist, nbytes = make_big_bundle(workdir / "dist" / "bench-cpu", total_mb)
         dest = workdir / "out"
-        plain = server.client(retries=3)
 
         def fresh(r: int) -> None:  # each round uploads into an empty bucket, fetches anew
-            empty_bucket(plain, bucket)
+            server.empty_bucket(bucket)
             shutil.rmtree(dest, ignore_errors=True)
             print(f"round {r}", file=sys.stderr)
 

@@ -148,9 +148,8 @@ def scenario(s3: SeaweedS3, kms: MotoKMS, bucket_url: str, *, event: str, ref: s
 
 
 def test_workflow_steps_publish_signed_to_dev_then_stable(
-    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, workspace: Path
+    s3_server: SeaweedS3, bucket: str, kms_server: MotoKMS, signing_alias: str, workspace: Path
 ) -> None:
-    bucket = s3_server.new_bucket()
     url = f"s3://{bucket}/edgepack"
     skip = {"install", "build"}
 
@@ -207,12 +206,12 @@ def test_cache_key_is_the_runners_stage_keys_chained(tmp_path: Path) -> None:
 
 
 def second_run_builds_nothing(
-    s3: SeaweedS3, kms: MotoKMS, tmp_path: Path, recipes: Path, recipe: str
+    s3: SeaweedS3, bucket: str, kms: MotoKMS, tmp_path: Path, recipes: Path, recipe: str
 ) -> None:
     """The workflow's real build job, twice: the second run gets the first one's
     .cache/edgepack and dist/ back (what actions/cache restores under the printed key),
     runs no stage, and publishes nothing new."""
-    url = f"s3://{s3.new_bucket()}/edgepack"
+    url = f"s3://{bucket}/edgepack"
     runs = []
     for attempt in ("first", "second"):
         ws = tmp_path / attempt
@@ -232,22 +231,22 @@ def second_run_builds_nothing(
 
 
 def test_second_run_with_the_cache_restored_builds_nothing(
-    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+    s3_server: SeaweedS3, bucket: str, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
 ) -> None:
     """Every stage for real, on a tiny random model (tests/fixtures/tiny_model.py); its
     INT8 accuracy means nothing, so the gate's budget is wide (the gate has its own tests)."""
     recipes = tmp_path / "recipes"
     eval_cfg = {"metric": "accuracy", "int8_budget": 100.0}
     write_recipe(recipes, make_tiny_model(tmp_path / "model"), name="tiny.yaml", eval=eval_cfg)
-    second_run_builds_nothing(s3_server, kms_server, tmp_path, recipes, "tiny.yaml")
+    second_run_builds_nothing(s3_server, bucket, kms_server, tmp_path, recipes, "tiny.yaml")
 
 
 @pytest.mark.slow
 def test_second_run_of_the_default_recipe_builds_nothing(
-    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
+    s3_server: SeaweedS3, bucket: str, kms_server: MotoKMS, signing_alias: str, tmp_path: Path
 ) -> None:
     second_run_builds_nothing(
-        s3_server, kms_server, tmp_path, REPO / "recipes", "sensitivity-minilm.yaml"
+        s3_server, bucket, kms_server, tmp_path, REPO / "recipes", "sensitivity-minilm.yaml"
     )
 
 
@@ -263,11 +262,11 @@ def gitlab_ci_env(s3: SeaweedS3, kms: MotoKMS, ws: Path, **ci: str) -> dict[str,
 
 
 def test_gitlab_jobs_key_the_cache_and_publish_to_dev_then_stable(
-    s3_server: SeaweedS3, kms_server: MotoKMS, signing_alias: str, workspace: Path
+    s3_server: SeaweedS3, bucket: str, kms_server: MotoKMS, signing_alias: str, workspace: Path
 ) -> None:
     """The pipeline's own scripts: cache-keys writes each target's key, the build job's
     cache key expands to its target's, and its publish part follows branch and tag."""
-    bucket_url = f"s3://{s3_server.new_bucket()}/edgepack"
+    bucket_url = f"s3://{bucket}/edgepack"
     env = gitlab_ci_env(s3_server, kms_server, workspace)
     edited = {"EDGEPACK_BUCKET": bucket_url}
     installs = lambda item: item.startswith("python -m pip install")  # noqa: E731

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,9 +63,11 @@ class Keys:
 
 
 @pytest.fixture(scope="module")
-def shared_bucket(s3_server) -> str:
+def shared_bucket(s3_server) -> Iterator[str]:
     """One bucket for the module (SeaweedFS grows volumes per bucket); tests use own prefixes."""
-    return s3_server.new_bucket()
+    name = s3_server.new_bucket()
+    yield name
+    s3_server.remove_bucket(name)
 
 
 @pytest.fixture
