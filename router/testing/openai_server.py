@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import threading
 import time
 from dataclasses import dataclass, field
 
-from router.testing.asgi import answered_lifespan
+from router.testing.asgi import Outcomes, answered_lifespan, read_body
 
 
 @dataclass
@@ -33,18 +31,9 @@ class FakeOpenAI:
     bodies: list[bytes] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def _outcome(self) -> int:
-        with self._lock:
-            if self.fail_next:
-                return self.fail_next.pop(0)
-            if self.fail_rate and self._rng.random() < self.fail_rate:
-                return 503
-            return 200
+        self._outcomes = Outcomes(self.seed)
 
     async def __call__(self, scope, receive, send) -> None:
         if await answered_lifespan(scope, receive, send):
@@ -53,7 +42,7 @@ class FakeOpenAI:
         if method == "GET" and path == "/health":
             await _reply(send, 200 if self.healthy else 503, b'{"ok":true}')
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if method != "POST" or path not in (
             "/v1/chat/completions",
             "/v1/completions",
@@ -72,7 +61,7 @@ class FakeOpenAI:
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
-            status = self._outcome()
+            status = self._outcomes.next(self.fail_next, self.fail_rate, 503, 200)
             if status != 200:
                 await _reply(
                     send,
@@ -136,15 +125,6 @@ def _wants_stream(body: bytes) -> bool:
         return json.loads(body).get("stream") is True
     except (ValueError, AttributeError):
         return False
-
-
-async def _body(receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _reply(send, status: int, body: bytes, headers: list | None = None) -> None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
-import threading
 from dataclasses import dataclass, field
 
 from router.testing import eventstream
-from router.testing.asgi import answered_lifespan
+from router.testing.asgi import Outcomes, answered_lifespan, read_body
 
 PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/(?P<op>invocations|invocations-response-stream)$")
 
@@ -67,23 +65,14 @@ class FakeSageMaker:
     bodies: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def outcome(self) -> str:
-        with self._lock:
-            if self.fail_next:
-                return self.fail_next.pop(0)
-            if self.throttle_rate and self._rng.random() < self.throttle_rate:
-                return "throttle"
-            return "ok"
+        self._outcomes = Outcomes(self.seed)
 
     async def __call__(self, scope, receive, send) -> None:
         if await answered_lifespan(scope, receive, send):
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         match = PATH.match(scope["path"])
         if scope["method"] != "POST" or match is None:
             await _error(send, 404, "UnknownOperationException", "unknown operation")
@@ -98,7 +87,7 @@ class FakeSageMaker:
             return
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        outcome = self.outcome()
+        outcome = self._outcomes.next(self.fail_next, self.throttle_rate, "throttle", "ok")
         if outcome != "ok":
             status, code, extra = ERRORS[outcome]
             await _error(send, status, code, f"{code} from the test server", extra)
@@ -169,15 +158,6 @@ class FakeSageMaker:
                 }
             )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _body(receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _error(send, status: int, code: str, message: str, extra: dict | None = None) -> None:
