@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -58,8 +59,8 @@ class ListenConfig(Strict):
 class ModelConfig(Strict):
     """The ONNX classifier from a build's dist/<recipe>-<target>/onnx/.
 
-    Defaults suit a 2-core sidecar (docs/decisions/003-classifier-threads.md): `workers` 2
-    runs of `threads` 1 intra-op thread each, i.e. two single-threaded batches in flight,
+    Defaults suit a 2-core sidecar (docs/decisions/003-classifier-threads.md): 2
+    `concurrent_runs` of `threads` 1 intra-op thread each, i.e. two single-threaded batches,
     and a run that starts with none beside it on a second InferenceSession of `solo_threads` 2.
     `max_batch` 8 costs the same CPU per text as 32 with shorter runs to queue behind.
     """
@@ -76,9 +77,10 @@ class ModelConfig(Strict):
         500, gt=0, description="per max_batch windows: no answer by then → confidential"
     )
     threads: int = Field(1, gt=0, le=64, description="ONNX Runtime intra-op threads per run")
-    workers: int = Field(
-        2, gt=0, le=64, description="runs in flight at once (one InferenceSession)"
-    )
+    concurrent_runs: int = Field(
+        2, gt=0, le=64, description="runs in flight at once (one InferenceSession)",
+        validation_alias=AliasChoices("concurrent_runs", "workers"),  # its former name
+    )  # fmt: skip
     solo_threads: int = Field(
         2,
         gt=0,

@@ -1,6 +1,6 @@
 """Micro-batching with several runs in flight (router/sensitivity/batching.py): answers go
 back to the right caller, batches overlap up to `workers`, duplicates are scored once,
-a failing batch fails only its own callers, and the config wires `workers` through."""
+a failing batch fails only its own callers, and the config wires `concurrent_runs` through."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class _Recording:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            time.sleep(self.delay)
+            self.hold(texts)
             if any("boom" in t for t in texts):
                 raise RuntimeError("run failed")
             if self.model is not None:
@@ -46,6 +46,29 @@ class _Recording:
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+    def hold(self, texts: list[str]) -> None:
+        time.sleep(self.delay)
+
+
+class _Gated(_Recording):
+    """A run of a text in `held` stays in flight until the test sets `release`: the batcher
+    is under load for exactly as long as the test says, however slow the machine."""
+
+    def __init__(self, held: set[str]) -> None:
+        super().__init__(delay=0.0)
+        self.held = held
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self, texts: list[str]) -> None:
+        if self.held & set(texts):
+            self.holding.set()
+            self.release.wait(30)
+
+    async def until_holding(self) -> None:
+        while not self.holding.is_set():
+            await asyncio.sleep(0.001)
 
 
 def _gather(batcher: MicroBatcher, texts: list[str]) -> list:
@@ -130,14 +153,15 @@ def test_a_failing_batch_fails_only_its_own_callers():
 
 
 def test_a_caller_gone_before_its_batch_starts_is_not_scored():
-    model = _Recording(delay=0.1)
+    model = _Gated(held={"first"})
 
     async def run():
         batcher = MicroBatcher(model, max_batch=1, max_wait=0.0, workers=1)
         first = asyncio.create_task(batcher.score("first"))
-        await asyncio.sleep(0.01)  # "first" is running; "late" waits for the only worker
+        await model.until_holding()  # "first" is running; "late" waits for the only worker
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(batcher.score("late"), 0.02)
+        model.release.set()
         result = await first
         await asyncio.sleep(0.05)
         batcher.close()
@@ -147,38 +171,40 @@ def test_a_caller_gone_before_its_batch_starts_is_not_scored():
     assert model.runs == [["first"]]
 
 
-def test_workers_come_from_the_config(tiny_classifier_dir):
+def test_concurrent_runs_come_from_the_config(tiny_classifier_dir):
     folder = tiny_classifier_dir
-    cfg = ClassifierConfig(model=ModelConfig(path=folder / "model.int8.onnx", workers=3))
+    cfg = ClassifierConfig(model=ModelConfig(path=folder / "model.int8.onnx", concurrent_runs=3))
     clf = build_classifier(cfg, RouterMetrics())
     assert clf.ready and clf.batcher.workers == 3 and clf.batcher.executor._max_workers == 3
     clf.batcher.close()
-    assert ModelConfig(path=Path("m.onnx")).workers == 2  # the 2-core default
-    with pytest.raises(ValidationError, match="workers"):
-        ModelConfig(path=Path("m.onnx"), workers=0)
+    assert ModelConfig(path=Path("m.onnx")).concurrent_runs == 2  # the 2-core default
+    assert ModelConfig.model_validate({"path": "m.onnx", "workers": 3}).concurrent_runs == 3
+    with pytest.raises(ValidationError, match="concurrent_runs"):
+        ModelConfig(path=Path("m.onnx"), concurrent_runs=0)
 
 
 def test_an_idle_batcher_sends_a_lone_request_at_once_and_waits_only_under_load():
-    model = _Recording(delay=0.05)
+    model = _Gated(held={"busy"})
 
     async def run():
-        idle = MicroBatcher(model, max_batch=8, max_wait=5.0, workers=2)
-        await asyncio.wait_for(idle.score("alone"), 2)  # nothing in flight: no 5 s wait
+        idle = MicroBatcher(model, max_batch=8, max_wait=60.0, workers=2)
+        await asyncio.wait_for(idle.score("alone"), 20)  # nothing in flight: no 60 s wait
         idle.close()
-        batcher = MicroBatcher(model, max_batch=8, max_wait=0.03, workers=2)
+        batcher = MicroBatcher(model, max_batch=8, max_wait=2.0, workers=2)
         busy = asyncio.create_task(batcher.score("busy"))
-        await asyncio.sleep(0.01)  # "busy" runs; the next ones wait up to 30 ms for company
+        await model.until_holding()  # "busy" is in flight: the next ones wait 2 s for company
         first = asyncio.create_task(batcher.score("a"))
         await asyncio.sleep(0.01)
-        second = asyncio.create_task(batcher.score("b"))
-        await asyncio.gather(busy, first, second)
+        await asyncio.gather(first, batcher.score("b"))
+        model.release.set()
+        await busy
         batcher.close()
 
     asyncio.run(run())
     assert model.runs == [["alone"], ["busy"], ["a", "b"]]
 
 
-class _WithAlone(_Recording):
+class _WithAlone(_Gated):
     def scores_alone(self, texts: list[str]) -> list[float]:
         with self.lock:
             self.runs.append(["<alone>"])
@@ -186,14 +212,16 @@ class _WithAlone(_Recording):
 
 
 def test_a_run_with_none_beside_it_uses_scores_alone():
-    model = _WithAlone(delay=0.05)
+    model = _WithAlone(held={"a"})
 
     async def run():
         batcher = MicroBatcher(model, max_batch=8, max_wait=0.0, workers=2)
         await batcher.score("first")  # alone
         both = [asyncio.create_task(batcher.score(t)) for t in ("a", "b")]
-        await asyncio.sleep(0.01)  # "a" and "b" run alone as one batch; "c" starts beside it
-        await asyncio.gather(*both, batcher.score("c"))
+        await model.until_holding()  # "a" and "b" run alone as one batch; "c" starts beside it
+        await batcher.score("c")
+        model.release.set()
+        await asyncio.gather(*both)
         batcher.close()
         return batcher.alone
 

@@ -224,7 +224,7 @@ def build_classifier(
                 OnnxSensitivityModel.load(model),
                 model.max_batch,
                 model.max_wait_ms / 1000,
-                model.workers,
+                model.concurrent_runs,
             )
         except Exception as exc:
             error = _why(exc)
