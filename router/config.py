@@ -89,7 +89,7 @@ class ModelConfig(Strict):
         65_536,
         ge=0,
         description="window scores kept per router process (LRU; 0: none), so a resent chat "
-        "history is not scored again; ~200 bytes each",
+        "history is not scored again; ~170 bytes each",
     )
 
     @field_validator("path", "tokenizer")

@@ -12,20 +12,21 @@ equal inputs, and the model scores an input the same alone as in any batch (the 
 batch-invariance gate, docs/decisions/018-batch-invariant-cpu-int8.md), so a hit is the
 score a fresh run would give: the cache changes what a decision costs, never the
 decision. Only scores are kept, never a decision, a header or a text; the digests are
-keyed with a random per-process salt, so none of them can be matched against a digest
+keyed with a random salt of the cache's own, so none can be matched against a digest
 computed elsewhere.
 
 It holds the scores of one model: the classifier owns it, and a reload that changes the
 model, its files or any classifier setting (the threshold included) builds a new
 classifier, with an empty cache.
 
-Each router process (`listen.workers`) has its own. Sharing one (Redis, shared memory)
-would cost a round trip or a lock per window where a lookup here costs a dict access,
-would let one process's memory decide what another's model never read, and would have to
-follow every worker's reload generation; apart, a conversation whose turns reach N
-workers is scored at most N times, a bound that does not grow with its turns.
+Each router process (`listen.workers`) has its own. A shared one (Redis, shared memory)
+would cost a round trip or a lock per window where a lookup here is a dict access, and
+would carry scores between processes that load their model and reload their config each
+on their own. Apart, a conversation whose turns reach N workers is read by the model at
+most N times, a bound that does not grow with its turns (and a client that keeps its
+connection open stays with one worker).
 Only the event loop's thread reads and writes it (`key` is also called off it: it reads
-nothing that changes), so it takes no lock.
+nothing that changes), so it takes no lock. Measurements: docs/decisions/024-score-cache.md.
 """
 
 from __future__ import annotations
