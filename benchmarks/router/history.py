@@ -2,7 +2,7 @@
 the score cache (router/sensitivity/scores.py) and without it.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/router/history.py --model M.onnx \
-        [--parts replay,first,mix] [--rounds 3] [--seconds 4]
+        [--parts replay,first,mix] [--rounds 3]
 
 Variants are classifiers of their own, built alike (rules as deployed, the model with its
 default settings) but for `cache_entries` (`cache`: the default, `nocache`: 0), in this
@@ -14,10 +14,12 @@ process; each part runs its variants round-robin (A B A B ...). CPU is this proc
   assistant's answer and the next user message): ~8k tokens at turn 20. `cache` sends
   turns 1 to 20 in order; `nocache` turns 1 and 20. Reported: turn 1, turn 20, their ratio.
 - first: a 32k-token message never seen before (`cache`, cold for it): CPU, wall, windows.
-- mix: classified requests per second, 16 at a time, `--seconds` per cell. `chat`: 64
-  conversations in flight, each of 1-10 turns (drawn), a user message of ~60 tokens and an
-  answer of ~150 a turn, each request the next turn of the next conversation with its
-  whole history; `prompts`: one ~40-token prompt per request (the short-prompt reference).
+- mix: classified requests per second and CPU per request, 16 clients at once, each
+  sending its next request when the last is classified (a chat client waits for its
+  answer). `chat`: each client one conversation per round of 1-10 turns (drawn), a user
+  message of ~60 tokens and an answer of ~150 a turn, each request the next turn with the
+  whole history (the same conversations for `cache` and `nocache`); `prompts`: 8 prompts
+  of ~40 tokens per client, one per request (the short-prompt reference).
 
 Text is the default recipe's eval split's public rows that no rule fires on, drawn at
 random per message, so nothing repeats by accident. The threshold is 0.99: the benchmark
@@ -34,7 +36,6 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -106,46 +107,36 @@ def conversation(texts: Texts, rng: random.Random, turns: int = 20, tokens: int 
     return out
 
 
-class ChatStream:
-    """The mix's chat requests: `lanes` conversations in flight, served in turn, so a
-    conversation's next turn comes `lanes` requests after the one before (answered by then
-    at concurrency 16, as a chat client waits for its answer)."""
-
-    def __init__(self, texts: Texts, seed: int, lanes: int = 64, user: int = 60, reply: int = 150):
-        self.texts, self.rng, self.user, self.reply = texts, random.Random(seed), user, reply
-        self.lanes: list[Messages] = [[] for _ in range(lanes)]
-        self.left = [0] * lanes
-        self.next_lane = 0
-
-    def __call__(self) -> Messages:
-        lane = self.next_lane
-        self.next_lane = (lane + 1) % len(self.lanes)
-        if self.left[lane] == 0:  # a new conversation
-            self.lanes[lane], self.left[lane] = [], self.rng.randint(1, 10)
-        else:
-            self.lanes[lane].append(("assistant", self.texts.message(self.rng, self.reply)))
-        self.lanes[lane].append(("user", self.texts.message(self.rng, self.user)))
-        self.left[lane] -= 1
-        return list(self.lanes[lane])
+def chats(texts: Texts, rng: random.Random, conversations: int, user: int, reply: int):
+    """A chat client's requests: conversations of 1-10 turns (drawn) one after another, a
+    user message of ~`user` tokens and an answer of ~`reply` a turn; each request the next
+    turn with the whole history."""
+    out: list[Messages] = []
+    for _ in range(conversations):
+        messages: Messages = []
+        for turn in range(rng.randint(1, 10)):
+            if turn:
+                messages.append(("assistant", texts.message(rng, reply)))
+            messages.append(("user", texts.message(rng, user)))
+            out.append(list(messages))
+    return out
 
 
-async def throughput(clf: Classifier, requests: Callable[[], Messages], seconds: float) -> dict:
-    """16 clients, each sending its next request when the last is classified."""
-    done = 0
-    end = time.perf_counter() + seconds
+async def throughput(clf: Classifier, clients: list[list[Messages]]) -> dict:
+    """The clients at once, each sending its next request when the last is classified (a
+    chat client waits for its answer)."""
 
-    async def client() -> None:
-        nonlocal done
-        while time.perf_counter() < end:
-            ctx = context(requests())
+    async def client(requests: list[Messages]) -> None:
+        for messages in requests:
+            ctx = context(messages)
             decision = await clf.classify(ctx.texts, ctx.headers, ctx.opaque, ctx.fields)
             assert decision.reasons == (), decision
-            done += 1
 
     c0, w0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(16)))
+    await asyncio.gather(*(client(requests) for requests in clients))
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    return {"rps": round(done / wall, 1), "cpu_ms": round(cpu / done * 1000, 2), "requests": done}
+    n = sum(map(len, clients))
+    return {"rps": round(n / wall, 1), "cpu_ms": round(cpu / n * 1000, 2), "requests": n}
 
 
 async def replay(clfs: dict[str, Classifier], texts: Texts, rounds: int) -> list[dict]:
@@ -177,20 +168,20 @@ async def first_seen(clf: Classifier, texts: Texts, rounds: int, tokens: int) ->
     return rows
 
 
-async def mix(clfs: dict[str, Classifier], texts: Texts, rounds: int, seconds: float) -> list:
-    prompts = random.Random(7)
-    cells = {
-        "chat/cache": (clfs["cache"], ChatStream(texts, 1)),
-        "chat/nocache": (clfs["nocache"], ChatStream(texts, 2)),
-        "prompts/nocache": (clfs["nocache"], lambda: [("user", texts.message(prompts, 40))]),
-    }
-    for clf, requests in cells.values():  # warm-up: the cache's conversations under way
-        await throughput(clf, requests, 1)
+async def mix(clfs: dict[str, Classifier], texts: Texts, args: argparse.Namespace) -> list:
+    """Per round new conversations, the same for both chat variants."""
     rows = []
-    for r in range(rounds):
-        for name, (clf, requests) in cells.items():
+    for r in range(args.rounds):
+        rng = random.Random(2000 + r)
+        chat = [chats(texts, rng, args.conversations, args.user_tokens, args.reply_tokens)
+                for _ in range(args.clients)]  # fmt: skip
+        prompts = [[[("user", texts.message(rng, 40))] for _ in range(args.prompts)]
+                   for _ in range(args.clients)]  # fmt: skip
+        cells = {"chat/cache": (clfs["cache"], chat), "chat/nocache": (clfs["nocache"], chat),
+                 "prompts/nocache": (clfs["nocache"], prompts)}  # fmt: skip
+        for name, (clf, clients) in cells.items():
             rows.append({"part": "mix", "variant": name, "round": r,
-                         **await throughput(clf, requests, seconds)})  # fmt: skip
+                         **await throughput(clf, clients)})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -211,7 +202,11 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True, help="model.int8.onnx (make_model.py)")
     ap.add_argument("--parts", default="replay,first,mix")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=4.0, help="per mix cell")
+    ap.add_argument("--clients", type=int, default=16, help="mix: clients at once")
+    ap.add_argument("--conversations", type=int, default=1, help="mix: per client and round")
+    ap.add_argument("--user-tokens", type=int, default=60)
+    ap.add_argument("--reply-tokens", type=int, default=150)
+    ap.add_argument("--prompts", type=int, default=8, help="mix: per client and round")
     ap.add_argument("--first-tokens", type=int, default=32768)
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -234,7 +229,7 @@ def main() -> None:
         if "first" in parts:
             rows += await first_seen(clfs["cache"], texts, args.rounds, args.first_tokens)
         if "mix" in parts:
-            rows += await mix(clfs, texts, args.rounds, args.seconds)
+            rows += await mix(clfs, texts, args)
         for clf in clfs.values():
             clf.close()
         return rows
