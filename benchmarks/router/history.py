@@ -84,13 +84,16 @@ def context(messages: Messages) -> RequestContext:
 
 
 async def measured(clf: Classifier, messages: Messages) -> dict:
-    """One request classified alone: CPU and wall ms; the model must have decided it public."""
+    """One request classified alone: CPU and wall ms, windows the model scored; the model
+    must have decided it public."""
+    scored = clf.batcher.texts
     c0, w0 = time.process_time(), time.perf_counter()
     ctx = context(messages)
     decision = await clf.classify(ctx.texts, ctx.headers, ctx.opaque, ctx.fields)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     assert decision.reasons == (), decision  # every window read, none flagged, none failed
-    return {"cpu_ms": round(cpu * 1000, 2), "wall_ms": round(wall * 1000, 2)}
+    return {"cpu_ms": round(cpu * 1000, 2), "wall_ms": round(wall * 1000, 2),
+            "scored": clf.batcher.texts - scored}  # fmt: skip
 
 
 def conversation(texts: Texts, rng: random.Random, turns: int = 20, tokens: int = 200):
@@ -132,11 +135,13 @@ async def throughput(clf: Classifier, clients: list[list[Messages]]) -> dict:
             decision = await clf.classify(ctx.texts, ctx.headers, ctx.opaque, ctx.fields)
             assert decision.reasons == (), decision
 
+    scored = clf.batcher.texts
     c0, w0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(client(requests) for requests in clients))
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     n = sum(map(len, clients))
-    return {"rps": round(n / wall, 1), "cpu_ms": round(cpu / n * 1000, 2), "requests": n}
+    return {"rps": round(n / wall, 1), "cpu_ms": round(cpu / n * 1000, 2), "requests": n,
+            "scored_per_request": round((clf.batcher.texts - scored) / n, 2)}  # fmt: skip
 
 
 async def replay(clfs: dict[str, Classifier], texts: Texts, rounds: int) -> list[dict]:
@@ -148,7 +153,7 @@ async def replay(clfs: dict[str, Classifier], texts: Texts, rounds: int) -> list
             got = {t: await measured(clf, turns[t - 1]) for t in sent}
             row = {"part": "replay", "variant": name, "round": r}
             for t in (1, 20):
-                row |= {f"turn{t}_cpu_ms": got[t]["cpu_ms"], f"turn{t}_wall_ms": got[t]["wall_ms"]}
+                row |= {f"turn{t}_{k}": v for k, v in got[t].items()}
             row["turn20_per_turn1"] = round(got[20]["cpu_ms"] / got[1]["cpu_ms"], 3)
             rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
