@@ -106,7 +106,7 @@ def test_every_cached_score_is_the_models_own_for_that_window(pair, loop, conver
     _, items = warm.read(conversation)
     model = warm.batcher.model
     for key, window in (items or {}).items():
-        cached = warm.score_cache._scores.get(key)
+        cached = warm.score_cache.get(key)
         if cached is not None:
             assert cached == pytest.approx(model.scores([window])[0], abs=1e-6)
 
