@@ -153,6 +153,7 @@ def build_app(
     handler = Handler(config, classifier, pools, steps, metrics, digest or config_digest(config))
     reloads = Reloads()
     metrics.watch(metrics.confidential_route_usable, lambda: _usable(handler.pools.get("onprem")))
+    metrics.watch(metrics.score_cache_entries, lambda: len(handler.classifier.score_cache))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

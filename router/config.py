@@ -87,6 +87,12 @@ class ModelConfig(Strict):
         le=64,
         description="intra-op threads of a run with none beside it (a 2nd InferenceSession)",
     )
+    cache_entries: int = Field(
+        65_536,
+        ge=0,
+        description="window scores kept per router process (LRU; 0: none), so a resent chat "
+        "history is not scored again; ~170 bytes each",
+    )
 
     @field_validator("path", "tokenizer")
     @classmethod

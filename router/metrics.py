@@ -98,6 +98,14 @@ class RouterMetrics:
         self.cache = LoopCounter(
             "edgepack_router_cache", "Cache lookups", ("result",), registry=r
         )  # result: hit|miss|bypass|error
+        self.score_cache = LoopCounter(
+            "edgepack_router_score_cache", "Model score cache lookups, one per window",
+            ("result",), registry=r,
+        )  # fmt: skip  # result: hit|miss
+        self.score_cache_entries = Gauge(
+            "edgepack_router_score_cache_entries", "Window scores held in the score cache",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.fallbacks = Counter(
             "edgepack_router_fallbacks", "Requests sent to the fallback pool",
             ["sensitivity"], registry=r,
@@ -130,7 +138,10 @@ class RouterMetrics:
         self.config_reloads = Counter(
             "edgepack_router_config_reloads", "SIGHUP config reloads", ["result"], registry=r
         )  # result: ok|rejected
-        self._loop = [self.requests, self.latency, classify, self.cache, self.upstream_attempts]
+        self._loop = [
+            self.requests, self.latency, classify, self.cache, self.score_cache,
+            self.upstream_attempts,
+        ]  # fmt: skip
 
     def watch(self, gauge: Any, value: Callable[[], float]) -> None:
         """`gauge` reports `value()`: read when scraped (prometheus_client's set_function),

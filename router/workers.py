@@ -7,7 +7,8 @@ the burst in parallel. router/server.py binds the socket once (a busy port is on
 error), then the supervisor forks the workers before anything starts threads; the kernel
 hands each new connection to whichever worker accepts it first, so an idle one takes it.
 
-Per worker: the event loop, classifier, pools, health checks, breakers and retry budget.
+Per worker: the event loop, classifier (and its score cache: router/sensitivity/scores.py
+says why it is not shared), pools, health checks, breakers and retry budget.
 Limits that say what an upstream may see in total are split between the workers (`share`).
 Shared: the socket, the cache (Redis) and the metrics (prometheus_client's multiprocess
 files, router/metrics.py), so a scrape answered by any worker counts them all.

@@ -155,6 +155,10 @@ def model_router(
     model_cfg = {"path": str(model), "max_batch": max_batch, "max_wait_ms": 2,
                  "timeout_ms": 2000, "threads": threads, "workers": workers,
                  "solo_threads": solo}  # fmt: skip
+    if "cache_entries" in ((tree or common.ROOT) / "router/config.py").read_text():
+        # no score cache: wrk sends the eval prompts again every pass, which would measure
+        # the cache, not the model (history.py measures it on text that does not repeat)
+        model_cfg["cache_entries"] = 0
     classifier = {"model": model_cfg} | ({} if detectors else {"detectors": []})
     return procs.router(
         upstream_url, work, tree=tree, config={"classifier": classifier}, python=python,

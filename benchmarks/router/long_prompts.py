@@ -73,7 +73,11 @@ def main() -> None:
 
     from tokenizers import Tokenizer
 
-    model = args.model and ModelConfig(path=args.model, threshold=args.threshold, timeout_ms=6e4)
+    # no score cache (where the code has one): a prompt is sent again and again here
+    uncached = {"cache_entries": 0} if "cache_entries" in ModelConfig.model_fields else {}
+    model = args.model and ModelConfig(
+        path=args.model, threshold=args.threshold, timeout_ms=6e4, **uncached
+    )
     clf = build_classifier(ClassifierConfig(model=model), RouterMetrics())
     split = args.eval or Path("recipes/data/sensitivity/eval.jsonl")
     rows = [json.loads(line) for line in split.read_text().splitlines() if line.strip()]

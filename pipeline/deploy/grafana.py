@@ -88,6 +88,11 @@ PANELS: list[Panel] = [
             f"histogram_quantile({q}, sum by (le) "
             f"(rate(edgepack_router_classify_seconds_bucket{NS}[{RATE}])))") for q in (0.5, 0.99)],
           "s"),
+    Panel("Score cache hit rate (windows the model did not read again)", "timeseries",
+          [("hit rate",
+            f"sum(rate(edgepack_router_score_cache_total{HIT}[{RATE}]))\n/\n"
+            f"clamp_min(sum(rate(edgepack_router_score_cache_total{LOOKUP}[{RATE}])), 1e-9)")],
+          "percentunit"),
     Panel("Queue depth by tier", "timeseries",
           [("{{pool}} {{tier}}", f"sum by (pool, tier) (edgepack_router_queue_depth{NS})")]),
     Panel("Upstream calls per request (retry amplification)", "timeseries",

@@ -4,10 +4,13 @@ Order is cheapest first, and each later step runs only if nothing earlier decide
 header (confidential, or a trusted caller's public) → opaque body → detectors → model.
 Detectors and model read the request's strings normalised and decoded (views.py); the
 model reads every window of them (windows.py), up to `scan_tokens` tokens: a request with
-more is confidential ("too_long"), as nothing past that was read.
+more is confidential ("too_long"), as nothing past that was read. Scores of what was read
+before (a resent message's windows) come from the score cache (scores.py), so the model
+runs only on what is new; any one at or above the threshold decides at once.
 A model that is configured but missing, failing or late makes the request confidential
 and counts `edgepack_router_classifier_failures`. Its time limit is `timeout_ms` per
-`max_batch` windows (one run's worth), so a long prompt is given the time it needs.
+`max_batch` windows still to score (one run's worth), so a long prompt is given the time it
+needs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.model import OnnxSensitivityModel, file_stamp
 from router.sensitivity.prefilter import Prefilter
-from router.sensitivity.windows import scan_budget
+from router.sensitivity.scores import ScoreCache
+from router.sensitivity.windows import Window, scan_budget
 
 LOG = logging.getLogger("edgepack.router")
 CONFIDENTIAL: Sensitivity = "confidential"
@@ -41,8 +45,9 @@ OFFLOAD_CHARS = 32 * 1024
 worker thread: 1 MB of prose costs ~0.4 s of CPU to scan, which on the event loop would
 stall every other request as long (the thread shares the GIL, but the loop gets its turn
 every switch interval)."""
-Reading = tuple[tuple[str, ...], list | None]
-"""The detectors' labels, and what the model scores (windows or texts; None: too long)."""
+Reading = tuple[tuple[str, ...], dict[bytes, str | Window] | None]
+"""The detectors' labels, and what the model scores (windows or texts) by their score cache
+key; None: too long."""
 
 
 class Classifier:
@@ -62,6 +67,7 @@ class Classifier:
         self.model_error: str | None = None  # set when a configured model failed to load
         self.stamp: tuple = ()  # the model files' `file_stamp` when they were loaded
         self._scanner: ThreadPoolExecutor | None = None  # one thread: big scans queue up
+        self.score_cache = ScoreCache(config.model.cache_entries if self._model_on() else 0)
 
     def close(self) -> None:
         """Stop its threads (a reload replaced it, or the router stops); once its last
@@ -99,14 +105,18 @@ class Classifier:
         self, texts: Sequence[str], fields: Sequence[str] = (), sliced: bool = False
     ) -> Reading:
         """Labels of the detectors that fire, and the model's items when none does: its
-        windows (texts as they are for a model that cuts none), None when too long.
-        `sliced`: scan long texts a slice at a time (off the event loop's thread)."""
+        windows (texts as they are for a model that cuts none) by their cache key, None
+        when too long. `sliced`: scan long texts a slice at a time (off the event loop's
+        thread)."""
         view = views.read(texts, fields)
         labels = self._scan_sliced(view.rules) if sliced else self.scan(view.rules)
         if labels or not self._model_on():
-            return labels, []
+            return labels, {}
         cut = getattr(self.batcher.model, "windows", None) if self.batcher else None
-        return labels, view.prose if cut is None else cut(view.prose, self.scan_tokens)
+        items = view.prose if cut is None else cut(view.prose, self.scan_tokens)
+        if items is None:
+            return labels, None
+        return labels, {self.score_cache.key(item): item for item in items}
 
     async def _read_offloaded(self, texts: Sequence[str], fields: Sequence[str]) -> Reading:
         if self._scanner is None:
@@ -169,18 +179,24 @@ class Classifier:
     def _model_on(self) -> bool:
         return self.config.model is not None and self.config.model.enabled
 
-    async def _model_decision(self, items: list, threshold: float, timeout_ms: float) -> Verdict:
-        """Confidential if any item (window) scores at or above `threshold`."""
+    async def _model_decision(
+        self, items: dict[bytes, str | Window], threshold: float, timeout_ms: float
+    ) -> Verdict:
+        """Confidential if any item (window) scores at or above `threshold`: cached scores
+        first, then the model on the others."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
-        if not items:  # nothing the model reads (empty content, identifiers only)
+        fresh = self._uncached(items, threshold)
+        if fresh is None:
+            return CONFIDENTIAL, ("model",)
+        if not fresh:  # all cached, or nothing the model reads (empty, identifiers only)
             return PUBLIC, ()
-        runs = math.ceil(len(items) / self.batcher.max_batch)
-        batcher = self.batcher
+        runs = math.ceil(len(fresh) / self.batcher.max_batch)
         try:
             scores = await asyncio.wait_for(
-                asyncio.gather(*(batcher.score(item) for item in items)), timeout_ms * runs / 1000
+                asyncio.gather(*(self._score(key, item) for key, item in fresh)),
+                timeout_ms * runs / 1000,
             )
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()
@@ -189,6 +205,27 @@ class Classifier:
         if max(scores) >= threshold:
             return CONFIDENTIAL, ("model",)
         return PUBLIC, ()
+
+    def _uncached(
+        self, items: dict[bytes, str | Window], threshold: float
+    ) -> list[tuple[bytes, str | Window]] | None:
+        """The items the cache has no score for; None when a cached one is at or above
+        `threshold` (the request is confidential whatever the others score)."""
+        cached = [self.score_cache.get(key) for key in items]
+        fresh = [pair for pair, score in zip(items.items(), cached, strict=True) if score is None]
+        self.metrics.child(self.metrics.score_cache, "hit").inc(len(items) - len(fresh))
+        self.metrics.child(self.metrics.score_cache, "miss").inc(len(fresh))
+        if any(score is not None and score >= threshold for score in cached):
+            return None
+        return fresh
+
+    async def _score(self, key: bytes, item: str | Window) -> float:
+        """The model's score, kept in the cache as soon as it comes (a request that times
+        out still leaves the scores it got for its next turn)."""
+        assert self.batcher is not None
+        score = await self.batcher.score(item)
+        self.score_cache.put(key, score)
+        return score
 
 
 def model_problem(config: ClassifierConfig) -> str | None:
