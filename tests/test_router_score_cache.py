@@ -10,6 +10,7 @@ cold classifier is the reference a warm one must agree with on every request.
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 from pathlib import Path
@@ -161,6 +162,23 @@ def test_what_the_model_cannot_score_in_time_still_fails_closed(loop):
     assert (decision.sensitivity, decision.reasons) == ("confidential", ("classifier_error",))
     assert _sample(metrics, "edgepack_router_classifier_failures_total") == 1
     assert len(clf.score_cache) == 1  # what timed out was not cached
+    clf.batcher.close()
+
+
+class _NanOn:
+    """Scores 0.0, but NaN for a text holding "odd" (a broken model or input)."""
+
+    def scores(self, texts: list[str]) -> list[float]:
+        return [math.nan if "odd" in t else 0.0 for t in texts]
+
+
+def test_a_score_that_is_not_a_number_fails_closed_fresh_or_cached(loop):
+    config = ClassifierConfig(model=ModelConfig(path=Path("unused.onnx")))
+    clf = Classifier(config, RouterMetrics(), MicroBatcher(_NanOn(), max_wait=0.0))
+    for _ in ("fresh", "cached"):
+        decision = loop.run_until_complete(clf.classify(["fine", "an odd one"]))
+        assert decision.sensitivity == "confidential"
+    assert loop.run_until_complete(clf.classify(["fine"])).sensitivity == "public"
     clf.batcher.close()
 
 

@@ -202,7 +202,7 @@ class Classifier:
             self.metrics.classifier_failures.inc()
             LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
             return CONFIDENTIAL, ("classifier_error",)
-        if max(scores) >= threshold:
+        if not all(score < threshold for score in scores):  # NaN is not below: fail closed
             return CONFIDENTIAL, ("model",)
         return PUBLIC, ()
 
@@ -215,7 +215,7 @@ class Classifier:
         fresh = [pair for pair, score in zip(items.items(), cached, strict=True) if score is None]
         self.metrics.child(self.metrics.score_cache, "hit").inc(len(items) - len(fresh))
         self.metrics.child(self.metrics.score_cache, "miss").inc(len(fresh))
-        if any(score is not None and score >= threshold for score in cached):
+        if any(score is not None and not score < threshold for score in cached):
             return None
         return fresh
 
