@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, field_validator
 
 from pipeline.deploy.spec import DNS_LABEL, IMAGE_REF, DeployConfig
+from pipeline.fingerprint import sha256_file
 from pipeline.recipe import DataConfig, Recipe, Strict, load_recipe
 from router.schema_io import load_model, read_yaml
 
@@ -154,7 +155,11 @@ class ChatRecipe(Strict):
         return (self.path.parent / self.chat_template).resolve()
 
     def field(self, dotted: str) -> object:
-        """Value at a dotted path (`lora.r`), JSON-ready, for cache keys."""
+        """Value at a dotted path (`lora.r`), JSON-ready, for cache keys; `chat_template`
+        stands for the template file's contents, which the key must follow."""
+        path = self.template_path()
+        if dotted == "chat_template" and path is not None:
+            return {"file": self.chat_template, "sha256": path.is_file() and sha256_file(path)}
         value: object = self.model_dump(mode="json")
         for part in dotted.split("."):
             value = value[part]  # type: ignore[index]
