@@ -19,13 +19,22 @@ from pipeline.cache_key import stage_key, stage_key_material
 from pipeline.chat.recipe import ChatRecipe, is_chat
 from pipeline.recipe import Recipe
 from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResult
-from pipeline.stages import chat_finetune, engine, export, finetune, package, quantize, router
+from pipeline.stages import (
+    chat_export,
+    chat_finetune,
+    engine,
+    export,
+    finetune,
+    package,
+    quantize,
+    router,
+)
 from pipeline.target import Target
 from router.errors import UserError
 
 STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
 """The classifier's stages, in data-flow order (see DESIGN.md)."""
-CHAT_STAGES = (chat_finetune.STAGE,)
+CHAT_STAGES = (chat_finetune.STAGE, chat_export.STAGE)
 """`task: text-generation`'s stages, in data-flow order."""
 METRICS_FILE = "_metrics.json"
 KEY_FILE = "_key.json"
