@@ -22,6 +22,7 @@ from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResu
 from pipeline.stages import (
     chat_export,
     chat_finetune,
+    chat_quantize,
     engine,
     export,
     finetune,
@@ -34,7 +35,7 @@ from router.errors import UserError
 
 STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
 """The classifier's stages, in data-flow order (see DESIGN.md)."""
-CHAT_STAGES = (chat_finetune.STAGE, chat_export.STAGE)
+CHAT_STAGES = (chat_finetune.STAGE, chat_export.STAGE, chat_quantize.STAGE)
 """`task: text-generation`'s stages, in data-flow order."""
 METRICS_FILE = "_metrics.json"
 KEY_FILE = "_key.json"

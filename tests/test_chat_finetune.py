@@ -65,7 +65,7 @@ def test_finetune_trains_the_assistant_turns(tmp_path, tiny_chat_models, family)
     metrics = build.stages[0].metrics
     assert metrics["eval"]["loss"] < metrics["base_eval"]["loss"]
     assert metrics["eval"]["perplexity"] == pytest.approx(2.718281828 ** metrics["eval"]["loss"])
-    assert metrics["train"]["steps"] == len(metrics["train"]["loss_curve"]) == 4
+    assert metrics["train"]["steps"] == len(metrics["train"]["loss_curve"]) == 16
     adapter = json.loads((build.dist / "adapter" / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) >= {"q_proj", "v_proj", "down_proj"}
     merged = build.stages[0].path / "_merged"
