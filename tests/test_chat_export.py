@@ -29,9 +29,9 @@ def test_onnx_greedy_tokens_equal_pytorch_on_every_eval_prompt(exported):
     recipe, build = exported
     metrics = build.stages[1].metrics
     assert metrics["opset"] == 17  # the recipe's 18, capped by Xavier's TensorRT 8.5
-    assert metrics["greedy_equal"] == {
-        "prompts": recipe.eval.prompts, "tokens": recipe.eval.prompts * recipe.eval.new_tokens
-    }  # fmt: skip
+    equal = metrics["greedy_equal"]  # replies may end (EOS) before new_tokens
+    assert equal["prompts"] == recipe.eval.prompts
+    assert recipe.eval.prompts <= equal["tokens"] <= recipe.eval.prompts * recipe.eval.new_tokens
     decoder = OnnxDecoder(build.dist / "onnx" / "model.onnx")
     assert len(decoder.pasts) == 2 * 2  # key and value of both decoder blocks
     assert (build.dist / "onnx" / "chat_template.jinja").is_file()
