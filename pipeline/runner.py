@@ -22,7 +22,9 @@ from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResu
 from pipeline.stages import (
     chat_export,
     chat_finetune,
+    chat_package,
     chat_quantize,
+    chat_router,
     engine,
     export,
     finetune,
@@ -35,7 +37,13 @@ from router.errors import UserError
 
 STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
 """The classifier's stages, in data-flow order (see DESIGN.md)."""
-CHAT_STAGES = (chat_finetune.STAGE, chat_export.STAGE, chat_quantize.STAGE)
+CHAT_STAGES = (
+    chat_finetune.STAGE,
+    chat_export.STAGE,
+    chat_quantize.STAGE,
+    chat_package.STAGE,
+    chat_router.STAGE,
+)
 """`task: text-generation`'s stages, in data-flow order."""
 METRICS_FILE = "_metrics.json"
 KEY_FILE = "_key.json"

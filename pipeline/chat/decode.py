@@ -102,3 +102,27 @@ def torch_greedy(model: Any, prompt: list[int], new_tokens: int, stop: set[int])
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def decode_speed(
+    models: dict[str, Path], prompt: list[int], new_tokens: int, rounds: int, threads: int = 1
+) -> dict[str, float]:
+    """Median greedy decode tokens/s per model (after the prompt), `rounds` interleaved
+    rounds so that a load change on the host hits every model alike."""
+    import statistics
+    import time
+
+    decoders = {name: OnnxDecoder(path, threads=threads) for name, path in models.items()}
+    for decoder in decoders.values():  # warm-up: first-run allocations
+        decoder.greedy(prompt, 2, stop=set())
+    times: dict[str, list[float]] = {name: [] for name in decoders}
+    for _ in range(rounds):
+        for name, decoder in decoders.items():
+            _logits, past = decoder.step(prompt, decoder.empty_past())
+            token = int(np.argmax(_logits[-1]))
+            started = time.perf_counter()
+            for _step in range(new_tokens):
+                logits, past = decoder.step([token], past)
+                token = int(np.argmax(logits[-1]))
+            times[name].append(time.perf_counter() - started)
+    return {name: new_tokens / statistics.median(t) for name, t in times.items()}

@@ -95,11 +95,12 @@ class VllmServe(Strict):
 
 
 class SageMakerServe(Strict):
-    """The cloud endpoint: a documented serving container over the merged weights."""
+    """The cloud endpoint: AWS's vLLM container for SageMaker over the merged weights."""
 
     image: str = Field(
-        "763104351884.dkr.ecr.<region>.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128",
-        description="LMI (DJL Serving) container; its vLLM backend serves the merged weights",
+        "763104351884.dkr.ecr.<region>.amazonaws.com/vllm:<sagemaker-image-tag>",
+        description="a SageMaker image of AWS's vLLM Deep Learning Container (its list of "
+        "available images gives the tag per region)",
     )
     instance_type: str = Field("ml.g5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     instance_count: int = Field(1, ge=1)
