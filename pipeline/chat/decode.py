@@ -35,6 +35,8 @@ class OnnxDecoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        # one request at a time: idle workers spinning between steps only steal CPU
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

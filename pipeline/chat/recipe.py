@@ -72,6 +72,11 @@ class ChatQuantize(Strict):
     )
     block_size: int = Field(32, ge=16, description="weights per scale (MatMulNBits block)")
     symmetric: bool = True
+    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
+        4,
+        description="MatMulNBits compute type on CPU: 4 multiplies with INT8 activations "
+        "(the fast kernels; benchmarks/llm_decode.py), 0 leaves it to the input type (FP32)",
+    )
 
     @field_validator("block_size")
     @classmethod

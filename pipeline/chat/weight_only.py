@@ -1,9 +1,11 @@
 """Weight-only INT8/INT4 for a decoder: ONNX Runtime's MatMulNBits quantizer, and the two
 figures that gate it against FP32.
 
-Round-to-nearest, symmetric blocks along each weight's input axis: every MatMul with a
-constant weight becomes one MatMulNBits node (ONNX Runtime dequantizes blocks on the fly,
-activations stay float), the embedding table stays float. No calibration data is needed.
+Round-to-nearest blocks along each weight's input axis: every MatMul with a constant
+weight becomes one MatMulNBits node, the embedding table stays float. No calibration data
+is needed. Its accuracy level 4 lets the CPU kernels quantize activations to INT8 per
+block on the fly, which is what makes them faster than FP32 rather than slower
+(benchmarks/llm_decode.py; docs/decisions/027-chat-weight-only-quantization.md).
 
 The gate's figures, both from eval conversations:
 - perplexity over the assistant tokens (teacher forcing, one pass per conversation);
@@ -27,14 +29,21 @@ EXTERNAL_DATA_BYTES = 2**31 - 2**20
 """A protobuf cannot hold 2 GiB: larger models keep their weights beside the graph."""
 
 
-def quantize(src: Path, dest: Path, bits: int, block_size: int, symmetric: bool) -> None:
+def quantize(
+    src: Path, dest: Path, bits: int, block_size: int, symmetric: bool, accuracy_level: int
+) -> None:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
 
-    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric, bits=bits)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=block_size,
+        is_symmetric=symmetric,
+        bits=bits,
+        accuracy_level=accuracy_level or None,
+    )
     quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config)
     quantizer.process()
     large = quantizer.model.model.ByteSize() > EXTERNAL_DATA_BYTES

@@ -53,8 +53,9 @@ def run(ctx: StageContext) -> dict:
     for variant in recipe.quantize.variants:
         ctx.progress(f"{variant}: MatMulNBits, block {recipe.quantize.block_size}")
         path = out / VARIANT_FILE.format(variant=variant)
-        quantize(source / MODEL_FILE, path, BITS[variant], recipe.quantize.block_size,
-                 recipe.quantize.symmetric)  # fmt: skip
+        q = recipe.quantize
+        quantize(source / MODEL_FILE, path, BITS[variant], q.block_size, q.symmetric,
+                 q.accuracy_level)  # fmt: skip
         decoder = OnnxDecoder(path)
         ppl, agree = perplexity(decoder, data), agreement(decoder, ref)
         size = sum(p.stat().st_size for p in out.glob(f"{path.name}*"))
@@ -82,6 +83,7 @@ def run(ctx: StageContext) -> dict:
         "variants": variants,
         "block_size": recipe.quantize.block_size,
         "symmetric": recipe.quantize.symmetric,
+        "accuracy_level": recipe.quantize.accuracy_level,
         "agreement_tokens": sum(len(c) for c in ref.continuations),
         "eval_conversations": len(data),
     }
