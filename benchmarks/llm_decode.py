@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import loadavg, round_robin, timed  # noqa: E402
-from pipeline.chat.decode import OnnxDecoder, stop_ids  # noqa: E402
-from pipeline.chat.genai import GENAI_CONFIG, write_genai_folder  # noqa: E402
+from benchmarks.common import loadavg, round_robin, timed
+from pipeline.chat.decode import OnnxDecoder, stop_ids
+from pipeline.chat.genai import GENAI_CONFIG, write_genai_folder
 
 VARIANTS = ("fp32", "int8", "int4")
 
