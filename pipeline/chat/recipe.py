@@ -1,9 +1,10 @@
 """The recipe schema of `task: text-generation` (a chat LLM), beside the classifier's.
 
 It is a schema of its own rather than a variant of `pipeline.recipe.Recipe`: the two tasks
-share the data splits, the export opset and the router's `deploy:` section (reused from
-there), but nothing of labels, thresholds or INT8 accuracy points. `load_build_recipe`
-reads a recipe file of either task.
+share the data splits and the router's `deploy:` section (reused from there), but nothing
+of labels, thresholds or INT8 accuracy points. `load_build_recipe` reads a recipe file of
+either task. `data.calib` is checked like the other splits; round-to-nearest weight-only
+quantization reads no calibration data.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pipeline.chat.tokens import IGNORE, Encoded, encode
 from pipeline.errors import StageFailed
 from pipeline.model_source import offline, resolve_model
 from pipeline.stage import Stage, StageContext
+from pipeline.stages.finetune import length_buckets
 from router.errors import UserError
 
 if TYPE_CHECKING:
@@ -37,12 +38,6 @@ def encode_split(
     """Each conversation's tokens; those left with no assistant token after the cut drop."""
     encoded = [encode(tokenizer, template, c, max_length) for c in conversations]
     return [e for e in encoded if e.trained]
-
-
-def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Index batches of similar length, so padding (wasted compute) stays small."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def collate(rows: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -159,14 +154,11 @@ def save(model: Any, tokenizer: Any, recipe: ChatRecipe, out: Path) -> None:
     tokenizer.save_pretrained(out / "_merged")
 
 
-def _seed_everything(seed: int, threads: int | None) -> None:
-    import random
-
-    import numpy as np
+def _seed(seed: int, threads: int | None) -> None:
+    """LoRA's initialisation and dropout draw from torch's generator (batch order has its
+    own); the thread count changes float summation order, so it is fixed too."""
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
@@ -193,7 +185,7 @@ def run(ctx: StageContext) -> dict:
 
     recipe: ChatRecipe = ctx.recipe  # type: ignore[assignment]
     source = resolve_model(recipe)
-    _seed_everything(recipe.training.seed, recipe.training.threads)
+    _seed(recipe.training.seed, recipe.training.threads)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
