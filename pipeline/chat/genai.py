@@ -20,10 +20,6 @@ MODEL_FILE = "model.onnx"
 GENAI_CONFIG = "genai_config.json"
 
 
-def _ids(value: object) -> int | list[int]:
-    return value if isinstance(value, int) else list(value)  # type: ignore[arg-type]
-
-
 def genai_config(config: dict, eos: set[int], context_length: int, provider: str) -> dict:
     """genai_config.json for optimum's decoder export of a model with this config.json."""
     heads = config["num_attention_heads"]
@@ -54,12 +50,13 @@ def genai_config(config: dict, eos: set[int], context_length: int, provider: str
         },
     }
     eos_ids = sorted(eos)
+    bos = config.get("bos_token_id")
     return {
         "model": {
             "type": config["model_type"],
             "vocab_size": config["vocab_size"],
             "context_length": context_length,
-            "bos_token_id": _ids(config.get("bos_token_id") or eos_ids[0]),
+            "bos_token_id": eos_ids[0] if bos is None else bos,
             "eos_token_id": eos_ids[0] if len(eos_ids) == 1 else eos_ids,
             "pad_token_id": pad if pad is not None else eos_ids[0],
             "decoder": decoder,
