@@ -42,12 +42,12 @@ lint: $(STAMP)
 
 publish: build
 	@test -n "$(BUCKET)" || { echo "error: set BUCKET=s3://bucket/prefix" >&2; exit 2; }
-	$(BIN)/edgepack publish dist/$$($(BIN)/python -c "import sys; from pipeline.recipe import load_recipe; from pipeline.target import load_target; print(load_recipe(sys.argv[1]).name + '-' + load_target(sys.argv[2]).name)" $(RECIPE) $(TARGET)) --to $(BUCKET) $(if $(CHANNEL),--channel $(CHANNEL),)
+	$(BIN)/edgepack publish dist/$$($(BIN)/python -c "import sys; from pipeline.chat.recipe import load_build_recipe; from pipeline.target import load_target; print(load_build_recipe(sys.argv[1]).name + '-' + load_target(sys.argv[2]).name)" $(RECIPE) $(TARGET)) --to $(BUCKET) $(if $(CHANNEL),--channel $(CHANNEL),)
 
 # The sidecar with the config this build emitted (dist/<recipe>-<target>/deploy/router.yaml),
 # upstreams swapped for local stand-ins; `make build` first (a no-op when nothing changed).
 router: build
-	$(BIN)/python -m router.demo --config dist/$$($(BIN)/python -c "import sys; from pipeline.recipe import load_recipe; from pipeline.target import load_target; print(load_recipe(sys.argv[1]).name + '-' + load_target(sys.argv[2]).name)" $(RECIPE) $(TARGET))/deploy/router.yaml
+	$(BIN)/python -m router.demo --config dist/$$($(BIN)/python -c "import sys; from pipeline.chat.recipe import load_build_recipe; from pipeline.target import load_target; print(load_build_recipe(sys.argv[1]).name + '-' + load_target(sys.argv[2]).name)" $(RECIPE) $(TARGET))/deploy/router.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/quantize.py

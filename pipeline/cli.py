@@ -19,13 +19,16 @@ from rich.table import Table
 
 from pipeline import lint_cli, verify_cli
 from pipeline.cache_key import build_key
+from pipeline.chat.data import check_chat_splits
+from pipeline.chat.model import check_causal_lm
+from pipeline.chat.recipe import ChatRecipe, is_chat, load_build_recipe
 from pipeline.data import check_splits
 from pipeline.manifest import read_manifest
 from pipeline.model_source import resolve_model
 from pipeline.progress import RichReporter
 from pipeline.publish import cli as publish_cli
-from pipeline.recipe import Recipe, load_recipe
-from pipeline.runner import STAGES, run_build
+from pipeline.recipe import Recipe
+from pipeline.runner import run_build, stages_for
 from pipeline.target import Target, load_target
 from router import cli as router_cli
 from router.errors import UserError
@@ -55,11 +58,9 @@ def build(
     quiet: Annotated[bool, typer.Option(help="plain log lines for CI")] = False,
 ) -> None:
     """Build RECIPE for TARGET into dist/<recipe>-<target>/."""
-    loaded_recipe = load_recipe(recipe)
+    loaded_recipe = load_build_recipe(recipe)
     loaded_target = load_target(target)
-
-    resolve_model(loaded_recipe)  # before any stage: a hub id or missing dir fails here
-    check_splits(loaded_recipe)
+    preflight(loaded_recipe)
     reporter = RichReporter(console, quiet=quiet)
     result = run_build(
         loaded_recipe,
@@ -81,7 +82,19 @@ def cache_key(
 ) -> None:
     """Print the key of RECIPE's build for TARGET: it changes exactly when a stage would
     re-run, so CI names its saved .cache/edgepack with it."""
-    out.print(build_key(STAGES, load_recipe(recipe), load_target(target)), highlight=False)
+    loaded = load_build_recipe(recipe)
+    out.print(build_key(stages_for(loaded), loaded, load_target(target)), highlight=False)
+
+
+def preflight(recipe: Recipe | ChatRecipe) -> None:
+    """Before any stage: a hub id, a missing dir, a model of the wrong kind or a bad data
+    line fails here, in one line naming the file and field."""
+    if is_chat(recipe):
+        check_causal_lm(recipe)
+        check_chat_splits(recipe)
+    else:
+        resolve_model(recipe)
+        check_splits(recipe)
 
 
 def _display_path(path: Path) -> str:
@@ -108,11 +121,11 @@ def inspect(dist: Annotated[Path, typer.Argument(help="a dist/<recipe>-<target> 
 
 
 @app.command()
-def schema(kind: Annotated[str, typer.Argument(help="recipe or target")]) -> None:
+def schema(kind: Annotated[str, typer.Argument(help="recipe, chat-recipe or target")]) -> None:
     """Print the JSON Schema of a recipe or a target profile."""
-    models = {"recipe": Recipe, "target": Target}
+    models = {"recipe": Recipe, "chat-recipe": ChatRecipe, "target": Target}
     if kind not in models:
-        raise UserError(f"schema: unknown kind {kind!r} (use recipe or target)")
+        raise UserError(f"schema: unknown kind {kind!r} (use recipe, chat-recipe or target)")
     out.print_json(json.dumps(models[kind].model_json_schema()))
 
 

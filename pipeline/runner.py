@@ -16,16 +16,42 @@ from pathlib import Path
 
 from pipeline.assemble import assemble_dist
 from pipeline.cache_key import stage_key, stage_key_material
+from pipeline.chat.recipe import ChatRecipe, is_chat
 from pipeline.recipe import Recipe
 from pipeline.stage import BuildResult, Reporter, Stage, StageContext, StageResult
-from pipeline.stages import engine, export, finetune, package, quantize, router
+from pipeline.stages import (
+    chat_export,
+    chat_finetune,
+    chat_package,
+    chat_quantize,
+    chat_router,
+    engine,
+    export,
+    finetune,
+    package,
+    quantize,
+    router,
+)
 from pipeline.target import Target
 from router.errors import UserError
 
 STAGES = (finetune.STAGE, export.STAGE, quantize.STAGE, engine.STAGE, package.STAGE, router.STAGE)
-"""The build's stages, in data-flow order (see DESIGN.md)."""
+"""The classifier's stages, in data-flow order (see DESIGN.md)."""
+CHAT_STAGES = (
+    chat_finetune.STAGE,
+    chat_export.STAGE,
+    chat_quantize.STAGE,
+    chat_package.STAGE,
+    chat_router.STAGE,
+)
+"""`task: text-generation`'s stages, in data-flow order."""
 METRICS_FILE = "_metrics.json"
 KEY_FILE = "_key.json"
+
+
+def stages_for(recipe: Recipe | ChatRecipe) -> list[Stage]:
+    """The stages of the recipe's task."""
+    return list(CHAT_STAGES if is_chat(recipe) else STAGES)
 
 
 def default_cache_root() -> Path:
@@ -42,7 +68,7 @@ def select_stages(stages: list[Stage], until: str | None) -> list[Stage]:
 
 
 def run_build(
-    recipe: Recipe,
+    recipe: Recipe | ChatRecipe,
     target: Target,
     *,
     out_root: Path = Path("dist"),
@@ -57,7 +83,7 @@ def run_build(
     reporter = reporter or Reporter()
     cache_root = (cache_root or default_cache_root()).resolve()
     sweep_stale_tmp(cache_root)
-    stages = select_stages(list(STAGES) if stages is None else stages, until)
+    stages = select_stages(stages_for(recipe) if stages is None else stages, until)
     names = [s.name for s in stages]
     if from_stage is not None and from_stage not in names:
         raise UserError(f"--from: unknown stage {from_stage!r} (stages: {', '.join(names)})")

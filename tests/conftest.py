@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import tiny_model
+from tests.fixtures import tiny_chat, tiny_model
 
 pytest_plugins = [
     "tests.fixtures.s3",  # s3_server, bucket, aws_env
@@ -43,3 +43,11 @@ def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The router's classifier folder; its head leans confidential (bias 6), so a test picks
     the outcome with the threshold."""
     return tiny_model.make_classifier_dir(tmp_path_factory.mktemp("tiny-classifier"), bias=6.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random causal LM per family the tests cover, each a Hugging Face folder with a
+    byte-level tokenizer and a ChatML template (pipeline/chat/tiny.py)."""
+    root = tmp_path_factory.mktemp("tiny-chat")
+    return {f: tiny_chat.make_tiny_chat_model(root / f, f) for f in ("llama", "qwen2")}
