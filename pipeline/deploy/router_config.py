@@ -60,6 +60,17 @@ def _resilience(deploy: DeployConfig) -> dict:
     return sections
 
 
+def _sensitivity(deploy: DeployConfig) -> dict:
+    """`classifier.sensitivity` when the recipe sets one, its term files inlined (the
+    bundle does not carry them)."""
+    if deploy.sensitivity == type(deploy.sensitivity)():
+        return {}
+    policy = deploy.sensitivity.model_dump(mode="json", exclude_defaults=True)
+    for terms in policy.get("terms", []):
+        terms.pop("file", None)
+    return {"sensitivity": policy}
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
     """`extra` over `base`, recursing into mappings (lists and scalars are replaced)."""
     out = dict(base)
@@ -91,7 +102,8 @@ def router_config(
                 "positive_label": positive_label,
                 "threshold": threshold if deploy.threshold is None else deploy.threshold,
                 "max_length": max_length,
-            }
+            },
+            **_sensitivity(deploy),
         },
         "onprem": _pool(deploy.onprem),
         "sagemaker": _sagemaker(deploy),
