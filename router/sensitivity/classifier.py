@@ -28,6 +28,7 @@ from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.model import OnnxSensitivityModel, file_stamp
+from router.sensitivity.policy.rules import PolicyRules
 from router.sensitivity.prefilter import Prefilter
 from router.sensitivity.windows import scan_budget
 
@@ -56,6 +57,7 @@ class Classifier:
         self.config = config
         self.metrics = metrics
         self.detectors = registry.select(config.detectors)
+        self.policy = PolicyRules(config.sensitivity)  # the organisation's own entries
         self.callers = CallerTrust(config)
         self.batcher = batcher
         self.scan_tokens = scan_tokens
@@ -86,10 +88,16 @@ class Classifier:
     def detectors(self, detectors: list[registry.Recognizer]) -> None:
         self._prefilter = Prefilter(detectors)
 
-    def scan(self, texts: list[str]) -> tuple[str, ...]:
-        """Labels of every detector that fires on any text (rules only, synchronous): one RE2
-        pass per text picks the detectors that can fire, only those run (prefilter.py)."""
-        return self._prefilter.scan(texts)
+    def scan(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """Labels of every detector and policy entry that fires on any text (rules only,
+        synchronous): one RE2 pass per text picks the detectors that can fire, only those
+        run (prefilter.py). Allowed values are blanked only once something fired."""
+        labels = self._scan_once(texts)
+        masked = self.policy.masked(texts) if labels else None
+        return labels if masked is None else self._scan_once(masked)
+
+    def _scan_once(self, texts: Sequence[str]) -> tuple[str, ...]:
+        return self._prefilter.scan(texts) + self.policy.scan(texts)
 
     def scan_all(self, texts: list[str]) -> tuple[str, ...]:
         """The reference `scan` is checked against: every detector's full check on every text."""
@@ -121,7 +129,8 @@ class Classifier:
         for text in texts:
             for part in slices(text):
                 found.update(self.scan([part]))
-        return tuple(label for label in self._prefilter.labels if label in found)
+        order = [*self._prefilter.labels, *self.policy.labels]
+        return tuple(label for label in order if label in found)
 
     async def classify(
         self,
