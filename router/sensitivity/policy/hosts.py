@@ -19,6 +19,9 @@ from router.config import HostRule
 from router.sensitivity.normalize import normalize
 from router.sensitivity.policy.vocabulary import Edges, Vocabulary
 
+# What every address the regexes below find contains (RE2, for patterns.py's Set pass):
+# four dotted numbers; two colons with only hex digits between them ("10:30:00" too).
+HINTS = (r"\d\.\d{1,3}\.\d{1,3}\.\d", r"[0-9A-Fa-f]*:[0-9A-Fa-f]*:")
 IPV4 = re.compile(r"(?a)(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d|\.\d)")
 IPV6 = re.compile(r"(?ai)(?<![\w:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:[.\d]{7,15})?(?![\w:])")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -85,22 +88,26 @@ class Networks:
     def __bool__(self) -> bool:
         return bool(self.networks)
 
-    def labels(self, text: str) -> set[int]:
+    def labels(self, text: str, hints: set[int]) -> set[int]:
+        """Labels of the networks that hold an address in `text`; `hints`: which of `HINTS`
+        the text contains (no address without its hint)."""
         found: set[int] = set()
-        for address in self._addresses(text):
+        for address in self._addresses(text, 0 in hints, 1 in hints and self.v6):
             mapped = getattr(address, "ipv4_mapped", None)
             for net, label in self.networks:
                 if address in net or (mapped is not None and mapped in net):
                     found.add(label)
         return found
 
-    def _addresses(self, text: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    def _addresses(
+        self, text: str, v4: bool, v6: bool
+    ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-        for quad in IPV4.findall(text) if "." in text else ():
+        for quad in IPV4.findall(text) if v4 else ():
             octets = [int(part) for part in quad.split(".")]  # "010" is 10, as most tools read it
             if max(octets) <= 255:
                 out.append(ipaddress.IPv4Address(bytes(octets)))
-        for candidate in IPV6.findall(text) if self.v6 and text.count(":") >= 2 else ():
+        for candidate in IPV6.findall(text) if v6 else ():
             try:
                 out.append(ipaddress.IPv6Address(candidate))
             except ValueError:

@@ -5,13 +5,14 @@ then, one with checks runs alone and validates its candidates (the group `v`, el
 whole match) until one passes: its letters and digits must have one of `lengths`, start
 with one of `prefixes` and pass the check-digit scheme (python-stdnum), so an employee-ID
 format does not flag every number of that length.
+The same pass reports the hints other rules ask for (hosts.py: address shapes).
 The Set fails closed as prefilter.py's does: an always-matching canary missing from its
 result (RE2 out of memory) means every pattern is tried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import re2
 from stdnum import damm, luhn, verhoeff
@@ -66,32 +67,41 @@ class Check:
 
 
 class Patterns:
-    def __init__(self, rules: list[PatternRule], first_label: int) -> None:
+    """The patterns, and `hints`: more RE2 patterns whose presence the same pass reports
+    (hosts.py's address shapes), so a text pays one Set pass for both."""
+
+    def __init__(
+        self, rules: list[PatternRule], first_label: int, hints: Sequence[str] = ()
+    ) -> None:
         options = _options()
         self.regexes = [re2.compile(rule.regex, options) for rule in rules]
         self.checks = [Check.of(rule) for rule in rules]
         self.first_label = first_label
         self.set = re2.Set.SearchSet(options)
-        for rule in rules:
-            self.set.Add(rule.regex)
-        self.set.Add(CANARY)
-        self.canary = len(rules)
+        for pattern in [*(rule.regex for rule in rules), *hints, CANARY]:
+            self.set.Add(pattern)
         self.set.Compile()
-        self.everything = list(range(len(rules)))
+        self.hints = range(len(rules), len(rules) + len(hints))
+        self.canary = len(rules) + len(hints)
+        self.everything = [*range(len(rules)), *self.hints]
 
     def __bool__(self) -> bool:
-        return bool(self.regexes)
+        return self.canary > 0
 
-    def labels(self, text: str) -> set[int]:
+    def labels(self, text: str) -> tuple[set[int], set[int]]:
+        """Labels of the patterns that fire, and which hints (0, 1, ...) are present."""
         matched = self.set.Match(text.encode("utf-8", "surrogatepass"))
         passed = self.canary in matched
-        if not passed:  # the pass failed (RE2 out of memory): try each pattern
+        if not passed:  # the pass failed (RE2 out of memory): try each pattern, every hint
             matched = self.everything
         found: set[int] = set()
+        hints: set[int] = set()
         for i in matched:
-            if i != self.canary and self._fires(i, text, passed):
+            if i in self.hints:
+                hints.add(i - self.hints.start)
+            elif i != self.canary and self._fires(i, text, passed):
                 found.add(self.first_label + i)
-        return found
+        return found, hints
 
     def _fires(self, i: int, text: str, matched: bool) -> bool:
         check, regex = self.checks[i], self.regexes[i]

@@ -2,7 +2,8 @@
 
 Labels are `term:NAME`, `host:NAME`, `pattern:NAME` in config order (terms, patterns,
 hosts). Words and domains are found in one automaton pass over the case-folded text,
-patterns in one RE2 Set pass, addresses by one regex pass when networks are configured.
+patterns and the shapes of IP addresses in one RE2 Set pass; only a text with an
+address shape is searched for addresses.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from router.config import SensitivityPolicy
 from router.sensitivity.policy.allow import Allow
+from router.sensitivity.policy.hosts import HINTS as ADDRESS_HINTS
 from router.sensitivity.policy.hosts import Networks, add_domains
 from router.sensitivity.policy.patterns import Patterns
 from router.sensitivity.policy.terms import add_terms, folded
@@ -30,8 +32,9 @@ class PolicyRules:
         add_terms(self.vocabulary, policy.terms, 0)
         add_domains(self.vocabulary, policy.hosts, first_host)
         self.vocabulary.compile()
-        self.patterns = Patterns(policy.patterns, first_pattern)
         self.networks = Networks(policy.hosts, first_host)
+        hints = ADDRESS_HINTS if self.networks else ()
+        self.patterns = Patterns(policy.patterns, first_pattern, hints)
         self.allow = Allow(policy.allow) if policy.allow else None
 
     def __bool__(self) -> bool:
@@ -45,11 +48,12 @@ class PolicyRules:
         wanted = len(self.labels)
         for text in texts:
             if self.vocabulary:
-                found |= self.vocabulary.labels(folded(text), wanted)
-            if self.networks:
-                found |= self.networks.labels(text)
-            if self.patterns:
-                found |= self.patterns.labels(text)
+                found |= self.vocabulary.labels(folded(text))
+            if self.patterns:  # the patterns' Set pass also says where addresses may be
+                fired, hints = self.patterns.labels(text)
+                found |= fired
+                if hints:
+                    found |= self.networks.labels(text, hints)
             if len(found) == wanted:
                 break
         return tuple(self.labels[i] for i in sorted(found))

@@ -53,13 +53,20 @@ def word_edges(key: str) -> Edges:
 def term_key(word: str) -> str:
     """How a configured word is looked up: normalised as requests are, case-folded, its
     spaces one each (`folded` does the same to a request's text)."""
-    return folded(normalize(word))
+    return folded(normalize(word.strip()))
 
 
 def folded(text: str) -> str:
     """Case-folded, every run of white space one space: "Blue  Heron" and "blue\nheron"
-    are the term "Blue Heron"."""
-    return " ".join(text.casefold().split())
+    are the term "Blue Heron". (A test for other white space in ASCII text first: most
+    prompts have none, and a regex search for it cost more than the whole automaton pass.)"""
+    text = text.casefold()
+    if text.isascii() and not (
+        "  " in text or "\n" in text or "\t" in text or "\r" in text or "\x0b" in text
+        or "\x0c" in text
+    ):  # fmt: skip
+        return text
+    return " ".join(text.split())
 
 
 def add_terms(vocabulary: Vocabulary, lists: list[TermList], first_label: int) -> None:
