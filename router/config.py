@@ -261,8 +261,9 @@ class Topic(Strict):
     description: str = ""
     examples: list[str] = Field(default_factory=list)
     threshold: float | None = Field(
-        None, gt=0, lt=1, description="cosine similarity at or above → confidential "
-        "(default: the build's choice on the eval split's public rows)",
+        None, gt=0, lt=1, description="cosine similarity at or above → confidential; in a "
+        "recipe, leave it out and the build chooses it on the eval split's public rows "
+        "(pipeline/deploy/topics.py); router.yaml needs one",
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -297,10 +298,6 @@ class SensitivityPolicy(Strict):
                 raise ValueError(f"allow: {value[:40]!r}: no letters or digits")
         return self
 
-    @property
-    def empty(self) -> bool:
-        return not (self.terms or self.patterns or self.hosts or self.topics)
-
 
 class ClassifierConfig(Strict):
     """Header rule + validated detectors + the model; confidential if any of them says so.
@@ -333,6 +330,12 @@ class ClassifierConfig(Strict):
     def _topics_need_the_model(self) -> ClassifierConfig:
         if self.sensitivity.topics and (self.model is None or not self.model.enabled):
             raise ValueError("sensitivity.topics: matched by the model, which is not configured")
+        for topic in self.sensitivity.topics:
+            if topic.threshold is None:
+                raise ValueError(
+                    f"sensitivity.topics: {topic.name}: no threshold (a build chooses one on "
+                    "its eval split; set one to use the topic here)"
+                )
         return self
 
     @model_validator(mode="after")

@@ -9,5 +9,6 @@ which detectors can fire on a text), `header.py`, `normalize.py` + `encodings.py
 of a long text in model-sized windows, bounded), `model.py` (ONNX Runtime + tokenizer),
 `batching.py` (micro-batches concurrent requests into one run), `policy/` (the
 organisation's own terms, patterns, hosts and allowed values: `classifier.sensitivity`),
+`topics.py` (its topics, on the model's pooled embedding of each window),
 `classifier.py` (combines).
 """

@@ -179,7 +179,8 @@ class Classifier:
         return self.config.model is not None and self.config.model.enabled
 
     async def _model_decision(self, items: list, threshold: float, timeout_ms: float) -> Verdict:
-        """Confidential if any item (window) scores at or above `threshold`."""
+        """Confidential if any item (window) scores at or above `threshold` ("model"), or passes
+        a topic's threshold ("topic:NAME")."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
@@ -195,9 +196,14 @@ class Classifier:
             self.metrics.classifier_failures.inc()
             LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
             return CONFIDENTIAL, ("classifier_error",)
-        if max(scores) >= threshold:
-            return CONFIDENTIAL, ("model",)
-        return PUBLIC, ()
+        reasons = ("model",) if max(scores) >= threshold else ()
+        reasons += self._topics_passed(scores)
+        return (CONFIDENTIAL, reasons) if reasons else (PUBLIC, ())
+
+    def _topics_passed(self, scores: Sequence[float]) -> tuple[str, ...]:
+        """`topic:NAME` of each topic a window passed (topics.py `Score`), in config order."""
+        passed = {topic for score in scores for topic in getattr(score, "topics", ())}
+        return tuple(f"topic:{self.config.sensitivity.topics[t].name}" for t in sorted(passed))
 
 
 def model_problem(config: ClassifierConfig) -> str | None:
@@ -207,7 +213,7 @@ def model_problem(config: ClassifierConfig) -> str | None:
     if model is None or not model.enabled:
         return None
     try:
-        OnnxSensitivityModel.load(model)
+        OnnxSensitivityModel.load(model, config.sensitivity.topics)
     except Exception as exc:
         return f"classifier.model: {_why(exc)}"
     return None
@@ -230,7 +236,7 @@ def build_classifier(
         try:
             stamp = file_stamp(model)  # before loading: a change meanwhile reloads again
             batcher = MicroBatcher(
-                OnnxSensitivityModel.load(model),
+                OnnxSensitivityModel.load(model, config.sensitivity.topics),
                 model.max_batch,
                 model.max_wait_ms / 1000,
                 model.workers,
