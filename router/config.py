@@ -170,11 +170,10 @@ class TermList(Strict):
     def _check(self) -> TermList:
         if not self.words:
             raise ValueError(f"{self.name}: no words")
-        for word in self.words:
+        for n, word in enumerate(self.words, 1):  # by position: a word may be a secret
             if not word.strip() or len(word) > MAX_TERM_CHARS or "\n" in word:
                 raise ValueError(
-                    f"{self.name}: word {word[:40]!r}: empty, multi-line or over "
-                    f"{MAX_TERM_CHARS} characters"
+                    f"{self.name}: word {n}: empty, multi-line or over {MAX_TERM_CHARS} characters"
                 )
         return self
 

@@ -42,7 +42,7 @@ BAD = [
     ({"topics": [{"name": "reorg", "examples": [" "]}]}, "topics.0: reorg", "needs examples"),
     ({"terms": [{"name": "codes", "file": "missing.txt"}]}, "terms.0: codes: file", "missing.txt"),
     ({"terms": [{"name": "codes", "words": []}]}, "terms.0: codes", "no words"),
-    ({"terms": [{"name": "codes", "words": ["a" * 201]}]}, "terms.0: codes: word", "200"),
+    ({"terms": [{"name": "codes", "words": ["a" * 201]}]}, "terms.0: codes: word 1:", "200"),
     ({"terms": [{"name": "x", "words": ["a"]}, {"name": "x", "words": ["b"]}]}, "terms", "unique"),
     ({"allow": ["--"]}, "allow: '--'", "no letters"),
     ({"terms": [{"name": "Falcon!", "words": ["a"]}]}, "terms.0.name", "pattern"),
