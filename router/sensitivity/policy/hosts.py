@@ -47,12 +47,8 @@ def domain(text: str, start: int, end: int) -> bool:
 
 def subdomain(text: str, start: int, end: int) -> bool:
     """Only below the domain: a label and a dot come before it."""
-    return (
-        start >= 2
-        and text[start - 1] == "."
-        and host_char(text[start - 2])
-        and (_ends_host(text, end))
-    )
+    below = start >= 2 and text[start - 1] == "." and host_char(text[start - 2])
+    return below and _ends_host(text, end)
 
 
 def domain_keys(name: str) -> tuple[set[str], Edges]:
