@@ -43,24 +43,45 @@ def classify(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="read JSON lines ({'text': ...}) on stdin")
     ] = False,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="labelled JSON lines ({'text': ..., 'label': ...}): recall, precision and "
+            "false alarms per label and per reason, and the misses",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="--eval: the report as JSON")] = False,
+    show: Annotated[int, typer.Option(help="--eval: misses and false alarms listed")] = 20,
 ) -> None:
-    """Print the sensitivity decision as JSON (one line per input with --jsonl)."""
+    """Print the sensitivity decision as JSON (one line per input with --jsonl), or with
+    --eval a report of the config's policy on labelled prompts."""
     import asyncio
     import logging
 
     from router.config import load_config
     from router.metrics import RouterMetrics
+    from router.sensitivity import evaluate
     from router.sensitivity.classifier import build_classifier
 
     cfg = load_config(config)
-    if not jsonl and text is None:
-        raise UserError("classify: give TEXT or --jsonl")
+    if not jsonl and text is None and eval_file is None:
+        raise UserError("classify: give TEXT, --jsonl or --eval FILE")
+    rows = evaluate.read_rows(eval_file) if eval_file is not None else []
     logging.getLogger("edgepack.router").setLevel(logging.CRITICAL)  # errors come as UserError
     classifier = build_classifier(cfg.classifier, RouterMetrics())
     if classifier.model_error is not None:  # the sidecar fails closed; the CLI says why
         raise UserError(f"{config}: classifier.model: {classifier.model_error}")
 
     async def run() -> None:
+        if eval_file is not None:
+            model = cfg.classifier.model
+            positive = model.positive_label if model is not None else "confidential"
+            report = (await evaluate.evaluate(rows, classifier.classify, positive)).as_json()
+            print(
+                json.dumps(report, ensure_ascii=False) if as_json else evaluate.render(report, show)
+            )
+            return
         if not jsonl:
             print(json.dumps((await classifier.classify([text or ""])).as_json()))
             return

@@ -11,9 +11,11 @@ section without importing the module that acts on it.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import re2
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -119,6 +121,191 @@ class CallerToken(Strict):
         return self
 
 
+# --- The organisation's own secrets (classifier.sensitivity) --------------------------------
+ENTRY_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""Entry names go into the decision's reasons (`term:codenames`), logs and headers: name
+an entry after what it holds, never after a value in it."""
+VALIDATORS = (
+    "luhn", "mod97", "iso7064_mod11_2", "iso7064_mod11_10", "iso7064_mod37_2",
+    "iso7064_mod37_36", "verhoeff", "damm",
+)  # fmt: skip
+"""Check-digit schemes a pattern may name (python-stdnum's; `mod97` = ISO 7064 MOD 97-10
+over the value as written, letters counting 10-35)."""
+MAX_TERM_CHARS = 200  # longer "terms" are documents, and the long-text overlap must cover one
+DOMAIN_LABEL = re2.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 refuses `pattern` (one line), or None: user patterns run in RE2 only, so no
+    configured regex can take more than linear time on a request."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    return None
+
+
+class TermList(Strict):
+    """Words and phrases (code names, unreleased products), matched case-insensitively on the
+    normalised text, whole words where the script has them (router/sensitivity/policy/)."""
+
+    name: str = Field(pattern=ENTRY_NAME)
+    words: list[str] = Field(default_factory=list)
+    file: Path | None = Field(
+        None, description="more words, one a line ('#' starts a comment), relative to this "
+        "config; read at load (a reload reads it again)",
+    )  # fmt: skip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_file(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or data.get("file") is None:
+            return data
+        path = _resolve(Path(str(data["file"])), info)
+        assert path is not None
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ValueError(f"{data.get('name')}: file {path}: {reason}") from None
+        words = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return {**data, "file": path, "words": [*(data.get("words") or []), *words]}
+
+    @model_validator(mode="after")
+    def _check(self) -> TermList:
+        if not self.words:
+            raise ValueError(f"{self.name}: no words")
+        for n, word in enumerate(self.words, 1):  # by position: a word may be a secret
+            if not word.strip() or len(word) > MAX_TERM_CHARS or "\n" in word:
+                raise ValueError(
+                    f"{self.name}: word {n}: empty, multi-line or over {MAX_TERM_CHARS} characters"
+                )
+        return self
+
+
+class PatternRule(Strict):
+    """A named regex (RE2 syntax, read on the normalised text) and what its value must pass:
+    a check digit, a length, a prefix. The value is the group named `v`, else the match."""
+
+    name: str = Field(pattern=ENTRY_NAME)
+    regex: str = Field(min_length=1)
+    validator: Literal[VALIDATORS] | None = Field(  # type: ignore[valid-type]
+        None, description=f"check-digit scheme of the value: {', '.join(VALIDATORS)}"
+    )
+    lengths: list[int] = Field(
+        default_factory=list, description="allowed counts of the value's letters and digits"
+    )
+    prefixes: list[str] = Field(
+        default_factory=list, description="the value's letters and digits start with one of these"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_validator(cls, data: Any) -> Any:
+        value = data.get("validator") if isinstance(data, dict) else None
+        if value is not None and value not in VALIDATORS:
+            raise ValueError(
+                f"{data.get('name')}: unknown validator {value!r} (known: {', '.join(VALIDATORS)})"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _compiles(self) -> PatternRule:
+        problem = re2_problem(self.regex)
+        if problem is not None:
+            raise ValueError(f"{self.name}: regex does not compile in RE2: {problem}")
+        if any(n <= 0 for n in self.lengths):
+            raise ValueError(f"{self.name}: lengths must be positive")
+        return self
+
+
+class HostRule(Strict):
+    """Internal hosts, found in URLs, e-mail addresses and bare host names: `domains`
+    (`corp.example.com`: it and every subdomain; `*.corp.example.com`: subdomains only)
+    and IP networks in CIDR notation (IPv4 and IPv6)."""
+
+    name: str = Field(pattern=ENTRY_NAME)
+    domains: list[str] = Field(default_factory=list)
+    cidrs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> HostRule:
+        if not self.domains and not self.cidrs:
+            raise ValueError(f"{self.name}: give domains, cidrs or both")
+        for domain in self.domains:
+            if domain_problem(domain):
+                raise ValueError(f"{self.name}: domain {domain!r}: {domain_problem(domain)}")
+        for cidr in self.cidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: cidr {cidr!r}: {exc}") from None
+        return self
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why `domain` is not a host name of two labels or more (a leading `*.` allowed)."""
+    try:
+        ascii_name = domain.lower().removeprefix("*.").encode("idna").decode("ascii")
+    except UnicodeError:
+        return "not a valid internationalised domain name"
+    labels = ascii_name.split(".")
+    if len(labels) < 2:
+        return "needs two labels or more (a bare word would match prose)"
+    if not all(DOMAIN_LABEL.match(label) for label in labels):
+        return "labels are letters, digits and inner hyphens"
+    return None
+
+
+class Topic(Strict):
+    """A subject matched by meaning: the model's pooled embedding of a window against the
+    embeddings of these examples (router/sensitivity/policy/topics.py)."""
+
+    name: str = Field(pattern=ENTRY_NAME)
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="cosine similarity at or above → confidential; in a "
+        "recipe, leave it out and the build chooses it on the eval split's public rows "
+        "(pipeline/deploy/topics.py); router.yaml needs one",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Topic:
+        if not any(example.strip() for example in self.examples):
+            raise ValueError(f"{self.name}: a topic needs examples")
+        return self
+
+
+class SensitivityPolicy(Strict):
+    """What this organisation holds confidential beyond the built-in detectors. A hit of
+    any entry makes the request confidential; its reason names the entry (`term:NAME`,
+    `pattern:NAME`, `host:NAME`, `topic:NAME`), never the text. `allow`: published values
+    (a support number, documented test cards) that no rule flags; the header rule and the
+    model still apply."""
+
+    terms: list[TermList] = Field(default_factory=list)
+    patterns: list[PatternRule] = Field(default_factory=list)
+    hosts: list[HostRule] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list)
+    allow: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SensitivityPolicy:
+        for kind in ("terms", "patterns", "hosts", "topics"):
+            names = [entry.name for entry in getattr(self, kind)]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{kind}: names must be unique: {', '.join(repeated)}")
+        for value in self.allow:
+            if not any(ch.isalnum() for ch in value):
+                raise ValueError(f"allow: {value[:40]!r}: no letters or digits")
+        return self
+
+
 class ClassifierConfig(Strict):
     """Header rule + validated detectors + the model; confidential if any of them says so.
 
@@ -142,6 +329,21 @@ class ClassifierConfig(Strict):
         "X-Caller-Token", description="carries `Bearer <token>` (never forwarded upstream)"
     )
     model: ModelConfig | None = None
+    sensitivity: SensitivityPolicy = Field(
+        default_factory=SensitivityPolicy, description="the organisation's own secrets"
+    )
+
+    @model_validator(mode="after")
+    def _topics_need_the_model(self) -> ClassifierConfig:
+        if self.sensitivity.topics and (self.model is None or not self.model.enabled):
+            raise ValueError("sensitivity.topics: matched by the model, which is not configured")
+        for topic in self.sensitivity.topics:
+            if topic.threshold is None:
+                raise ValueError(
+                    f"sensitivity.topics: {topic.name}: no threshold (a build chooses one on "
+                    "its eval split; set one to use the topic here)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _trust_needs_tokens(self) -> ClassifierConfig:

@@ -26,13 +26,15 @@ import yaml
 
 from pipeline.errors import StageFailed
 from pipeline.manifest import verify_dist
+from pipeline.pooling import add_pooled_output
 from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.router import STAGE as ROUTER
 from pipeline.target import load_target
+from router.config import load_config
 from tests.fixtures.packaging import upstream_stages
 from tests.fixtures.ports import free_port
-from tests.fixtures.recipes import write_bare_recipe
+from tests.fixtures.recipes import TEXTS, write_bare_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEPLOY = yaml.safe_load((ROOT / "recipes" / "sensitivity-minilm.yaml").read_text())[
@@ -124,8 +126,6 @@ def test_stage_writes_every_deploy_file_into_dist(built):
 
 
 def test_router_yaml_points_at_the_bundles_classifier(built):
-    from router.config import load_config
-
     result, port, _ = built
     config = load_config(result.dist / "deploy" / "router.yaml")
     model = config.classifier.model
@@ -354,3 +354,30 @@ def test_make_router_demo_runs_the_emitted_config(built):
     assert proc.stdout.count("curl -si http://127.0.0.1:") == 2
     assert "200 X-Route: onprem X-Sensitivity: confidential" in proc.stdout
     assert "200 X-Route: sagemaker X-Sensitivity: public" in proc.stdout
+
+
+def _pooled(onnx_dir: Path, folder: Path) -> Path:
+    out = folder / "onnx-pooled"
+    shutil.copytree(onnx_dir, out)
+    add_pooled_output(out / "model.int8.onnx")
+    return out
+
+
+def test_topic_thresholds_are_chosen_above_every_public_eval_row(tmp_path, upstream,
+                                                                 tiny_onnx_models):  # fmt: skip
+    topic = {"name": "reorg", "description": "", "examples": [TEXTS[1]]}  # a confidential row
+    deploy = local_deploy(upstream, free_port(), sensitivity={"topics": [topic]})
+    result = build(tmp_path, deploy, _pooled(tiny_onnx_models, tmp_path))
+    row = json.loads((result.dist / "metrics.json").read_text())["router"]["topics"]["reorg"]
+    assert row["public_max"] < row["threshold"] <= row["public_max"] + 0.021
+    assert (row["confidential_reached"], row["confidential_rows"]) == (4, 4)
+    config = load_config(result.dist / "deploy" / "router.yaml")
+    assert config.classifier.sensitivity.topics[0].threshold == row["threshold"]
+
+
+def test_topics_on_a_model_without_the_pooled_output_fail_the_stage(tmp_path, upstream,
+                                                                   tiny_onnx_models):  # fmt: skip
+    topic = {"name": "reorg", "examples": [TEXTS[1]]}
+    deploy = local_deploy(upstream, free_port(), sensitivity={"topics": [topic]})
+    with pytest.raises(StageFailed, match=r"deploy\.sensitivity\.topics: .*embedding"):
+        build(tmp_path, deploy, tiny_onnx_models)

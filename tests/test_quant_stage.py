@@ -40,6 +40,8 @@ def test_build_writes_both_models_and_is_cached(tmp_path, tiny_export, caplog):
     onnx_dir = result.dist / "onnx"
     qdq, int8, fp32 = (onnx_dir / f"model.{k}onnx" for k in ("qdq.", "int8.", ""))
     assert qdq.is_file() and int8.is_file()
+    outputs = [o.name for o in onnx.load(str(int8)).graph.output]
+    assert outputs == ["logits", "embedding"]  # the router's topics read the pooled output
     assert lint_file(qdq, load_target("jetson-xavier")) == []
     ops = {n.op_type for n in onnx.load(str(qdq)).graph.node}
     assert "LayerNormalization" not in ops and "QuantizeLinear" in ops  # TensorRT 8.5 form

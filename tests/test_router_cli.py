@@ -154,3 +154,42 @@ def test_classify_with_a_missing_model_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "classifier.model: classifier model not found" in lines[0]
+
+
+def test_classify_eval_reports_per_label_and_reason_with_the_misses(tmp_path):
+    policy = {"terms": [{"name": "codenames", "words": ["Osprey"]}],
+              "hosts": [{"name": "corp", "domains": ["corp.example.com"]}]}  # fmt: skip
+    config = _config(tmp_path, classifier={"sensitivity": policy})
+    rows = [
+        ("Osprey ships in May", "confidential"),  # term
+        ("card 4111 1111 1111 1111 and wiki.corp.example.com", "confidential"),  # rule + host
+        ("the Q3 numbers look weak", "confidential"),  # missed: no rule, no model
+        ("ospreys nest by the sea", "public"),
+        ("see git.corp.example.com for the docs", "public"),  # a false alarm of host:corp
+    ]
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in rows)
+    )
+    result = _run("classify", "--config", str(config), "--eval", str(labelled), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["rows"], report["recall"], report["false_alarm_rate"]) == (5, 0.6667, 0.5)
+    assert report["labels"]["confidential"] == {"rows": 3, "flagged": 2, "flagged_share": 0.6667}
+    assert set(report["kinds"]) == {"rule", "term", "host"}
+    assert report["entries"]["host:corp"]["confidential_rows"] == 1
+    assert report["entries"]["host:corp"]["other_rows"] == 1
+    assert report["entries"]["host:corp"]["precision"] == 0.5
+    assert report["entries"]["term:codenames"]["recall_share"] == 0.3333
+    assert [m["line"] for m in report["misses"]] == [3]
+    assert [(a["line"], a["reasons"]) for a in report["false_alarms"]] == [(5, ["host:corp"])]
+    text = _run("classify", "--config", str(config), "--eval", str(labelled))
+    assert "recall 66.7%" in text.stdout and "line 3: the Q3 numbers look weak" in text.stdout
+
+
+def test_classify_eval_names_the_bad_line(tmp_path):
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "a", "label": "public"}\n{"text": "b"}\n')
+    result = _run("classify", "--config", str(_config(tmp_path)), "--eval", str(labelled))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{labelled}: line 2: label: missing or not a string" in result.stderr

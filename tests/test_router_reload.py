@@ -12,10 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from router.app import ReloadRefused, apply_config, config_digest
-from router.config import RouterConfig
+from router.config import RouterConfig, load_config
 from router.schema_io import load_model
+from router.server import Reloader
 from tests.fixtures.router_env import RouterEnv, chat, deep_update
 from tests.fixtures.waiting import eventually
 
@@ -165,3 +167,29 @@ def test_a_reload_storm_leaves_no_pools_behind(env, tmp_path):
     live = env.app_state.handler.pools["onprem"]
     assert eventually(lambda: all(p._checker.done() for p in pools if p is not live), 2)
     assert not env.app_state.reloads.retired
+
+
+def test_a_policy_reloads_whole_and_a_bad_one_is_refused_keeping_the_old(env, tmp_path, caplog):
+    """SIGHUP's path (server.Reloader: load the file, apply it): new terms take effect at
+    once; a file with one bad entry is refused with a line naming it, the old policy stays."""
+    path = tmp_path / "router.yaml"
+    data = env.config.model_dump(mode="json", exclude_none=True)
+
+    def write(policy: dict) -> None:
+        path.write_text(yaml.safe_dump(deep_update(data, {"classifier": {"sensitivity": policy}})))
+
+    app = env.router.server.config.app
+    reloader = Reloader(lambda: load_config(path), lambda new: apply_config(app, new))
+    write({"terms": [{"name": "codenames", "words": ["Falcon"]}]})
+    assert env.router.call(reloader.reload())
+    assert _route(env, "How is Falcon going?") == ("onprem", "confidential")
+    assert _route(env, "How is Osprey going?") == ("sagemaker", "public")
+    write({"terms": [{"name": "codenames", "words": ["Osprey"]}],
+           "patterns": [{"name": "employee_id", "regex": "EMP-(\\d{6}"}]})  # fmt: skip
+    with caplog.at_level("ERROR", logger="edgepack.router"):
+        assert not env.router.call(reloader.reload())
+    assert "classifier.sensitivity.patterns.0: employee_id: regex" in reloader.last_error
+    assert "keeping the old config" in caplog.text
+    for _ in range(5):
+        assert _route(env, "How is Falcon going?") == ("onprem", "confidential")
+        assert _route(env, "How is Osprey going?") == ("sagemaker", "public")

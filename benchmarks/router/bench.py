@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks import common
 from benchmarks.router import load, procs
+from benchmarks.router.policy import synthetic_policy
 
 HERE = Path(__file__).resolve().parent
 DIST_MODEL = common.ROOT / "dist/sensitivity-minilm-cpu/onnx/model.int8.onnx"
@@ -65,6 +66,9 @@ def proxy_comparison(args, work: Path) -> list[dict]:
                 servers["router" + common.rev_name(args.rev, args.rev_paths)] = procs.router(
                     up.url, work, tree=tree
                 )
+            if "router-policy" in args.variants:  # classifier.sensitivity: 10k terms, ...
+                policy = {"classifier": {"sensitivity": synthetic_policy()}}
+                servers["router-policy"] = procs.router(up.url, work, config=policy)
             if "router-w2" in args.variants:  # listen.workers 2 (router/workers.py)
                 servers["router-w2"] = procs.router(up.url, work, workers=2)
             if args.router_python:  # the same router under another interpreter build

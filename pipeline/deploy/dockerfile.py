@@ -18,7 +18,7 @@ from pipeline.deploy.spec import DeployConfig
 ROUTER_REQUIREMENTS = (
     "pydantic", "pyyaml", "typer", "rich", "numpy", "onnxruntime", "tokenizers", "boto3",
     "python-stdnum", "prometheus-client", "starlette", "uvicorn", "uvloop", "httptools",
-    "httpx", "redis", "phonenumbers", "google-re2", "orjson", "disarm",
+    "httpx", "redis", "phonenumbers", "google-re2", "orjson", "disarm", "ahocorasick-rs",
 )  # fmt: skip
 """What `edgepack router` imports at run time (tests check this against the real imports)."""
 

@@ -60,6 +60,20 @@ def _resilience(deploy: DeployConfig) -> dict:
     return sections
 
 
+def _sensitivity(deploy: DeployConfig, topic_thresholds: dict[str, float]) -> dict:
+    """`classifier.sensitivity` when the recipe sets one, its term files inlined (the
+    bundle does not carry them) and each topic's threshold the one the build chose."""
+    if deploy.sensitivity == type(deploy.sensitivity)():
+        return {}
+    policy = deploy.sensitivity.model_dump(mode="json", exclude_defaults=True)
+    for terms in policy.get("terms", []):
+        terms.pop("file", None)
+    for topic in policy.get("topics", []):
+        if topic["name"] in topic_thresholds:
+            topic["threshold"] = topic_thresholds[topic["name"]]
+    return {"sensitivity": policy}
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
     """`extra` over `base`, recursing into mappings (lists and scalars are replaced)."""
     out = dict(base)
@@ -72,12 +86,18 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def router_config(
-    deploy: DeployConfig, *, positive_label: str, max_length: int, threshold: float = 0.5
+    deploy: DeployConfig,
+    *,
+    positive_label: str,
+    max_length: int,
+    threshold: float = 0.5,
+    topic_thresholds: dict[str, float] | None = None,
 ) -> dict:
     """The router.yaml mapping for a bundle: on the pod's loopback (only the app beside it
     reaches it), on all interfaces only behind the Service the recipe asked for.
 
     `threshold` is the model's operating point; the recipe's `deploy.threshold` overrides it.
+    `topic_thresholds`: the build's choice per topic (deploy/topics.py).
     """
     config = {
         "listen": {
@@ -91,7 +111,8 @@ def router_config(
                 "positive_label": positive_label,
                 "threshold": threshold if deploy.threshold is None else deploy.threshold,
                 "max_length": max_length,
-            }
+            },
+            **_sensitivity(deploy, topic_thresholds or {}),
         },
         "onprem": _pool(deploy.onprem),
         "sagemaker": _sagemaker(deploy),

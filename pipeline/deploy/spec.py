@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from router.config import SAGEMAKER_ENDPOINT, UPSTREAM_NAME, Tier
+from router.config import SAGEMAKER_ENDPOINT, UPSTREAM_NAME, SensitivityPolicy, Tier
 from router.config import Strict as DeployStrict
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -205,6 +205,12 @@ class DeployConfig(DeployStrict):
         lt=1,
         description="classifier P(positive) threshold; default: the build's operating point "
         "(chosen by finetune for eval.min_recall)",
+    )
+    sensitivity: SensitivityPolicy = Field(
+        default_factory=SensitivityPolicy,
+        description="the organisation's own secrets (terms, patterns, hosts, topics, allow), "
+        "carried into router.yaml's classifier.sensitivity; term files are read from the "
+        "recipe's folder and inlined",
     )
     resources: Resources = Resources()
     autoscaling: Autoscaling = Autoscaling()

@@ -3,8 +3,9 @@ fastest CPU INT8 model, lint the first for the target's TensorRT, gate both on a
 at the model's operating point (the threshold finetune chose), and gate the CPU model on
 batch invariance: a prompt scores the same alone as in any batch, or the candidate is out.
 
-Outputs `onnx/model.qdq.onnx` and `onnx/model.int8.onnx`; scratch work stays in `_work/`
-and is deleted, so nothing over budget can reach the cache or `dist/`.
+Outputs `onnx/model.qdq.onnx` and `onnx/model.int8.onnx`, the latter (the router's model)
+with a second output `embedding` (pipeline/pooling.py: topics are matched on it); scratch
+work stays in `_work/` and is deleted, so nothing over budget can reach the cache or `dist/`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipeline import operating_point
+from pipeline import operating_point, pooling
 from pipeline.data import load_split
 from pipeline.errors import StageFailed
 from pipeline.quant import calibration, cpu_int8, invariance, lint, onnx_eval, qdq
@@ -69,6 +70,10 @@ def run(ctx: StageContext) -> dict:
         out.mkdir()
         shutil.copyfile(qdq["result"].path, out / "model.qdq.onnx")
         shutil.copyfile(cpu["result"].path, out / "model.int8.onnx")
+        try:
+            pooling.add_pooled_output(out / "model.int8.onnx")
+        except ValueError as exc:
+            raise StageFailed("quantize", f"model.int8.onnx: pooled embedding: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     sizes = {

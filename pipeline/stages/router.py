@@ -3,7 +3,9 @@
 From the recipe's `deploy:` section and the built INT8 classifier it writes router.yaml
 (validated with the router's own loader, so schema drift fails the build), Kubernetes
 manifests (native sidecar), a Dockerfile, Prometheus alerts/scrape config and a Grafana
-dashboard. A recipe without `deploy:` gets no deploy/ folder, and the build says so.
+dashboard; the topics of `deploy.sensitivity` get their thresholds, chosen on the eval
+split with the built model (pipeline/deploy/topics.py). A recipe without `deploy:` gets
+no deploy/ folder, and the build says so.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from pipeline import operating_point
-from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config
+from pipeline.data import load_split
+from pipeline.deploy import dockerfile, forecast, grafana, k8s, prometheus, router_config, topics
 from pipeline.deploy.dockerfile import ROUTER_REQUIREMENTS
 from pipeline.errors import StageFailed
 from pipeline.stage import Stage, StageContext
@@ -94,6 +97,31 @@ def check_in_bundle_layout(ctx: StageContext, config_text: str, files: list[str]
         router_config.validate(root / "deploy" / "router.yaml")
 
 
+def topic_thresholds(ctx: StageContext) -> dict[str, dict]:
+    """Each topic's threshold, chosen on the eval split's public rows (deploy/topics.py)."""
+    recipe = ctx.recipe
+    assert recipe.deploy is not None
+    rows = load_split(recipe, "eval")
+    public = [r.text for r in rows if r.label != recipe.positive_label]
+    confidential = [r.text for r in rows if r.label == recipe.positive_label]
+    try:
+        embedder = topics.Embedder(
+            _source(ctx, "onnx/model.int8.onnx"),
+            _source(ctx, "onnx/tokenizer.json"),
+            recipe.training.max_length,
+        )
+        chosen = topics.choose(embedder, recipe.deploy.sensitivity.topics, public, confidential)
+    except ValueError as exc:
+        raise StageFailed("router", f"deploy.sensitivity.topics: {exc}") from None
+    for name, row in chosen.items():
+        ctx.note(
+            f"topic {name}: threshold {row['threshold']} (highest public eval row "
+            f"{row['public_max']}); reaches {row['confidential_reached']} of "
+            f"{row['confidential_rows']} confidential eval rows"
+        )
+    return chosen
+
+
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -107,11 +135,13 @@ def run(ctx: StageContext) -> dict:
     bundle = f"{recipe.name}-{ctx.target.name}"
     files = classifier_files(ctx)
     point = operating_point.read(ctx.inputs["export"] / "onnx")
+    chosen = topic_thresholds(ctx) if deploy.sensitivity.topics else {}
     config = router_config.router_config(
         deploy,
         positive_label=recipe.positive_label,
         max_length=recipe.training.max_length,
         threshold=point if point is not None else operating_point.CEILING,
+        topic_thresholds={name: row["threshold"] for name, row in chosen.items()},
     )
     config_text = router_config.render(
         config, f"Router config for {bundle}; paths are relative to this file."
@@ -155,6 +185,7 @@ def run(ctx: StageContext) -> dict:
         "scaler": scaler_file,
         "dashboard_panels": len(grafana.PANELS),
         "classifier_files": files,
+        "topics": chosen,
     }
 
 
@@ -163,6 +194,7 @@ STAGE = Stage(
     run=run,
     needs=("export", "quantize"),
     recipe_fields=("deploy", "name", "labels", "positive_label", "training.max_length"),
+    data_splits=("eval",),  # topic thresholds are chosen on it
     target_fields=("name",),
     packages=ROUTER_REQUIREMENTS,
 )  # fmt: skip

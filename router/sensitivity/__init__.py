@@ -7,5 +7,8 @@ Layout: `detector.py` (the Detector type), one module per detector under `detect
 which detectors can fire on a text), `header.py`, `normalize.py` + `encodings.py` +
 `views.py` (what rules and model read: normalised, decoded text), `windows.py` (every part
 of a long text in model-sized windows, bounded), `model.py` (ONNX Runtime + tokenizer),
-`batching.py` (micro-batches concurrent requests into one run), `classifier.py` (combines).
+`batching.py` (micro-batches concurrent requests into one run), `policy/` (the
+organisation's own terms, patterns, hosts and allowed values: `classifier.sensitivity`),
+`topics.py` (its topics, on the model's pooled embedding of each window),
+`classifier.py` (combines).
 """

@@ -31,6 +31,7 @@ from router.sensitivity.batching import MicroBatcher
 from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.model import OnnxSensitivityModel, file_stamp
+from router.sensitivity.policy.rules import PolicyRules
 from router.sensitivity.prefilter import Prefilter
 from router.sensitivity.scores import ScoreCache
 from router.sensitivity.windows import Window, scan_budget
@@ -61,6 +62,7 @@ class Classifier:
         self.config = config
         self.metrics = metrics
         self.detectors = registry.select(config.detectors)
+        self.policy = PolicyRules(config.sensitivity)  # the organisation's own entries
         self.callers = CallerTrust(config)
         self.batcher = batcher
         self.scan_tokens = scan_tokens
@@ -92,10 +94,16 @@ class Classifier:
     def detectors(self, detectors: list[registry.Recognizer]) -> None:
         self._prefilter = Prefilter(detectors)
 
-    def scan(self, texts: list[str]) -> tuple[str, ...]:
-        """Labels of every detector that fires on any text (rules only, synchronous): one RE2
-        pass per text picks the detectors that can fire, only those run (prefilter.py)."""
-        return self._prefilter.scan(texts)
+    def scan(self, texts: Sequence[str]) -> tuple[str, ...]:
+        """Labels of every detector and policy entry that fires on any text (rules only,
+        synchronous): one RE2 pass per text picks the detectors that can fire, only those
+        run (prefilter.py). Allowed values are blanked only once something fired."""
+        labels = self._scan_once(texts)
+        masked = self.policy.masked(texts) if labels else None
+        return labels if masked is None else self._scan_once(masked)
+
+    def _scan_once(self, texts: Sequence[str]) -> tuple[str, ...]:
+        return self._prefilter.scan(texts) + self.policy.scan(texts)
 
     def scan_all(self, texts: list[str]) -> tuple[str, ...]:
         """The reference `scan` is checked against: every detector's full check on every text."""
@@ -131,7 +139,8 @@ class Classifier:
         for text in texts:
             for part in slices(text):
                 found.update(self.scan([part]))
-        return tuple(label for label in self._prefilter.labels if label in found)
+        order = [*self._prefilter.labels, *self.policy.labels]
+        return tuple(label for label in order if label in found)
 
     async def classify(
         self,
@@ -182,16 +191,15 @@ class Classifier:
     async def _model_decision(
         self, items: dict[bytes, str | Window], threshold: float, timeout_ms: float
     ) -> Verdict:
-        """Confidential if any item (window) scores at or above `threshold`: cached scores
-        first, then the model on the others."""
+        """Confidential if any item (window) scores at or above `threshold` ("model"), or passes
+        a topic's threshold ("topic:NAME"): cached scores first, then the model on the others."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
-        fresh = self._uncached(items, threshold)
-        if fresh is None:
-            return CONFIDENTIAL, ("model",)
-        if not fresh:  # all cached, or nothing the model reads (empty, identifiers only)
-            return PUBLIC, ()
+        cached, fresh = self._lookup(items)
+        verdict = self._verdict(cached, threshold)
+        if verdict[0] == CONFIDENTIAL or not fresh:  # decided, or all cached / nothing to read
+            return verdict
         runs = math.ceil(len(fresh) / self.batcher.max_batch)
         try:
             scores = await asyncio.wait_for(
@@ -202,22 +210,30 @@ class Classifier:
             self.metrics.classifier_failures.inc()
             LOG.warning("classifier failed closed", extra={"fields": {"error": type(exc).__name__}})
             return CONFIDENTIAL, ("classifier_error",)
-        if not all(score < threshold for score in scores):  # NaN is not below: fail closed
-            return CONFIDENTIAL, ("model",)
-        return PUBLIC, ()
+        return self._verdict(scores, threshold)
 
-    def _uncached(
-        self, items: dict[bytes, str | Window], threshold: float
-    ) -> list[tuple[bytes, str | Window]] | None:
-        """The items the cache has no score for; None when a cached one is at or above
-        `threshold` (the request is confidential whatever the others score)."""
+    def _verdict(self, scores: Sequence[float], threshold: float) -> Verdict:
+        """Public only when every score is below `threshold` (a NaN is not: fail closed) and no
+        window passed a topic."""
+        reasons = () if all(score < threshold for score in scores) else ("model",)
+        reasons += self._topics_passed(scores)
+        return (CONFIDENTIAL, reasons) if reasons else (PUBLIC, ())
+
+    def _topics_passed(self, scores: Sequence[float]) -> tuple[str, ...]:
+        """`topic:NAME` of each topic a window passed (topics.py `Score`), in config order."""
+        passed = {topic for score in scores for topic in getattr(score, "topics", ())}
+        return tuple(f"topic:{self.config.sensitivity.topics[t].name}" for t in sorted(passed))
+
+    def _lookup(
+        self, items: dict[bytes, str | Window]
+    ) -> tuple[list[float], list[tuple[bytes, str | Window]]]:
+        """The cached scores (topics included: the cache keeps `Score`s), and the items the
+        cache has none for."""
         cached = [self.score_cache.get(key) for key in items]
         fresh = [pair for pair, score in zip(items.items(), cached, strict=True) if score is None]
         self.metrics.child(self.metrics.score_cache, "hit").inc(len(items) - len(fresh))
         self.metrics.child(self.metrics.score_cache, "miss").inc(len(fresh))
-        if any(score is not None and not score < threshold for score in cached):
-            return None
-        return fresh
+        return [score for score in cached if score is not None], fresh
 
     async def _score(self, key: bytes, item: str | Window) -> float:
         """The model's score, kept in the cache as soon as it comes (a request that times
@@ -235,7 +251,7 @@ def model_problem(config: ClassifierConfig) -> str | None:
     if model is None or not model.enabled:
         return None
     try:
-        OnnxSensitivityModel.load(model)
+        OnnxSensitivityModel.load(model, config.sensitivity.topics)
     except Exception as exc:
         return f"classifier.model: {_why(exc)}"
     return None
@@ -258,7 +274,7 @@ def build_classifier(
         try:
             stamp = file_stamp(model)  # before loading: a change meanwhile reloads again
             batcher = MicroBatcher(
-                OnnxSensitivityModel.load(model),
+                OnnxSensitivityModel.load(model, config.sensitivity.topics),
                 model.max_batch,
                 model.max_wait_ms / 1000,
                 model.concurrent_runs,

@@ -1,7 +1,9 @@
 """The classification decision: what the router tells callers, logs and `/v1/classify` returns.
 
 Reasons are labels (card, iban, ssn, cn_id, phone, email, bank_account, passport, health,
-secret, marker, model, header, opaque, too_long, classifier_error), never the matched text.
+secret, marker, model, header, opaque, too_long, classifier_error) and the names of the
+organisation's entries that fired (`term:NAME`, `pattern:NAME`, `host:NAME`,
+`topic:NAME`), never the matched text.
 """
 
 from __future__ import annotations

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from router.config import ModelConfig
+from router.config import ModelConfig, Topic
+from router.sensitivity.topics import Topics
 from router.sensitivity.windows import Window, Windows
 
+EMBEDDING = "embedding"  # the pooled output the build adds (pipeline/pooling.py)
 GROUP_SLACK, GROUP_PAD = 1.1, 4  # a run's longest ≤ 1.1 × its shortest + 4 tokens (see above)
 
 
@@ -42,9 +44,13 @@ class OnnxSensitivityModel:
         self.positive_index = positive_index
         self.input_names = {i.name for i in session.get_inputs()}
         self.windows: Windows | None = windows  # the classifier cuts long texts with it
+        self.topics: Topics | None = None  # set by `use_topics`
+        outputs = [o.name for o in session.get_outputs()]
+        self.logits = outputs[0]
+        self.has_embedding = EMBEDDING in outputs
 
     @classmethod
-    def load(cls, config: ModelConfig) -> OnnxSensitivityModel:
+    def load(cls, config: ModelConfig, topics: Sequence[Topic] = ()) -> OnnxSensitivityModel:
         from tokenizers import Tokenizer
 
         path = Path(config.path)
@@ -58,7 +64,29 @@ class OnnxSensitivityModel:
         session = _session(path, config.threads)
         solo = _session(path, config.solo_threads) if config.solo_threads > config.threads else None
         index = positive_index(path.parent, config.positive_label)
-        return cls(session, tokenizer, index, solo, Windows(whole, config.max_length))
+        model = cls(session, tokenizer, index, solo, Windows(whole, config.max_length))
+        if topics:
+            model.use_topics(topics)
+        return model
+
+    def use_topics(self, topics: Sequence[Topic]) -> None:
+        """Score windows against `topics` too (their examples embedded now, by this model)."""
+        if not self.has_embedding:
+            raise ValueError(
+                f"topics need the model's `{EMBEDDING}` output, which this model lacks "
+                "(a build adds it: pipeline/pooling.py)"
+            )
+        self.topics = Topics(topics, self.embed)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The pooled embedding of each text (truncated at max_length), one unit row each."""
+        rows = self._ids(list(texts))
+        out = []
+        for group in length_groups([len(r) for r in rows], GROUP_SLACK, GROUP_PAD):
+            feed = self._feed([rows[i] for i in group])
+            vectors = self.session.run([EMBEDDING], feed)[0]
+            out.extend(zip(group, vectors, strict=True))
+        return np.stack([vector for _, vector in sorted(out, key=lambda pair: pair[0])])
 
     def scores(self, texts: list[str | Window]) -> list[float]:
         """P(positive) per text or window, in order. Texts are sorted by token length and run in
@@ -88,7 +116,7 @@ class OnnxSensitivityModel:
         encoded = iter((fast or self.tokenizer.encode_batch)(texts))
         return [next(encoded).ids if isinstance(t, str) else t for t in items]
 
-    def _run(self, rows: list[Sequence[int]], session) -> list[float]:
+    def _feed(self, rows: list[Sequence[int]]) -> dict[str, np.ndarray]:
         width = max(len(r) for r in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -96,10 +124,17 @@ class OnnxSensitivityModel:
             ids[row, : len(r)] = r
             mask[row, : len(r)] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        logits = session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
-        logits = logits - logits.max(axis=1, keepdims=True)
+        return {k: v for k, v in feed.items() if k in self.input_names}
+
+    def _run(self, rows: list[Sequence[int]], session) -> list[float]:
+        """P(positive) per row; with topics, `Score`s that also name the topics passed (one
+        run gives both outputs)."""
+        outputs = [self.logits] if self.topics is None else [self.logits, EMBEDDING]
+        results = session.run(outputs, self._feed(rows))
+        logits = results[0] - results[0].max(axis=1, keepdims=True)
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        return probs[:, self.positive_index].astype(float).tolist()
+        positive = probs[:, self.positive_index].astype(float).tolist()
+        return positive if self.topics is None else self.topics.scored(positive, results[1])
 
 
 def file_stamp(config: ModelConfig) -> tuple:
