@@ -55,6 +55,13 @@ def test_a_window_on_the_topic_fires_by_name_and_others_do_not(pooled_dir):
     assert off == ()
 
 
+def test_a_topic_still_fires_when_the_window_comes_from_the_score_cache(pooled_dir):
+    classifier = build_classifier(_config(pooled_dir, [EXAMPLE]), RouterMetrics())
+    first, again = _reasons(classifier, [EXAMPLE, EXAMPLE])
+    assert first == again == ("topic:reorg",)
+    assert len(classifier.score_cache) >= 1 and classifier.batcher.texts == 1  # read once
+
+
 words = st.lists(st.sampled_from(["plan", "merger", "team", "budget", "quarter", "office",
                                   "launch", "secret", "division", "robot"]),
                  min_size=2, max_size=8).map(" ".join)  # fmt: skip
