@@ -7,11 +7,15 @@ lack the context the detector needs; they must not fire.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum import luhn
 
 from router.config import ClassifierConfig
 from router.metrics import RouterMetrics
 from router.sensitivity import registry
 from router.sensitivity.classifier import Classifier
+from router.sensitivity.detectors import card
 
 DETECTORS = registry.all_detectors()
 
@@ -255,3 +259,26 @@ def test_phone_possible_before_valid_is_exact() -> None:
     answers = [phone._valid(v) for v in values]
     assert answers == [validation_only(v) for v in values]
     assert 100 < sum(answers) < len(values) - 100  # both answers were exercised
+
+
+digit_groups = st.lists(st.text("0123456789", min_size=1, max_size=6), max_size=4)
+
+
+@st.composite
+def cards(draw) -> str:
+    """A Luhn-valid number of 13-19 digits in the IIN ranges the detector knows, grouped."""
+    body = draw(st.sampled_from("23456")) + draw(st.text("0123456789", min_size=11, max_size=17))
+    number = body + luhn.calc_check_digit(body)
+    size = draw(st.sampled_from([4, 5, len(number)]))
+    return draw(st.sampled_from([" ", "-"])).join(
+        number[i : i + size] for i in range(0, len(number), size)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(cards(), digit_groups, digit_groups, st.sampled_from([" ", "-"]))
+def test_a_card_is_found_whatever_digit_groups_stand_around_it(number, before, after, sep):
+    if len(set(number.replace(" ", "").replace("-", ""))) == 1:
+        return  # one digit repeated is not taken for a card
+    text = "ref " + sep.join([*before, number, *after]) + " please"
+    assert card.DETECTOR.found(text)
