@@ -36,3 +36,8 @@ def scorer(recipe, onnx_dir: Path, examples) -> tuple[float, Callable[[Path], tu
 def agreement(scores: np.ndarray, reference: np.ndarray, threshold: float) -> float:
     """Percent of texts decided as the reference (FP32) decides them."""
     return 100.0 * float(np.mean((scores >= threshold) == (reference >= threshold)))
+
+
+def mean_shift(scores: np.ndarray, reference: np.ndarray) -> float:
+    """Mean |P(positive) - FP32's|: finer than agreement, which counts only flipped texts."""
+    return float(np.abs(scores - reference).mean())

@@ -5,8 +5,8 @@ or per-tensor; attention: `att` quantizes the attention MatMuls, `no` keeps them
 `s0.5`: SmoothQuant-style smoothing with α = 0.5 first) it quantizes the export's model.onnx
 as the quantize stage does, without its accuracy gate, and prints the recipe's metric and
 agreement with FP32 (same decision) on the eval split, both at the export's operating
-point as the gate scores them, encoder layers left in float and size
-(docs/decisions/021-tensorrt-qdq-placement.md).
+point as the gate scores them, the mean shift of P(positive) from FP32's, encoder layers
+left in float and size (docs/decisions/021-tensorrt-qdq-placement.md).
 
     .venv/bin/python benchmarks/qdq_variants.py .cache/edgepack/stages/export/KEY/onnx \\
         percentile:no,per-tensor:no,percentile:att,per-tensor:att,percentile:att:s0.5
@@ -48,12 +48,14 @@ def main() -> None:
 
     def row(name: str, path: Path, scores, found: dict, kept: str) -> None:
         same = gate_scoring.agreement(scores, fp32, threshold)
-        print(f"| {name} | {100 * found[metric]:.1f} | {same:.1f} | {kept} |"
+        shift = gate_scoring.mean_shift(scores, fp32)
+        print(f"| {name} | {100 * found[metric]:.1f} | {same:.1f} | {shift:.4f} | {kept} |"
               f" {path.stat().st_size / 1e6:.1f} MB |", flush=True)  # fmt: skip
 
     print(f"threshold {threshold:.4f}; loadavg {loadavg()}")
-    print(f"| variant | {metric} | agreement with FP32 | layers kept float | size |")
-    print("|---|---|---|---|---|")
+    print(f"| variant | {metric} | agreement with FP32 | mean abs. ΔP vs FP32 | layers kept float"
+          " | size |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     row("FP32", args.export / "model.onnx", fp32, found, "–")
     with tempfile.TemporaryDirectory(prefix="edgepack-qdq-variants-") as tmp:
         work = Path(tmp)
