@@ -3,17 +3,18 @@
 A few channels of a LayerNorm output carry most of its range, so one per-tensor INT8 scale
 spends its steps on them. Per input channel k of the MatMuls that read the LayerNorm,
 s_k = max|X_k|^α / max|W_k|^(1-α); the activation is divided by s (folded into the
-LayerNorm's gamma and beta) and the weight rows are multiplied by it, which leaves the
-FP32 function unchanged and moves range from the activation (per-tensor scale) into the
-weights (per-channel scales along the other axis, so they absorb part of it).
+LayerNorm's gamma and beta) and the weight rows are multiplied by it. The FP32 function is
+unchanged; the outliers move from the activation, which shares one INT8 scale across its
+channels, into the weights, whose ranges are narrow and have a scale per output channel.
 
 In a post-LN encoder the LayerNorm output also feeds the residual Add (and Shape ops), which
 must keep the unscaled values: the MatMuls then read a copy of the LayerNorm with the
 scaled gamma/beta, so nothing is inserted into the graph but that second LayerNorm.
 MatMuls whose input comes from anything else (attention output, GELU) are left as they are.
 
-ONNX Runtime's own `SmoothQuant` option is not used: it needs neural-compressor 2.x's ONNX
-adaptor and runs a calibration pass of its own.
+ONNX Runtime's own `SmoothQuant` option is not used: it imports Intel Neural Compressor's
+ONNX adaptor (`neural_compressor.adaptor.ox_utils`, a dependency of its own) and runs a
+calibration pass of its own.
 """
 
 from __future__ import annotations
