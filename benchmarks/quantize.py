@@ -211,6 +211,7 @@ def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path
     tmp = Path(tempfile.mkdtemp(prefix="edgepack-modelopt-"))
     try:
         np.savez(tmp / "calib.npz", **encode(tokenizer, texts, recipe.training.max_length, names))
+        source = Path(shutil.copyfile(fp32, tmp / "model.onnx"))  # ModelOpt rewrites its input
         models = {"FP32": fp32, "edgepack model.qdq.onnx": ours}
         runs = {"max": ("max", []), "entropy": ("entropy", [])}
         if kept:
@@ -222,7 +223,7 @@ def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path
             out = tmp / f"modelopt-{len(models)}.onnx"
             done = subprocess.run(
                 [str(MODELOPT_PYTHON), str(ROOT / "benchmarks/modelopt/quantize_int8.py"),
-                 "--onnx", str(fp32), "--calib", str(tmp / "calib.npz"), "--method", method,
+                 "--onnx", str(source), "--calib", str(tmp / "calib.npz"), "--method", method,
                  "--out", str(out), "--exclude", *exclude],
                 capture_output=True, text=True,
             )  # fmt: skip
