@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from pipeline.quant import qdq, smoothing
 from pipeline.quant.onnx_eval import load_tokenizer, ort_session
@@ -80,3 +80,38 @@ def test_activation_channel_maxima_are_flattened(tiny_export, smoothed):
     for copy, original in zip(copies, originals, strict=True):
         spread = maxima[copy].max() / maxima[copy].min()
         assert spread < maxima[original].max() / maxima[original].min(), copy
+
+
+def test_layernorm_read_only_by_matmuls_is_replaced_by_its_copy(tmp_path):
+    """Pre-LN form (LayerNorm → MatMuls only): the original goes with its gamma and beta, and
+    the graph still computes the same."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(a, n) for a, n in (
+        (rng.uniform(0.5, 8.0, 8).astype(np.float32), "gamma"),
+        (rng.normal(size=8).astype(np.float32), "beta"),
+        (rng.normal(size=(8, 6)).astype(np.float32), "w1"),
+        (rng.normal(size=(8, 5)).astype(np.float32), "w2"))]  # fmt: skip
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["h"], "ln", axis=-1),
+        helper.make_node("MatMul", ["h", "w1"], ["y1"], "m1"),
+        helper.make_node("MatMul", ["h", "w2"], ["y2"], "m2"),
+    ]
+    io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [3, n])
+          for name, n in (("x", 8), ("y1", 6), ("y2", 5))]  # fmt: skip
+    graph = helper.make_graph(nodes, "g", io[:1], io[1:], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "a.onnx"))
+    [site] = smoothing.smoothing_sites(model)
+    weights = [numpy_helper.to_array(t) for t in inits[2:]]
+    scales = smoothing.migration_scales(rng.uniform(0.5, 20.0, 8), weights, alpha=0.5)
+    copy = smoothing.scaled_copy(model, site, scales)
+    smoothing.insert_copies(model, {"h": copy})
+    onnx.checker.check_model(model)
+    assert [n.name for n in model.graph.node] == ["ln" + smoothing.SUFFIX, "m1", "m2"]
+    assert {"gamma", "beta"}.isdisjoint(t.name for t in model.graph.initializer)
+    onnx.save(model, str(tmp_path / "b.onnx"))
+    x = rng.normal(size=(3, 8)).astype(np.float32)
+    ref = ort_session(tmp_path / "a.onnx").run(None, {"x": x})
+    got = ort_session(tmp_path / "b.onnx").run(None, {"x": x})
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
