@@ -10,8 +10,9 @@ throughput, file size, accuracy on the recipe's eval split; ratios to FP32 ONNX 
 
 `--modelopt` instead compares the TensorRT Q/DQ model with NVIDIA ModelOpt's ONNX INT8 PTQ
 (max and entropy calibration, and entropy with the blocks edgepack keeps in float) on the
-same FP32 model: accuracy and agreement with FP32 on the eval split, encoder layers left
-in float, size. ModelOpt runs in its own venv (`bash benchmarks/modelopt/setup.sh`).
+same FP32 model: the recipe's metric and agreement with FP32 on the eval split at the
+operating point, as the quantize gate scores them, encoder layers left in float, size.
+ModelOpt runs in its own venv (`bash benchmarks/modelopt/setup.sh`).
 
     .venv/bin/python benchmarks/quantize.py --modelopt [--dist dist/sensitivity-minilm-cpu]
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import gate_scoring
 from benchmarks.common import ROOT, loadavg
 from pipeline.quant.timing import interleaved_medians, synthetic_feeds
 
@@ -197,9 +199,8 @@ def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path
 
     from pipeline.data import load_split
     from pipeline.quant.calibration import pick_samples
-    from pipeline.quant.onnx_eval import encode, ort_session, predict_logits
+    from pipeline.quant.onnx_eval import encode
     from pipeline.quant.qdq import float_blocks
-    from pipeline.scoring import classification_metrics
 
     if not MODELOPT_PYTHON.is_file():
         sys.exit(f"error: {MODELOPT_PYTHON} not found: run `bash benchmarks/modelopt/setup.sh`")
@@ -210,6 +211,7 @@ def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path
     tmp = Path(tempfile.mkdtemp(prefix="edgepack-modelopt-"))
     try:
         np.savez(tmp / "calib.npz", **encode(tokenizer, texts, recipe.training.max_length, names))
+        source = Path(shutil.copyfile(fp32, tmp / "model.onnx"))  # ModelOpt rewrites its input
         models = {"FP32": fp32, "edgepack model.qdq.onnx": ours}
         runs = {"max": ("max", []), "entropy": ("entropy", [])}
         if kept:
@@ -219,35 +221,29 @@ def compare_modelopt(onnx_dir: Path, recipe, tokenizer, examples, json_out: Path
             )
         for label, (method, exclude) in runs.items():
             out = tmp / f"modelopt-{len(models)}.onnx"
-            subprocess.run(
+            done = subprocess.run(
                 [str(MODELOPT_PYTHON), str(ROOT / "benchmarks/modelopt/quantize_int8.py"),
-                 "--onnx", str(fp32), "--calib", str(tmp / "calib.npz"), "--method", method,
+                 "--onnx", str(source), "--calib", str(tmp / "calib.npz"), "--method", method,
                  "--out", str(out), "--exclude", *exclude],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if done.returncode:
+                sys.exit(f"error: ModelOpt {label} failed: {done.stderr[-2000:]}")
             models[f"ModelOpt int8 {label}"] = out
-        index = {label: i for i, label in enumerate(recipe.labels)}
-        truth = [index[e.label] for e in examples]
-        texts = [e.text for e in examples]
-        preds = {
-            name: predict_logits(ort_session(path), tokenizer, texts, recipe.training.max_length)
-            .argmax(axis=1)
-            .tolist()
-            for name, path in models.items()
-        }
+        threshold, score = gate_scoring.scorer(recipe, onnx_dir, examples)
+        scored = {name: score(path) for name, path in models.items()}
         rows = {}
         for name, path in models.items():
-            metric = classification_metrics(truth, preds[name], index[recipe.positive_label])
-            same = np.mean(np.array(preds[name]) == np.array(preds["FP32"]))
-            blocks = None if name == "FP32" else float_blocks(onnx.load(str(path)))
+            scores, found = scored[name]
             rows[name] = {
-                recipe.eval.metric: 100 * metric[recipe.eval.metric],
-                "agreement": 100 * float(same),
-                "float_layers": blocks,
+                recipe.eval.metric: 100 * found[recipe.eval.metric],
+                "agreement": gate_scoring.agreement(scores, scored["FP32"][0], threshold),
+                "float_layers": None if name == "FP32" else float_blocks(onnx.load(str(path))),
                 "mb": path.stat().st_size / 1e6,
             }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print(f"threshold {threshold:.4f}; loadavg {loadavg()}")
     print(
         f"| model | {recipe.eval.metric} (eval) | agreement with FP32 | layers kept float | size |"
     )

@@ -91,6 +91,13 @@ class QuantizeConfig(Strict):
     calibration: Literal["minmax", "entropy", "percentile", "per-tensor"] = "percentile"
     percentile: float = Field(99.999, gt=90, le=100)
     samples: int = Field(256, gt=0, description="calibration samples from the calib split")
+    smoothing: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="SmoothQuant migration strength α for the TensorRT Q/DQ model "
+        "(pipeline/quant/smoothing.py); unset: no smoothing",
+    )
 
 
 class Recipe(Strict):

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.errors import StageFailed
 from pipeline.quant.lint import lint_file
+from pipeline.quant.smoothing import SUFFIX
 from pipeline.recipe import load_recipe
 from pipeline.runner import run_build
 from pipeline.stages.quantize import STAGE
@@ -20,10 +21,11 @@ from tests.fixtures.packaging import tiny_export_stage
 from tests.fixtures.recipes import write_recipe
 
 
-def build(tmp_path, onnx_dir, budget: float, target: str = "jetson-xavier"):
+def build(tmp_path, onnx_dir, budget: float, target: str = "jetson-xavier", **quantize):
     recipe = load_recipe(
         write_recipe(tmp_path, tmp_path / "unused-model",
-                     eval={"metric": "accuracy", "int8_budget": budget})
+                     eval={"metric": "accuracy", "int8_budget": budget},
+                     quantize={"samples": 8, **quantize})
     )  # fmt: skip
     return run_build(
         recipe,
@@ -52,6 +54,7 @@ def test_build_writes_both_models_and_is_cached(tmp_path, tiny_export, caplog):
     assert metrics["timing"]["threads"] >= 1
     assert metrics["calibration"] == {
         "method": "percentile", "samples": 8, "percentile": 99.999, "layernorm_expanded": True,
+        "smoothing": None, "smoothed_layernorms": 0,
     }  # fmt: skip
     assert not any(p.name == "_work" for p in result.stages[-1].path.iterdir())
 
@@ -73,3 +76,17 @@ def test_impossible_budget_fails_with_table_and_no_dist(tmp_path, tiny_export):
     assert not (tmp_path / "dist").exists()
     assert not (tmp_path / "cache" / "stages" / "quantize").exists()
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_smoothing_option_reaches_the_qdq_model(tmp_path, tiny_export):
+    """Smoothed before LayerNorm is expanded for TensorRT 8.5: still lint-clean, the copies
+    expanded like every other LayerNorm, and reported in metrics.json."""
+    result = build(tmp_path, tiny_export, budget=100.0, smoothing=0.5)
+    qdq = result.dist / "onnx" / "model.qdq.onnx"
+    assert lint_file(qdq, load_target("jetson-xavier")) == []
+    metrics = json.loads((result.dist / "metrics.json").read_text())["quantize"]
+    assert metrics["calibration"]["smoothing"] == 0.5
+    assert metrics["calibration"]["smoothed_layernorms"] == 4  # see test_quant_smoothing
+    names = {t.name for t in onnx.load(str(qdq)).graph.initializer}
+    scaled = [n for n in names if n.endswith((f"{SUFFIX}/gamma", f"{SUFFIX}/beta"))]
+    assert len(scaled) == 2 * 4  # each copy's gamma and beta, read by its expanded ops

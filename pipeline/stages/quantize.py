@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import operating_point, pooling
 from pipeline.data import load_split
 from pipeline.errors import StageFailed
-from pipeline.quant import calibration, cpu_int8, invariance, lint, onnx_eval, qdq
+from pipeline.quant import calibration, cpu_int8, invariance, lint, onnx_eval, qdq, smoothing
 from pipeline.quant.gate import MAX_BATCH_DELTA, Attempt, GateResult, run_gate
 from pipeline.quant.timing import default_threads, loadavg
 from pipeline.stage import Stage, StageContext
@@ -157,9 +157,17 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
     )
     ctx.progress("pre-processing (shape inference)")
     pre = qdq.preprocess(fp32, work / "pre.onnx")
+    samples = calibration.pick_samples(calib_texts, q.samples)
+    smoothed = 0
+    if q.smoothing is not None:
+        ctx.progress(f"smoothing activations (alpha {q.smoothing}, {len(samples)} samples)")
+        smoothed = smoothing.smooth(
+            pre, work / "smoothed.onnx", tokenizer, samples, ctx.recipe.training.max_length,
+            q.smoothing,
+        )  # fmt: skip
+        pre = work / "smoothed.onnx"
     prepared = work / "prepared.onnx"
     nodes = qdq.prepare_for_tensorrt(pre, prepared, expand_layernorm=expand_ln)
-    samples = calibration.pick_samples(calib_texts, q.samples)
     ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
     cache = calibration.calibrate(
         prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
@@ -192,6 +200,8 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
             "samples": len(samples),
             "percentile": q.percentile if q.calibration == "percentile" else None,
             "layernorm_expanded": expand_ln,
+            "smoothing": q.smoothing,
+            "smoothed_layernorms": smoothed,
         },
     }
 
