@@ -29,7 +29,7 @@ from router.sensitivity.decision import Decision, Sensitivity
 from router.sensitivity.header import header_verdict
 from router.sensitivity.model import OnnxSensitivityModel, file_stamp
 from router.sensitivity.prefilter import Prefilter
-from router.sensitivity.windows import scan_budget
+from router.sensitivity.windows import Windows, scan_budget
 
 LOG = logging.getLogger("edgepack.router")
 CONFIDENTIAL: Sensitivity = "confidential"
@@ -38,9 +38,9 @@ Verdict = tuple[Sensitivity, tuple[str, ...]]
 """What the steps decide; `classify` makes it a `Decision` with the time it took."""
 OFFLOAD_CHARS = 32 * 1024
 """Texts longer than this in total are read (normalised, scanned, cut into windows) in a
-worker thread: 1 MB of prose costs ~0.4 s of CPU to scan, which on the event loop would
-stall every other request as long (the thread shares the GIL, but the loop gets its turn
-every switch interval)."""
+worker thread, a piece at a time (`read_long`): 1 MB of prose costs ~0.4 s of CPU to scan,
+which on the event loop would stall every other request as long (the thread shares the
+GIL, but the loop gets its turn between two steps)."""
 Reading = tuple[tuple[str, ...], list | None]
 """The detectors' labels, and what the model scores (windows or texts; None: too long)."""
 
@@ -95,24 +95,55 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
-    def read(
-        self, texts: Sequence[str], fields: Sequence[str] = (), sliced: bool = False
-    ) -> Reading:
+    def read(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
         """Labels of the detectors that fire, and the model's items when none does: its
-        windows (texts as they are for a model that cuts none), None when too long.
-        `sliced`: scan long texts a slice at a time (off the event loop's thread)."""
+        windows (texts as they are for a model that cuts none), None when too long."""
         view = views.read(texts, fields)
-        labels = self._scan_sliced(view.rules) if sliced else self.scan(view.rules)
+        labels = self.scan(view.rules)
         if labels or not self._model_on():
             return labels, []
-        cut = getattr(self.batcher.model, "windows", None) if self.batcher else None
+        cut = self._windows()
         return labels, view.prose if cut is None else cut(view.prose, self.scan_tokens)
+
+    def read_long(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
+        """`read`, a piece at a time (views.parts), in a worker thread: the event loop gets
+        the GIL between two steps, and no step copies the whole text. It stops at the
+        first piece a detector fires on, and once the model would have more than
+        `scan_tokens` tokens to read: either way the request is confidential, whatever the
+        rest holds."""
+        model = self._model_on()
+        cut = self._windows() if model else None
+        tokens: dict[int, list[int]] = {}
+        prose: dict[int, list[str]] = {}
+        left = self.scan_tokens
+        for part in views.parts(texts, fields):
+            labels = self._scan_sliced(part.rules)
+            if labels:
+                return labels, []
+            for n, piece in part.prose if model else ():
+                if cut is None:
+                    prose.setdefault(n, []).append(piece)
+                    continue
+                ids = cut.encode(piece, left)
+                left -= len(ids)
+                if left < 0:
+                    return (), None
+                tokens.setdefault(n, []).extend(ids)
+        if not model:
+            return (), []
+        if cut is None:
+            return (), ["".join(p) for p in prose.values()]
+        return (), cut.cut(list(tokens.values()))
+
+    def _windows(self) -> Windows | None:
+        """The model's window cutter (None: a model that reads texts as they are)."""
+        return getattr(self.batcher.model, "windows", None) if self.batcher else None
 
     async def _read_offloaded(self, texts: Sequence[str], fields: Sequence[str]) -> Reading:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._scanner, self.read, texts, fields, True)
+        return await loop.run_in_executor(self._scanner, self.read_long, texts, fields)
 
     def _scan_sliced(self, texts: Sequence[str]) -> tuple[str, ...]:
         """`scan`, one slice of a long text at a time: the detectors' C code holds the GIL
@@ -180,7 +211,8 @@ class Classifier:
         batcher = self.batcher
         try:
             scores = await asyncio.wait_for(
-                asyncio.gather(*(batcher.score(item) for item in items)), timeout_ms * runs / 1000
+                asyncio.gather(*(batcher.score(item, len(items)) for item in items)),
+                timeout_ms * runs / 1000,
             )
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()

@@ -10,18 +10,33 @@ identifier ("user", "gpt-4o", "auto") says nothing the model can judge; the rule
 read it. The fields are joined by newlines into one text (no rule reads a candidate, and
 no encoded run continues, across a line break), so a body's many small keys and values
 cost one pass of each step.
+
+A long text is read a piece at a time (`parts`), so that no step makes a copy of the whole
+text, nor holds the GIL for a pass over all of it. `pieces` cuts it where the pieces,
+normalised and decoded one by one, give what the whole text gives: after whitespace (no
+encoded run contains any, and NFKC never joins across it), or in a long word before a
+character that starts a new one for NFKC and ends no run, away from any %XX. The rules
+read each piece after the last `OVERLAP_CHARS` of the one before it, so anything of that
+length (every detector's match with its context) lies whole in what they read once.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from router.offload import OVERLAP_CHARS
 from router.sensitivity.encodings import decoded
 from router.sensitivity.normalize import digit_variants, normalize
 
 PROSE = re.compile(r"\S\s+\S|[^\x00-\x7f]")
+PIECE_CHARS = 32 * 1024
+WHITESPACE = " \n\t\r"
+OUTSIDE_RUNS = re.compile(r"[^A-Za-z0-9+/_=\\-]")  # no base64 or \u run continues past it
+PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,17 @@ class View:
     prose: list[str]  # what the model reads, in order
 
 
+@dataclass(frozen=True)
+class Part:
+    """One piece of a request as the steps read it."""
+
+    rules: list[str]  # the detectors' texts
+    prose: list[tuple[int, str]]  # (n, piece) for the model; the pieces of one n are one text
+
+
 def read(texts: Sequence[str], fields: Sequence[str] = ()) -> View:
+    """The whole view at once: what `parts` gives a piece at a time, for a request short
+    enough to be one piece per text (a single pass, the cheapest on the event loop)."""
     rules: list[str] = []
     prose: list[str] = []
     for text in texts:
@@ -48,6 +73,57 @@ def read(texts: Sequence[str], fields: Sequence[str] = ()) -> View:
     return View(rules, prose)
 
 
+def parts(
+    texts: Sequence[str], fields: Sequence[str] = (), size: int = PIECE_CHARS
+) -> Iterator[Part]:
+    """The request's `Part`s in order: the conversation, then the fields."""
+    numbers = itertools.count()
+    for text in texts:
+        yield from _parts(text, numbers, size, _always, _always)
+    if fields:
+        for field in fields:
+            if _prose(field):
+                n = next(numbers)
+                for piece in pieces(field, size):
+                    yield Part([], [(n, normalize(piece))])
+        # normalised and decoded as one text: no run or rule spans a line break
+        yield from _parts("\n".join(fields), numbers, size, _never, _prose)
+
+
+def _parts(
+    text: str,
+    numbers: Iterator[int],
+    size: int,
+    model_reads: Callable[[str], bool],
+    model_reads_decoded: Callable[[str], bool] | None = None,
+) -> Iterator[Part]:
+    """`text` piece by piece; the texts decoded from a piece follow it (as texts of their
+    own, not decoded again: `decoded` unwraps nested runs itself). `model_reads_decoded`:
+    None for a text that is itself decoded."""
+    n: int | None = None
+    tail = ""
+    for piece in pieces(text, size):
+        plain = normalize(piece)
+        seen = tail + plain if tail else plain
+        prose = []
+        if model_reads(plain):
+            n = next(numbers) if n is None else n
+            prose.append((n, plain))
+        yield Part([seen, *digit_variants(seen)], prose)
+        tail = seen[-OVERLAP_CHARS:] if len(seen) > OVERLAP_CHARS else seen
+        if model_reads_decoded is not None:
+            for inner in decoded(plain):
+                yield from _parts(inner, numbers, size, model_reads_decoded)
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+def _never(_: str) -> bool:
+    return False
+
+
 def _prose(text: str) -> bool:
     """PROSE.search, skipped for the many keys and identifiers it cannot match."""
     if text.isascii() and " " not in text and "\n" not in text and "\t" not in text:
@@ -59,3 +135,48 @@ def forms(text: str) -> list[str]:
     """`text` normalised, then each text decoded from it, normalised."""
     plain = normalize(text)
     return [plain, *(normalize(inner) for inner in decoded(plain))]
+
+
+def pieces(text: str, size: int = PIECE_CHARS) -> Iterator[str]:
+    """`text` in pieces that join back to it, of about `size` characters: longer only where
+    a long word offers no cut (see the module doc)."""
+    start = 0
+    while len(text) - start > size:
+        span = size
+        end = _cut(text, start + span // 2, start + span)
+        while end is None and start + span < len(text):  # a long word without a cut
+            span *= 2
+            end = _cut(text, start + span // 2, start + span)
+        if end is None:
+            break
+        yield text[start:end]
+        start = end
+    yield text[start:]
+
+
+def _cut(text: str, lo: int, hi: int) -> int | None:
+    """A position in (lo, hi] to cut `text` at, or None."""
+    space = max(text.rfind(c, lo, hi) for c in WHITESPACE)
+    if space >= lo:
+        return space + 1
+    if PERCENT_ESCAPE.search(text, max(0, lo - OVERLAP_CHARS), hi + OVERLAP_CHARS):
+        return None  # a percent run's decoded text could span the cut
+    for match in OUTSIDE_RUNS.finditer(text, lo, hi):
+        for at in (match.start(), match.end()):
+            if lo < at < len(text) and _starts_anew(text[at]):
+                return at
+    return None
+
+
+def _starts_anew(char: str) -> bool:
+    """NFKC of a text cut before `char` is NFKC of each side: what `char` decomposes to
+    starts with a character that nothing before it combines with (not a mark, not a
+    conjoining Hangul jamo)."""
+    if char.isascii():
+        return True
+    head = unicodedata.normalize("NFKD", char)[0]
+    return (
+        unicodedata.combining(head) == 0
+        and not unicodedata.category(head).startswith("M")
+        and not "\u1100" <= head <= "\u11ff"
+    )
