@@ -29,16 +29,15 @@ ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4})++")
 MAX_DEPTH = 2
 
 
-def decoded(text: str, depth: int = MAX_DEPTH) -> list[str]:
-    """Every text decoded from a run in `text`, then from runs in those (`depth` levels)."""
-    escaped = "\\u" in text
+def decoded(text: str, depth: int = MAX_DEPTH, escapes: bool = True) -> list[str]:
+    """Every text decoded from a run in `text`, then from runs in those (`depth` levels).
+    `escapes`: `text` with its escapes read is one of them (the others are each a run's)."""
+    escaped = escapes and "\\u" in text
     if depth <= 0 or not (escaped or "%" in text or BASE64_RUN.search(text)):
         return []
     out = []
-    if escaped:
-        found = _text(ESCAPES.sub(_unescape, text).encode("utf-8", "replace"))
-        if found is not None and found != text:
-            out.append(found)
+    if escaped and (found := unescaped(text)) is not None:
+        out.append(found)
     for run in BASE64_RUN.findall(text):
         found = _text(_base64(run))
         if found is not None:
@@ -48,6 +47,12 @@ def decoded(text: str, depth: int = MAX_DEPTH) -> list[str]:
         if found is not None:
             out.append(found)
     return out + [inner for found in out for inner in decoded(found, depth - 1)]
+
+
+def unescaped(text: str) -> str | None:
+    """`text` with its `\\uXXXX` escapes read, when that changes it and gives text."""
+    found = _text(ESCAPES.sub(_unescape, text).encode("utf-8", "replace"))
+    return None if found is None or found == text else found
 
 
 def _unescape(run: re.Match[str]) -> str:

@@ -14,8 +14,8 @@ runs. `budget` caps the tokens read per request (`scan_budget`: from the body li
 request with more is not read past it, and the classifier routes it on-prem. Tokenizing is
 done in chunks of at most `CHUNK_CHARS` characters (cut at whitespace, so no word is
 split), and stops once the budget is passed: the tokenizer never sees more than one chunk
-at once, nor much more text than the budget. A token is made of at least one character,
-so a request of no more characters than the budget is never counted.
+at once, nor much more text than the budget. (A character can be more than one token:
+the tokenizer's NFD splits a Hangul syllable into two or three jamo.)
 """
 
 from __future__ import annotations
@@ -72,12 +72,11 @@ class Windows:
         """Each text's token ids (no special tokens), or None once more than `budget`."""
         out: list[list[int]] = [[] for _ in texts]
         count = 0
-        counted = sum(map(len, texts)) > budget  # else it cannot exceed: tokens ≤ characters
         for index, chunk in _chunks(texts, CHUNK_CHARS):
             ids = self._encode(chunk)
             out[index].extend(ids)
             count += len(ids)
-            if counted and count > budget:
+            if count > budget:
                 return None
         return out
 
