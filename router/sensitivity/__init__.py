@@ -5,7 +5,8 @@ Layout: `detector.py` (the Detector type), one module per detector under `detect
 (pattern + validator + context words, tests beside it in tests/test_router_detectors.py),
 `registry.py` (which detectors exist), `prefilter.py` + `hints.py` (one RE2 pass decides
 which detectors can fire on a text), `header.py`, `normalize.py` + `encodings.py` +
-`views.py` (what rules and model read: normalised, decoded text), `windows.py` (every part
-of a long text in model-sized windows, bounded), `model.py` (ONNX Runtime + tokenizer),
-`batching.py` (micro-batches concurrent requests into one run), `classifier.py` (combines).
+`views.py` (what rules and model read: normalised, decoded text; a long text a piece at a
+time), `windows.py` (every part of a long text in model-sized windows, bounded),
+`model.py` (ONNX Runtime + tokenizer), `batching.py` (micro-batches concurrent requests
+into one run; a long prompt's windows in a lane of their own), `classifier.py` (combines).
 """

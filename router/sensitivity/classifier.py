@@ -4,7 +4,9 @@ Order is cheapest first, and each later step runs only if nothing earlier decide
 header (confidential, or a trusted caller's public) → opaque body → detectors → model.
 Detectors and model read the request's strings normalised and decoded (views.py); the
 model reads every window of them (windows.py), up to `scan_tokens` tokens: a request with
-more is confidential ("too_long"), as nothing past that was read.
+more is confidential ("too_long"), as nothing past that was read. A long request is read a
+piece at a time in a worker thread (`read_long`), and only until it is decided: its labels
+are those of the first piece a detector fires on.
 A model that is configured but missing, failing or late makes the request confidential
 and counts `edgepack_router_classifier_failures`. Its time limit is `timeout_ms` per
 `max_batch` windows (one run's worth), so a long prompt is given the time it needs.
