@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from router.config import ClassifierConfig, ModelConfig
 from router.metrics import RouterMetrics
-from router.sensitivity.batching import MicroBatcher
+from router.sensitivity.batching import BULK_RUN, MicroBatcher
 from router.sensitivity.classifier import build_classifier
 from router.sensitivity.model import OnnxSensitivityModel
 from tests.fixtures.tiny_model import make_classifier_dir
@@ -213,7 +213,7 @@ def test_the_solo_session_scores_like_the_shared_one(spread_onnx):
 
 
 def test_a_long_prompts_windows_run_in_the_bulk_lane_beside_short_prompts():
-    """A request with more items than `max_batch` runs one batch at a time on the bulk
+    """A request with more items than `max_batch` runs one small run at a time on the bulk
     thread (the request with fewer items first); short prompts keep the batch workers and
     are answered while it runs."""
     model = _Recording(delay=0.02)
@@ -236,7 +236,7 @@ def test_a_long_prompts_windows_run_in_the_bulk_lane_beside_short_prompts():
     assert medium_scores == [zlib.crc32(f"part {i}".encode()) / 2**32 for i in range(8)]
     assert short == zlib.crc32(b"short prompt") / 2**32
     bulk = [r for r in model.runs if r != ["short prompt"]]
-    assert all(len(r) <= 4 for r in bulk)
+    assert all(len(r) <= BULK_RUN for r in bulk)
     short_at = model.runs.index(["short prompt"])
     last_big = max(i for i, r in enumerate(model.runs) if any(t.startswith("window") for t in r))
     assert short_at < last_big  # not queued behind the long prompt

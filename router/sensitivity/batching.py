@@ -13,9 +13,11 @@ A long text (over `LONG_CHARS`) is scored alone, on a thread of its own: tokeniz
 megabytes takes seconds, and the short prompts that would have shared its batch (and the
 batch workers) would wait for it, past their timeout. Likewise the windows of a long prompt:
 a caller says how many items its request has (`cost`), and a request with more than
-`max_batch` goes to the bulk lane, which runs one batch at a time on that thread (the
+`max_batch` goes to the bulk lane, which runs one window at a time on that thread (the
 request with fewer items first), so the batch workers stay free for short prompts and a
-long prompt takes at most one core.
+long prompt takes at most one core. One window a run: a full window costs less CPU alone
+than in a batch, and its run needs an eighth of a batch's memory (measurements:
+docs/decisions/019-huge-requests.md).
 
 Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
 are small, so splitting one run across threads synchronises more than it computes. A lone
@@ -44,6 +46,7 @@ class BatchModel(Protocol):
 
 Pending = tuple[str, asyncio.Future]
 LONG_CHARS = 32 * 1024
+BULK_RUN = 1  # items per run in the bulk lane
 
 
 class MicroBatcher:
@@ -116,10 +119,10 @@ class MicroBatcher:
         return await future
 
     async def _run_bulk(self) -> None:
-        """The bulk lane: `max_batch` items a run, one run at a time, on the `long` thread."""
+        """The bulk lane: `BULK_RUN` items a run, one run at a time, on the `long` thread."""
         while self._bulk:
             batch: list[Pending] = []
-            while self._bulk and len(batch) < self.max_batch:
+            while self._bulk and len(batch) < BULK_RUN:
                 _, _, item, future = heapq.heappop(self._bulk)
                 if not future.done():  # timed-out callers are gone
                     batch.append((item, future))

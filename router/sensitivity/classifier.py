@@ -107,18 +107,22 @@ class Classifier:
         cut = self._windows()
         return labels, view.prose if cut is None else cut(view.prose, self.scan_tokens)
 
-    def read_long(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
+    def read_long(
+        self, texts: Sequence[str], fields: Sequence[str] = (), deadline: float = math.inf
+    ) -> Reading:
         """`read`, a piece at a time (views.parts), in a worker thread: the event loop gets
         the GIL between two steps, and no step copies the whole text. It stops at the
         first piece a detector fires on, and once the model would have more than
         `scan_tokens` tokens to read: either way the request is confidential, whatever the
-        rest holds."""
+        rest holds. Past `deadline` (time.monotonic()) it raises TimeoutError."""
         model = self._model_on()
         cut = self._windows() if model else None
         tokens: dict[int, list[int]] = {}
         prose: dict[int, list[str]] = {}
         left = self.scan_tokens
         for part in views.parts(texts, fields):
+            if time.monotonic() > deadline:
+                raise TimeoutError
             labels = self._scan_sliced(part.rules)
             if labels:
                 return labels, []
@@ -141,11 +145,14 @@ class Classifier:
         """The model's window cutter (None: a model that reads texts as they are)."""
         return getattr(self.batcher.model, "windows", None) if self.batcher else None
 
-    async def _read_offloaded(self, texts: Sequence[str], fields: Sequence[str]) -> Reading:
+    async def _read_offloaded(
+        self, texts: Sequence[str], fields: Sequence[str], deadline: float
+    ) -> Reading:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._scanner, self.read_long, texts, fields)
+        reading = loop.run_in_executor(self._scanner, self.read_long, texts, fields, deadline)
+        return await asyncio.wait_for(reading, None if deadline == math.inf else _left(deadline))
 
     def _scan_sliced(self, texts: Sequence[str]) -> tuple[str, ...]:
         """`scan`, one slice of a long text at a time: the detectors' C code holds the GIL
@@ -162,16 +169,23 @@ class Classifier:
         headers: dict[str, str] | None = None,
         opaque: bool = False,
         fields: Sequence[str] = (),
+        deadline: float = math.inf,
     ) -> Decision:
-        """`texts`: the conversation; `fields`: the body's other strings (views.py)."""
+        """`texts`: the conversation; `fields`: the body's other strings (views.py);
+        `deadline`: the request's (time.monotonic()), past which it is not read further."""
         start = time.perf_counter()
-        sensitivity, reasons = await self._decide(texts, headers or {}, opaque, fields)
+        sensitivity, reasons = await self._decide(texts, headers or {}, opaque, fields, deadline)
         elapsed = time.perf_counter() - start
         self.metrics.classify_seconds.observe(elapsed)
         return Decision(sensitivity, reasons, elapsed * 1000)
 
     async def _decide(
-        self, texts: list[str], headers: dict[str, str], opaque: bool, fields: Sequence[str]
+        self,
+        texts: list[str],
+        headers: dict[str, str],
+        opaque: bool,
+        fields: Sequence[str],
+        deadline: float,
     ) -> Verdict:
         verdict = header_verdict(headers, self.config, self.callers)
         if verdict == "confidential":
@@ -184,7 +198,9 @@ class Classifier:
             if sum(map(len, texts)) + sum(map(len, fields)) < OFFLOAD_CHARS:
                 labels, items = self.read(texts, fields)
             else:
-                labels, items = await self._read_offloaded(texts, fields)
+                labels, items = await self._read_offloaded(texts, fields, deadline)
+        except TimeoutError:  # the request is answered 504 anyway; nothing more is read
+            return CONFIDENTIAL, ("deadline",)
         except Exception as exc:  # a detector bug must not let a request through unread
             self.metrics.classifier_failures.inc()
             LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
@@ -197,13 +213,16 @@ class Classifier:
             return CONFIDENTIAL, ("too_long",)
         model = self.config.model
         assert model is not None
-        return await self._model_decision(items, model.threshold, model.timeout_ms)
+        return await self._model_decision(items, model.threshold, model.timeout_ms, deadline)
 
     def _model_on(self) -> bool:
         return self.config.model is not None and self.config.model.enabled
 
-    async def _model_decision(self, items: list, threshold: float, timeout_ms: float) -> Verdict:
-        """Confidential if any item (window) scores at or above `threshold`."""
+    async def _model_decision(
+        self, items: list, threshold: float, timeout_ms: float, deadline: float = math.inf
+    ) -> Verdict:
+        """Confidential if any item (window) scores at or above `threshold`, in time (by
+        `timeout_ms` per run's worth, and by the request's `deadline`)."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
@@ -214,7 +233,7 @@ class Classifier:
         try:
             scores = await asyncio.wait_for(
                 asyncio.gather(*(batcher.score(item, len(items)) for item in items)),
-                timeout_ms * runs / 1000,
+                min(timeout_ms * runs / 1000, _left(deadline)),
             )
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()
@@ -223,6 +242,11 @@ class Classifier:
         if max(scores) >= threshold:
             return CONFIDENTIAL, ("model",)
         return PUBLIC, ()
+
+
+def _left(deadline: float) -> float:
+    """Seconds until `deadline` (time.monotonic()), at least 0 (inf: no deadline)."""
+    return max(0.0, deadline - time.monotonic())
 
 
 def model_problem(config: ClassifierConfig) -> str | None:
