@@ -90,7 +90,7 @@ class Handler:
                     scope, receive, api, limits.max_body_bytes, limits.deadline_s
                 )
                 ctx.decision = await gen.classifier.classify(
-                    ctx.texts, ctx.headers, ctx.opaque, ctx.fields
+                    ctx.texts, ctx.headers, ctx.opaque, ctx.fields, ctx.deadline
                 )
                 reply = await self.route(ctx, gen)
             except RouterError as err:

@@ -23,6 +23,7 @@ from router import jsonbody
 from router.asgi import Receive, Scope, header_dict, read_body
 from router.context import Api, RequestContext
 from router.errors import RouterError, bad_request
+from router.offload import in_thread
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 JSON_LINES = ("application/x-ndjson", "application/jsonlines", "application/jsonl")
@@ -45,10 +46,11 @@ async def parse(
         headers=headers,
     )
     ctx.deadline = ctx.started + deadline_s
-    if api is Api.invocations:
-        _read_invocation(ctx)
-    else:
-        _read_openai(ctx)
+    read = _read_invocation if api is Api.invocations else _read_openai
+    if len(body) < jsonbody.BIG_BODY:
+        read(ctx)
+    else:  # megabytes of parsing and walking: the event loop gets the GIL between steps
+        await in_thread(read, ctx)
     return ctx
 
 

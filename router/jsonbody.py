@@ -15,7 +15,10 @@ did, so a body with more than one reading is refused (400) before any routing:
 Duplicates are found without a second parse: every key in the text is a string token
 followed by a colon, and the tokens are found by one regex pass (in valid JSON a quote
 only ever starts or ends a string); fewer keys in the parsed objects than in the text
-means a key was repeated.
+means a key was repeated. A body from `BIG_BODY` bytes is parsed by the standard library
+instead (the reading orjson's refusals fall back to anyway), which hands each object's
+pairs to a check: that costs a call per object, where the regex pass over megabytes would
+hold the GIL as long as the parse again (ingress reads such a body in a worker thread).
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ import orjson
 from router.errors import bad_request
 
 MAX_DEPTH = 64  # objects and arrays inside each other; OpenAI bodies nest < 15 deep
+BIG_BODY = 64 * 1024  # from here: parsed as below, in a worker thread (ingress.py)
 DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))  # "0" or "."
 LONG_NUMBER = b"0" * 19  # a run of 19 digits, after DIGITS_AS_ZERO
-STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')  # group 1: it is a key
+# group 1: it is a key. Possessive repeats keep no backtracking state per escape (plain ones
+# grow the stack with each escape of a string).
+STRING_TOKEN = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"(\s*+:)?')
 
 
 def read_object(body: bytes) -> dict[str, Any]:
@@ -43,17 +49,31 @@ def read_object(body: bytes) -> dict[str, Any]:
 
 
 def read(body: bytes) -> Any:
+    big = len(body) >= BIG_BODY
     try:
-        value = loads(None, body)
+        value = (
+            json.loads(body.decode("utf-8"), object_pairs_hook=_object)
+            if big
+            else loads(None, body)
+        )
     except UnicodeDecodeError:
         raise bad_request("request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise bad_request(f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise _too_deep() from None
-    tokens = STRING_TOKEN.findall(body)  # per string token: b":..." for a key, else b""
-    if _key_count(value) != len(tokens) - tokens.count(b""):
-        raise bad_request("duplicate key in a JSON object: the body has more than one reading")
+    keys = _key_count(value)  # raises for nesting past MAX_DEPTH
+    if not big:
+        tokens = STRING_TOKEN.findall(body)  # per string token: b":..." for a key, else b""
+        if keys != len(tokens) - tokens.count(b""):
+            raise _duplicate()
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _duplicate()
     return value
 
 
@@ -111,6 +131,10 @@ def strings(value: Any) -> list[str]:
         elif isinstance(item, int | float) and not isinstance(item, bool):
             out.append(str(item))
     return out
+
+
+def _duplicate():
+    return bad_request("duplicate key in a JSON object: the body has more than one reading")
 
 
 def _too_deep():

@@ -11,10 +11,24 @@ hide one: the result fails closed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 SLICE_CHARS = 32 * 1024
 OVERLAP_CHARS = 4 * 1024
+T = TypeVar("T")
+_reader: ThreadPoolExecutor | None = None
+
+
+async def in_thread(fn: Callable[..., T], *args) -> T:
+    """`fn(*args)` in the process's one thread for long reads (a huge body's parse): several
+    at once queue there rather than take more of the CPU from the event loop."""
+    global _reader
+    if _reader is None:
+        _reader = ThreadPoolExecutor(1, thread_name_prefix="read")
+    return await asyncio.get_running_loop().run_in_executor(_reader, fn, *args)
 
 
 def slices(text: str, size: int = SLICE_CHARS, overlap: int = OVERLAP_CHARS) -> Iterator[str]:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from router.config import ClassifierConfig, ModelConfig
 from router.metrics import RouterMetrics
-from router.sensitivity.batching import MicroBatcher
+from router.sensitivity.batching import BULK_RUN, MicroBatcher
 from router.sensitivity.classifier import build_classifier
 from router.sensitivity.model import OnnxSensitivityModel
 from tests.fixtures.tiny_model import make_classifier_dir
@@ -238,3 +238,54 @@ def test_the_solo_session_scores_like_the_shared_one(spread_onnx):
     assert two.scores_alone(texts) == pytest.approx(two.scores(texts), abs=1e-6)
     one = OnnxSensitivityModel.load(ModelConfig(path=path, threads=2, solo_threads=2))
     assert one.solo_session is None  # no more threads to gain: no second session
+
+
+def test_a_long_prompts_windows_run_in_the_bulk_lane_beside_short_prompts():
+    """A request with more items than `max_batch` runs one small run at a time on the bulk
+    thread (the request with fewer items first); short prompts keep the batch workers and
+    are answered while it runs."""
+    model = _Recording(delay=0.02)
+
+    async def run():
+        batcher = MicroBatcher(model, max_batch=4, max_wait=0.0, workers=2)
+        big = [f"window {i}" for i in range(40)]
+        medium = [f"part {i}" for i in range(8)]
+        long = asyncio.gather(*(batcher.score(t, len(big)) for t in big))
+        while not model.runs:  # the bulk lane is busy with the long prompt
+            await asyncio.sleep(0.001)
+        later = asyncio.gather(*(batcher.score(t, len(medium)) for t in medium))
+        short = await batcher.score("short prompt")
+        scores = await long, await later, short
+        batcher.close()
+        return scores
+
+    big_scores, medium_scores, short = asyncio.run(run())
+    assert big_scores == [zlib.crc32(f"window {i}".encode()) / 2**32 for i in range(40)]
+    assert medium_scores == [zlib.crc32(f"part {i}".encode()) / 2**32 for i in range(8)]
+    assert short == zlib.crc32(b"short prompt") / 2**32
+    bulk = [r for r in model.runs if r != ["short prompt"]]
+    assert all(len(r) <= BULK_RUN for r in bulk)
+    short_at = model.runs.index(["short prompt"])
+    last_big = max(i for i, r in enumerate(model.runs) if any(t.startswith("window") for t in r))
+    assert short_at < last_big  # not queued behind the long prompt
+    medium_runs = [i for i, r in enumerate(model.runs) if any(t.startswith("part") for t in r)]
+    assert max(medium_runs) < last_big  # the request with fewer items went ahead
+    assert model.max_in_flight <= 3  # two batch workers and the one bulk run
+
+
+def test_a_bulk_caller_gone_is_not_scored():
+    model = _Recording(delay=0.05)
+
+    async def run() -> int:
+        batcher = MicroBatcher(model, max_batch=2, max_wait=0.0, workers=1)
+        items = asyncio.gather(*(batcher.score(f"window {i}", 20) for i in range(20)))
+        while not model.runs:
+            await asyncio.sleep(0.001)
+        started = len(model.runs)
+        items.cancel()  # the caller timed out
+        await asyncio.sleep(0.3)
+        batcher.close()
+        return started
+
+    started = asyncio.run(run())
+    assert len(model.runs) <= started + 1  # at most a run already handed to the thread

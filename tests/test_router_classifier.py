@@ -177,3 +177,15 @@ def test_a_huge_prompt_is_scanned_off_the_event_loop():
     small_done, big_done, reasons = asyncio.run(run())
     assert reasons == ("card",)  # the end of the huge prompt was read
     assert small_done < big_done / 2
+
+
+def test_a_request_past_its_deadline_is_not_read_further():
+    """A long request still being read when its deadline passes is confidential (it is
+    answered 504 anyway), even where every piece read so far was public."""
+    clf = Classifier(ClassifierConfig(), RouterMetrics(), None)
+    prose = "The quarterly weather report says it will rain in the north. " * 17_000
+    late = asyncio.run(clf.classify([prose], deadline=time.monotonic()))
+    in_time = asyncio.run(clf.classify([prose], deadline=time.monotonic() + 600))
+    clf.close()
+    assert (late.sensitivity, late.reasons) == ("confidential", ("deadline",))
+    assert in_time.sensitivity == "public"

@@ -245,3 +245,22 @@ def test_public_requests_of_the_same_shapes_still_go_to_the_cloud(env):
         r = env.client.post("/v1/chat/completions", json=body)
         assert (r.status_code, r.headers["x-route"]) == (200, "sagemaker"), body
     assert env.sagemaker.requests == before + len(bodies)
+
+
+@pytest.mark.parametrize("place", ["content", "tool_description"])
+@pytest.mark.parametrize(
+    "snippet",
+    ["card 4539 1488 0343 6467", MODEL_ONLY[0], _log_record("内部机密"),
+     "".join(f"\\u{ord(c):04x}" for c in MODEL_ONLY[1])],
+)  # fmt: skip
+def test_a_long_body_is_read_to_its_end(env, snippet, place):
+    """Past 100 KB (parsed in a worker thread, read a piece at a time): a snippet at the very
+    end is still found, and the same body without it still goes to the cloud."""
+    long = filler(16_000, 5)
+    for text, route in ((f"{long} {snippet}", "onprem"), (long, "sagemaker")):
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        _chat_places(body, text, 0)[place]()
+        before = env.sagemaker.requests
+        r = env.client.post("/v1/chat/completions", json=body)
+        assert (r.status_code, r.headers["x-route"]) == (200, route), r.text
+        assert env.sagemaker.requests == before + (route == "sagemaker")

@@ -120,7 +120,7 @@ def test_allowed_values_never_lower_the_header_rule():
 def test_a_long_text_is_scanned_in_slices_with_the_same_reasons():
     filler = "Portland is known for its museums and river walks. " * 2000
     text = filler + "ssh build-01.lab.example.net and Falcon. " + filler
-    assert CLF.read([text], sliced=True)[0] == ("term:codenames", "host:corp")
+    assert CLF.read_long([text])[0] == CLF.read([text])[0] == ("term:codenames", "host:corp")
 
 
 # --- properties ------------------------------------------------------------------------

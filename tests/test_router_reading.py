@@ -4,7 +4,10 @@ normalised and decoded text, and windows that cover every part of a long text.""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import sys
+import unicodedata
 import urllib.parse
 
 import pytest
@@ -14,9 +17,10 @@ from hypothesis import strategies as st
 from router import ingress, jsonbody
 from router.context import Api, RequestContext
 from router.errors import RouterError
-from router.sensitivity.encodings import decoded
+from router.sensitivity import views
+from router.sensitivity.encodings import BASE64_RUN, ESCAPES, decoded
 from router.sensitivity.normalize import digit_variants, normalize
-from router.sensitivity.views import forms, read
+from router.sensitivity.views import PERCENT, forms, read
 from router.sensitivity.windows import Windows, pack, scan_budget, seams, slide
 from tests.fixtures.tiny_model import tokenizer_dir
 
@@ -50,10 +54,19 @@ def _all_strings(value) -> list[str]:
     return []
 
 
+BIG = "x" * jsonbody.BIG_BODY  # a body this long is parsed another way (jsonbody.py)
+
+
 @settings(max_examples=200, deadline=None)
-@given(extra=st.dictionaries(st.text(max_size=6), JSON, max_size=4), content=st.text(max_size=20))
-def test_every_string_of_a_forwarded_body_is_classified(extra, content):
+@given(
+    extra=st.dictionaries(st.text(max_size=6), JSON, max_size=4),
+    content=st.text(max_size=20),
+    big=st.booleans(),
+)
+def test_every_string_of_a_forwarded_body_is_classified(extra, content, big):
     payload = {**extra, "messages": [{"role": "user", "content": content, "x": extra}]}
+    if big:
+        payload["messages"].append({"role": "user", "content": BIG})
     body = json.dumps(payload).encode()
     ctx = _context(Api.chat, body)
     assert ctx.body == body  # forwarded as it came
@@ -61,27 +74,31 @@ def test_every_string_of_a_forwarded_body_is_classified(extra, content):
 
 
 @settings(max_examples=100, deadline=None)
-@given(value=JSON, path=st.lists(st.sampled_from(["a", "b", 0]), max_size=6))
-def test_a_duplicate_key_at_any_depth_is_refused(value, path):
+@given(value=JSON, path=st.lists(st.sampled_from(["a", "b", 0]), max_size=6), big=st.booleans())
+def test_a_duplicate_key_at_any_depth_is_refused(value, path, big):
     inner = '{"k": 1, "k": 2}'
     for step in reversed(path):
         inner = f'{{"{step}": {inner}}}' if isinstance(step, str) else f"[{inner}]"
-    body = json.dumps({"messages": [], "v": value})[:-1] + f', "z": {inner}}}'
+    body = json.dumps({"messages": [], "v": value, "pad": BIG if big else ""})
+    body = body[:-1] + f', "z": {inner}}}'
     with pytest.raises(RouterError, match="duplicate key"):
         jsonbody.read_object(body.encode())
 
 
-def test_keys_in_strings_and_escapes_are_not_counted_as_keys():
-    body = r'{"a": "x\": 1, \"b\": ", "c": ["d:", {"e\\": ":"}], "f" : {}}'
-    assert jsonbody.read_object(body.encode())["f"] == {}
+@pytest.mark.parametrize("pad", ["", BIG])
+def test_keys_in_strings_and_escapes_are_not_counted_as_keys(pad):
+    body = r'{"a": "x\": 1, \"b\": ", "c": ["d:", {"e\\": ":"}], "f" : {}, "p": "PAD"}'
+    assert jsonbody.read_object(body.replace("PAD", pad).encode())["f"] == {}
 
 
+@pytest.mark.parametrize("pad", [b"", BIG.encode()])
 @pytest.mark.parametrize("depth", [jsonbody.MAX_DEPTH + 1, 2_000, 50_000])
-def test_deep_nesting_is_a_400_not_a_crash(depth):
+def test_deep_nesting_is_a_400_not_a_crash(depth, pad):
+    head = b'{"p": "' + pad + b'", "a": '
     with pytest.raises(RouterError, match="nested deeper") as err:
-        jsonbody.read_object(b'{"a": ' + b"[" * depth + b"]" * depth + b"}")
+        jsonbody.read_object(head + b"[" * depth + b"]" * depth + b"}")
     assert err.value.status == 400
-    assert jsonbody.read_object(b'{"a": ' + b"[" * 60 + b"]" * 60 + b"}")
+    assert jsonbody.read_object(head + b"[" * 60 + b"]" * 60 + b"}")
 
 
 def test_invocation_bodies_of_every_kind_are_read_as_text_or_fail_closed():
@@ -194,3 +211,105 @@ def test_windows_wrap_special_tokens_and_stop_at_the_budget(windows):
 def test_a_base64_json_log_record_with_escapes_is_read_in_full():
     record = base64.b64encode(json.dumps({"msg": "内部机密 4111"}).encode()).decode()
     assert any("内部机密 4111" in form for form in forms(f"event {record}"))
+
+
+# Pieces of long texts (views.parts): what they read is what the whole text reads.
+PIECE_ATOMS = ["the report ", "weather", " ", "\n", "，", "。", "天气很好", "ｆｕｌｌ", "／", "＋",
+               "e\u0301", "\u200b", "\x01", "😀", "\u1100\u1161", "ｶﾞ", "⑴", "%41", "％４１",
+               "\\u0041", "4111.1111", base64.b64encode(b"the merger closes friday").decode(),
+               urllib.parse.quote("内部机密 card 4111"), ",", "-", "=", "abc"]  # fmt: skip
+long_texts = st.lists(st.sampled_from(PIECE_ATOMS), max_size=60).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=long_texts, size=st.integers(8, 120), overlap=st.integers(1, 40))
+def test_pieces_are_normalised_decoded_and_tokenized_like_the_whole_text(
+    windows, text, size, overlap
+):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(views, "OVERLAP_CHARS", overlap)
+        pieces = list(views.pieces(text, size))
+    assert "".join(pieces) == text
+    plain = [normalize(p) for p in pieces]
+    whole = normalize(text)
+    assert "".join(plain) == whole
+    cuts = list(itertools.accumulate(len(p) for p in plain[:-1]))
+    for run in [*BASE64_RUN.finditer(whole), *ESCAPES.finditer(whole)]:
+        assert not any(run.start() < cut < run.end() for cut in cuts)  # no run is cut
+    raw_cuts = list(itertools.accumulate(len(p) for p in pieces[:-1]))
+    for cut in raw_cuts:  # unless after whitespace, no "%" within `overlap` of a cut
+        assert text[cut - 1].isspace() or "%" not in normalize(text[cut - overlap : cut + overlap])
+    encode = windows.tokenizer.encode
+    ids = [i for p in plain for i in encode(p, add_special_tokens=False).ids]
+    assert ids == encode(whole, add_special_tokens=False).ids
+
+
+def test_only_three_characters_normalise_to_a_percent_sign():
+    found = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF
+             and "%" in unicodedata.normalize("NFKC", chr(c))]  # fmt: skip
+    assert all(PERCENT.match(c) for c in found) and len(found) == 3
+
+
+SECRETS = ["card 4111 1111 1111 1111", "IBAN DE89 3704 0044 0532 0130 00", "SSN 219-09-9998",
+           "身份证 11010519491231002X", "CONFIDENTIAL", "内部机密", "AKIAQYLPMN5HHHFPZAM2",
+           "my email is jane.doe@example.org"]  # fmt: skip
+HIDE = [
+    lambda s: s,
+    lambda s: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s),  # full width
+    lambda s: "\u200b".join(s),
+    lambda s: s.replace(" ", "."),
+    lambda s: base64.b64encode(s.encode()).decode(),
+    lambda s: urllib.parse.quote(s, safe=""),
+    lambda s: "event " + base64.b64encode(json.dumps({"msg": s}).encode()).decode(),
+    lambda s: "".join(f"\\u{ord(c):04x}" for c in s),
+]
+
+
+@st.composite
+def long_requests(draw) -> tuple[list[str], list[str]]:
+    """Texts and fields of filler (PIECE_ATOMS) with, maybe, a secret somewhere."""
+    parts = [draw(long_texts) for _ in range(draw(st.integers(1, 4)))]
+    if draw(st.booleans()):
+        secret = draw(st.sampled_from(HIDE))(draw(st.sampled_from(SECRETS)))
+        at = draw(st.integers(0, len(parts) - 1))
+        cut = draw(st.integers(0, len(parts[at])))
+        parts[at] = f"{parts[at][:cut]} {secret} {parts[at][cut:]}"
+    split = draw(st.integers(1, len(parts)))
+    return parts[:split], parts[split:]
+
+
+@pytest.fixture(scope="module")
+def readers(tiny_classifier_dir):
+    from router.config import ClassifierConfig, ModelConfig
+    from router.metrics import RouterMetrics
+    from router.sensitivity.classifier import Classifier, build_classifier
+
+    model = ModelConfig(path=tiny_classifier_dir / "model.int8.onnx")
+    with_model = build_classifier(ClassifierConfig(model=model), RouterMetrics())
+    yield Classifier(ClassifierConfig(), RouterMetrics(), None), with_model
+    with_model.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=long_requests(), size=st.integers(16, 200), budget=st.integers(1, 400))
+def test_a_long_request_read_in_pieces_misses_nothing_the_whole_reading_finds(
+    readers, request, size, budget
+):
+    """With pieces far smaller than in production (and the overlap above the detectors'
+    match and context), `read_long` finds a label wherever `read` does (with the model, it
+    may stop at the token budget first: confidential too), and when none fires the model
+    gets the very windows of the whole reading (or both are over the budget); where the
+    text has escapes, a piece's text with them read starts at the tail before it, so the
+    model gets more windows."""
+    texts, fields = request
+    rules, model = readers
+    model.scan_tokens = budget
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(views, "PIECE_CHARS", size)
+        mp.setattr(views, "OVERLAP_CHARS", 200)
+        long_rules, long_model = rules.read_long(texts, fields), model.read_long(texts, fields)
+    if rules.read(texts, fields)[0]:
+        assert long_rules[0]
+        assert long_model[0] or long_model[1] is None  # confidential: a label, or too long
+    elif not long_model[0] and not any("\\u" in t for t in read(texts, fields).rules):
+        assert long_model[1] == model.read(texts, fields)[1]  # with escapes: more windows

@@ -6,16 +6,22 @@ round by round): `edgepack router` with the classifier model (MiniLM-L6 of the b
 shape, router/testing/model.py, unless --model names a build's) in front of the benchmark's
 upstream. Each round measures, one client at a time, `--small` small chat requests (the
 eval split's public prompts) alone, then the same while a second client sends 6 MB prompts
-back to back; and the router's peak RSS over its idle RSS while it answers one 6 MB prompt
-(VmHWM, reset through /proc/PID/clear_refs). Goals: peak RSS added < 50 MB; loaded p99 of
-the small requests within 2x of the unloaded p99, none refused. The RSS is measured once
-per router, on the first 6 MB prompt it sees (after that, freed memory stays mapped).
+of each `--big` kind back to back; and, in a router of its own per kind, the peak RSS over
+its idle RSS while it answers its first 6 MB prompt (VmHWM, reset through
+/proc/PID/clear_refs; after that, freed memory stays mapped). Goals: peak RSS added
+< 50 MB; loaded p99 of the small requests within 2x of the unloaded p99, none refused.
+
+Kinds of 6 MB prompt: `prose`, one sentence repeated: more tokens than the scan budget, so
+the router reads until it knows that and sends it on-prem; `read`, ~200 KB of words in
+random order (under the budget, no two windows alike) padded with blank lines: the model
+reads every window of it, the most model work one body can ask for.
 
 With --stall S: also the time a request takes to be answered 504 by this tree's router
 (timeouts.upstream_first_byte_s S) in front of an upstream that takes requests and never
 answers them (goal: S ± 1 s).
 
-    .venv/bin/python benchmarks/router/bounds.py [--rev main] [--rounds 3] [--small 300]
+    .venv/bin/python benchmarks/router/bounds.py [--rev main] [--rounds 3] [--small 300] \
+        [--big prose,read]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
 import socketserver
 import statistics
 import sys
@@ -55,23 +62,57 @@ def big_body() -> bytes:
         text = text[: len(text) - (len(body) - BIG_BYTES) - 16]
 
 
-def post(conn: http.client.HTTPConnection, body: bytes) -> int:
+WORDS = ["the", "a", "of", "and", "to", "in", "on", "with", "for", "at", "by", "from", "over",
+    "under", "near", "after", "before", "while", "park", "river", "garden", "weather",
+    "morning", "evening", "summer", "winter", "autumn", "spring", "rain", "snow", "wind",
+    "cloud", "sun", "light", "tree", "flower", "grass", "hill", "valley", "road", "bridge",
+    "village", "town", "market", "bakery", "bread", "coffee", "tea", "soup", "apple", "orange",
+    "lemon", "cake", "music", "song", "guitar", "piano", "painting", "book", "story", "poem",
+    "chapter", "football", "tennis", "match", "team", "game", "player", "goal", "coach",
+    "stadium", "crowd", "cheer", "walk", "run", "swim", "bike", "train", "bus", "boat", "ship",
+    "harbour", "beach", "sea", "wave", "sand", "shell", "bird", "fish", "cat", "dog", "horse",
+    "cow", "sheep", "quiet", "loud", "bright", "dark", "warm", "cold", "green", "blue",
+    "yellow", "red", "old", "new", "small", "large", "early", "late", "happy", "calm", "busy",
+    "slow", "fast", "long", "short", "children", "friends", "neighbours", "visitors",
+    "students"]  # fmt: skip
+
+
+def read_body() -> bytes:
+    """One chat request of ~6 MB whose text the model reads in full (see the module doc):
+    bland words in random order."""
+    pick = random.Random(0)
+    text = " ".join(pick.choice(WORDS) for _ in range(40_000))[:200_000]
+    message = {"role": "user", "content": text}
+    body = json.dumps({"model": "m", "messages": [message]}).encode()
+    message["content"] = text + "\n" * ((BIG_BYTES - len(body)) // 2)  # 2 bytes each in JSON
+    return json.dumps({"model": "m", "messages": [message]}).encode()
+
+
+BIG = {"prose": big_body, "read": read_body}
+
+
+def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, str]:
+    """The answer's status and X-Sensitivity."""
     conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
     answer = conn.getresponse()
     answer.read()
-    return answer.status
+    return answer.status, answer.getheader("x-sensitivity", "")
 
 
-def small_latencies(port: int, bodies: list[bytes], count: int) -> tuple[list[float], int]:
-    """Latency (ms) of `count` small requests one after another; and how many were not 200."""
+def small_latencies(port: int, bodies: list[bytes], count: int) -> tuple[list[float], int, int]:
+    """Latency (ms) of `count` small requests one after another; how many were not 200, and
+    how many were classified confidential (the same prompts in the same order each time:
+    more than alone means some failed closed, the model too late for them)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    latencies, refused = [], 0
+    latencies, refused, closed = [], 0, 0
     for i in range(count):
         start = time.perf_counter()
-        refused += post(conn, bodies[i % len(bodies)]) != 200
+        status, sensitivity = post(conn, bodies[i % len(bodies)])
         latencies.append((time.perf_counter() - start) * 1000)
+        refused += status != 200
+        closed += sensitivity == "confidential"
     conn.close()
-    return latencies, refused
+    return latencies, refused, closed
 
 
 def rss_kb(pid: int, field: str) -> int:
@@ -88,7 +129,7 @@ def big_prompt_rss_mb(server: common.Server, big: bytes) -> tuple[float, int]:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
     idle = rss_kb(pid, "VmRSS")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
-    status = post(conn, big)
+    status, _ = post(conn, big)
     conn.close()
     busy = common.cpu_seconds(pid)
     while True:  # work may go on after the answer (a model run past its timeout)
@@ -123,7 +164,7 @@ def stall_seconds(work: Path, first_byte_s: float) -> dict:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=200)
         start = time.perf_counter()
-        status = post(conn, common.chat_bodies(["hello"])[0])
+        status, _ = post(conn, common.chat_bodies(["hello"])[0])
         elapsed = time.perf_counter() - start
     finally:
         router.stop()
@@ -142,31 +183,34 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_round(name: str, server: common.Server, small: list[bytes], big: bytes, n: int) -> dict:
-    alone, refused_alone = small_latencies(server.port, small, n)
+def loaded_row(name: str, kind: str, server: common.Server, small: list[bytes], big: bytes,
+               n: int, alone: tuple[list[float], int, int]) -> dict:  # fmt: skip
+    """Small requests' latency while prompts of `kind` arrive back to back, beside `alone`."""
     stop = threading.Event()
     big_sent: list[int] = []
 
     def send_big() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         while not stop.is_set():
-            big_sent.append(post(conn, big))
+            big_sent.append(post(conn, big)[0])
         conn.close()
 
     sender = threading.Thread(target=send_big)
     sender.start()
     time.sleep(0.2)  # the first big prompt is in
-    loaded, refused_loaded = small_latencies(server.port, small, n)
+    loaded, refused, closed = small_latencies(server.port, small, n)
     stop.set()
     sender.join()
     row = {
         "variant": name,
-        "p50_ms": statistics.median(alone),
-        "p99_ms": percentile(alone, 0.99),
+        "big": kind,
+        "p50_ms": statistics.median(alone[0]),
+        "p99_ms": percentile(alone[0], 0.99),
         "loaded_p50_ms": statistics.median(loaded),
         "loaded_p99_ms": percentile(loaded, 0.99),
-        "refused_alone": refused_alone,
-        "refused_loaded": refused_loaded,
+        "refused_alone": alone[1],
+        "refused_loaded": refused,
+        "failed_closed": closed - alone[2],
         "big_prompts_during": len(big_sent),
         "big_statuses": sorted(set(big_sent)),
     }
@@ -179,13 +223,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="0: only --stall")
     p.add_argument("--small", type=int, default=300, help="small requests per measurement")
+    p.add_argument("--big", default="prose,read", help="kinds of 6 MB prompt (module doc)")
     p.add_argument("--model", type=Path, help="a build's model.int8.onnx (default: MiniLM-L6)")
     p.add_argument("--out", type=Path, help="write the rows and medians here (JSON)")
     p.add_argument("--stall", type=float, help="also measure a stalled upstream's 504 (s)")
     common.ab_args(p)
     args = p.parse_args()
     small = common.chat_bodies(common.eval_texts("public")[:200])
-    big = big_body()
+    bigs = {kind: BIG[kind]() for kind in args.big.split(",")}
     result: dict = {"loadavg_before": common.loadavg(), "rows": []}
     servers: dict[str, common.Server] = {}
     with tempfile.TemporaryDirectory(prefix="bench-bounds-") as tmp:
@@ -201,31 +246,41 @@ def main() -> int:
             args.model = make_minilm_classifier(work / "model")
         model = {"model": {"path": str(args.model.resolve()), "timeout_ms": 2000}}
         upstream = procs.upstream(0.0)
+        trees: dict[str, Path | None] = {"router": None}
+        if args.rev:
+            name = "router" + common.rev_name(args.rev, args.rev_paths)
+            trees[name] = common.checkout(args.rev, args.rev_paths, work)
         try:
             config = {"classifier": model}
-            servers["router"] = procs.router(upstream.url, work, config=config)
-            if args.rev:
-                tree = common.checkout(args.rev, args.rev_paths, work)
-                name = "router" + common.rev_name(args.rev, args.rev_paths)
+            for kind, big in bigs.items():  # a router of its own per kind: its first prompt
+                for name, tree in trees.items():
+                    server = procs.router(upstream.url, work, tree=tree, config=config)
+                    try:
+                        small_latencies(server.port, small, 50)  # warm: the model's first runs
+                        added, status = big_prompt_rss_mb(server, big)
+                    finally:
+                        server.stop()
+                    result[f"{name}_{kind}_rss_added_mb"] = round(added, 1)
+                    row = {"variant": name, "big": kind, "rss_added_mb": round(added, 1)}
+                    print(json.dumps(row | {"status": status}), flush=True)
+            for name, tree in trees.items():
                 servers[name] = procs.router(upstream.url, work, tree=tree, config=config)
-            for name, server in servers.items():
-                small_latencies(server.port, small, 50)  # warm: the model's first runs
-                added, status = big_prompt_rss_mb(server, big)
-                result[f"{name}_rss_added_mb"] = round(added, 1)
-                print(
-                    json.dumps({"variant": name, "rss_added_mb": round(added, 1), "status": status})
-                )
+                small_latencies(servers[name].port, small, 50)
             for _ in range(args.rounds):
                 for name, server in servers.items():
-                    result["rows"].append(one_round(name, server, small, big, args.small))
+                    alone = small_latencies(server.port, small, args.small)
+                    for kind, big in bigs.items():
+                        row = loaded_row(name, kind, server, small, big, args.small, alone)
+                        result["rows"].append(row)
         finally:
             for server in [*servers.values(), upstream]:
                 server.stop()
     keys = ("p50_ms", "p99_ms", "loaded_p50_ms", "loaded_p99_ms", "p99_ratio")
     result["medians"] = {
-        name: {k: statistics.median(r[k] for r in result["rows"] if r["variant"] == name)
-               for k in keys}
-        for name in servers
+        f"{name} {kind}": {k: statistics.median(r[k] for r in result["rows"]
+                                                if (r["variant"], r["big"]) == (name, kind))
+                           for k in keys}
+        for name in servers for kind in bigs
     }  # fmt: skip
     result["loadavg_after"] = common.loadavg()
     print(json.dumps(result["medians"], indent=2))

@@ -11,7 +11,13 @@ up without any extra wait. Identical texts in a batch are scored once.
 
 A long text (over `LONG_CHARS`) is scored alone, on a thread of its own: tokenizing
 megabytes takes seconds, and the short prompts that would have shared its batch (and the
-batch workers) would wait for it, past their timeout.
+batch workers) would wait for it, past their timeout. Likewise the windows of a long prompt:
+a caller says how many items its request has (`cost`), and a request with more than
+`max_batch` goes to the bulk lane, which runs one window at a time on that thread (the
+request with fewer items first), so the batch workers stay free for short prompts and a
+long prompt takes at most one core. One window a run: a full window costs less CPU alone
+than in a batch, and its run needs an eighth of a batch's memory (measurements:
+docs/decisions/019-huge-requests.md).
 
 Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
 are small, so splitting one run across threads synchronises more than it computes. A lone
@@ -23,8 +29,10 @@ docs/decisions/004-router-measured-choices.md.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class BatchModel(Protocol):
@@ -38,6 +46,7 @@ class BatchModel(Protocol):
 
 Pending = tuple[str, asyncio.Future]
 LONG_CHARS = 32 * 1024
+BULK_RUN = 1  # items per run in the bulk lane
 
 
 class MicroBatcher:
@@ -54,14 +63,21 @@ class MicroBatcher:
         self._slots: asyncio.Semaphore | None = None
         self._worker: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # strong references to batches in flight
+        self._bulk: list[tuple[int, int, Any, asyncio.Future]] = []  # heap: cost, order
+        self._order = itertools.count()
+        self._bulk_worker: asyncio.Task | None = None
+        self._bulk_busy = False
         self.batches = 0  # runs so far (tests and the benchmark read it)
         self.texts = 0  # distinct texts scored so far (duplicates in a batch count once)
         self.alone = 0  # runs that started with no other in flight (model.scores_alone)
 
-    async def score(self, text: str) -> float:
+    async def score(self, text: str, cost: int = 1) -> float:
+        """`text`'s score; `cost`: how many items its request has in all."""
         if len(text) > LONG_CHARS:
             loop = asyncio.get_running_loop()
             return (await loop.run_in_executor(self.long, self.model.scores, [text]))[0]
+        if cost > self.max_batch:
+            return await self._score_bulk(text, cost)
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._slots = asyncio.Semaphore(self.workers)
@@ -89,12 +105,37 @@ class MicroBatcher:
             if not live:
                 slots.release()
                 continue
-            task = asyncio.create_task(self._score_batch(live, alone=not self._running))
+            alone = not self._running and not self._bulk_busy
+            task = asyncio.create_task(self._score_batch(live, alone))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             task.add_done_callback(lambda _: slots.release())
 
-    async def _score_batch(self, batch: list[Pending], alone: bool = False) -> None:
+    async def _score_bulk(self, item, cost: int) -> float:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._bulk, (cost, next(self._order), item, future))
+        if self._bulk_worker is None or self._bulk_worker.done():
+            self._bulk_worker = asyncio.create_task(self._run_bulk())
+        return await future
+
+    async def _run_bulk(self) -> None:
+        """The bulk lane: `BULK_RUN` items a run, one run at a time, on the `long` thread."""
+        while self._bulk:
+            batch: list[Pending] = []
+            while self._bulk and len(batch) < BULK_RUN:
+                _, _, item, future = heapq.heappop(self._bulk)
+                if not future.done():  # timed-out callers are gone
+                    batch.append((item, future))
+            if batch:
+                self._bulk_busy = True
+                try:
+                    await self._score_batch(batch, executor=self.long)
+                finally:
+                    self._bulk_busy = False
+
+    async def _score_batch(
+        self, batch: list[Pending], alone: bool = False, executor: ThreadPoolExecutor | None = None
+    ) -> None:
         self.batches += 1
         unique = list(dict.fromkeys(t for t, _ in batch))
         self.texts += len(unique)
@@ -104,7 +145,7 @@ class MicroBatcher:
             self.alone += 1
         loop = asyncio.get_running_loop()
         try:
-            scores = await loop.run_in_executor(self.executor, run, unique)
+            scores = await loop.run_in_executor(executor or self.executor, run, unique)
             by_text = dict(zip(unique, scores, strict=True))
         except Exception as exc:  # every caller of this batch fails (closed, in classifier)
             for _, future in batch:
@@ -116,8 +157,9 @@ class MicroBatcher:
                 future.set_result(by_text[text])
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in (self._worker, self._bulk_worker):
+            if worker is not None:
+                worker.cancel()
         for task in self._running:
             task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)

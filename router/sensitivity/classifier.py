@@ -4,9 +4,11 @@ Order is cheapest first, and each later step runs only if nothing earlier decide
 header (confidential, or a trusted caller's public) → opaque body → detectors → model.
 Detectors and model read the request's strings normalised and decoded (views.py); the
 model reads every window of them (windows.py), up to `scan_tokens` tokens: a request with
-more is confidential ("too_long"), as nothing past that was read. Scores of what was read
-before (a resent message's windows) come from the score cache (scores.py), so the model
-runs only on what is new; any one at or above the threshold decides at once.
+more is confidential ("too_long"), as nothing past that was read. A long request is read a
+piece at a time in a worker thread (`read_long`), and only until it is decided: its labels
+are those of the first piece a detector fires on. Scores of what was read before (a
+resent message's windows) come from the score cache (scores.py), so the model runs only
+on what is new.
 A model that is configured but missing, failing or late makes the request confidential
 and counts `edgepack_router_classifier_failures`. Its time limit is `timeout_ms` per
 `max_batch` windows still to score (one run's worth), so a long prompt is given the time it
@@ -34,7 +36,7 @@ from router.sensitivity.model import OnnxSensitivityModel, file_stamp
 from router.sensitivity.policy.rules import PolicyRules
 from router.sensitivity.prefilter import Prefilter
 from router.sensitivity.scores import ScoreCache
-from router.sensitivity.windows import Window, scan_budget
+from router.sensitivity.windows import Window, Windows, scan_budget
 
 LOG = logging.getLogger("edgepack.router")
 CONFIDENTIAL: Sensitivity = "confidential"
@@ -43,12 +45,11 @@ Verdict = tuple[Sensitivity, tuple[str, ...]]
 """What the steps decide; `classify` makes it a `Decision` with the time it took."""
 OFFLOAD_CHARS = 32 * 1024
 """Texts longer than this in total are read (normalised, scanned, cut into windows) in a
-worker thread: 1 MB of prose costs ~0.4 s of CPU to scan, which on the event loop would
-stall every other request as long (the thread shares the GIL, but the loop gets its turn
-every switch interval)."""
-Reading = tuple[tuple[str, ...], dict[bytes, str | Window] | None]
-"""The detectors' labels, and what the model scores (windows or texts) by their score cache
-key; None: too long."""
+worker thread, a piece at a time (`read_long`): 1 MB of prose costs ~0.4 s of CPU to scan,
+which on the event loop would stall every other request as long (the thread shares the
+GIL, but the loop gets its turn between two steps)."""
+Reading = tuple[tuple[str, ...], list | None]
+"""The detectors' labels, and what the model scores (windows or texts; None: too long)."""
 
 
 class Classifier:
@@ -109,28 +110,62 @@ class Classifier:
         """The reference `scan` is checked against: every detector's full check on every text."""
         return tuple(d.label for d in self.detectors if any(d.found(t) for t in texts))
 
-    def read(
-        self, texts: Sequence[str], fields: Sequence[str] = (), sliced: bool = False
-    ) -> Reading:
+    def read(self, texts: Sequence[str], fields: Sequence[str] = ()) -> Reading:
         """Labels of the detectors that fire, and the model's items when none does: its
-        windows (texts as they are for a model that cuts none) by their cache key, None
-        when too long. `sliced`: scan long texts a slice at a time (off the event loop's
-        thread)."""
+        windows (texts as they are for a model that cuts none), None when too long."""
         view = views.read(texts, fields)
-        labels = self._scan_sliced(view.rules) if sliced else self.scan(view.rules)
+        labels = self.scan(view.rules)
         if labels or not self._model_on():
-            return labels, {}
-        cut = getattr(self.batcher.model, "windows", None) if self.batcher else None
-        items = view.prose if cut is None else cut(view.prose, self.scan_tokens)
-        if items is None:
-            return labels, None
-        return labels, {self.score_cache.key(item): item for item in items}
+            return labels, []
+        cut = self._windows()
+        return labels, view.prose if cut is None else cut(view.prose, self.scan_tokens)
 
-    async def _read_offloaded(self, texts: Sequence[str], fields: Sequence[str]) -> Reading:
+    def read_long(
+        self, texts: Sequence[str], fields: Sequence[str] = (), deadline: float = math.inf
+    ) -> Reading:
+        """`read`, a piece at a time (views.parts), in a worker thread: the event loop gets
+        the GIL between two steps, and no step copies the whole text. It stops at the
+        first piece a detector fires on, and once the model would have more than
+        `scan_tokens` tokens to read: either way the request is confidential, whatever the
+        rest holds. Past `deadline` (time.monotonic()) it raises TimeoutError."""
+        model = self._model_on()
+        cut = self._windows() if model else None
+        tokens: dict[int, list[int]] = {}
+        prose: dict[int, list[str]] = {}
+        left = self.scan_tokens
+        for part in views.parts(texts, fields):
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            labels = self._scan_sliced(part.rules)
+            if labels:
+                return labels, []
+            for n, piece in part.prose if model else ():
+                if cut is None:
+                    prose.setdefault(n, []).append(piece)
+                    continue
+                ids = cut.encode(piece, left)
+                left -= len(ids)
+                if left < 0:
+                    return (), None
+                tokens.setdefault(n, []).extend(ids)
+        if not model:
+            return (), []
+        if cut is None:
+            return (), ["".join(p) for p in prose.values()]
+        return (), cut.cut(list(tokens.values()))
+
+    def _windows(self) -> Windows | None:
+        """The model's window cutter (None: a model that reads texts as they are)."""
+        return getattr(self.batcher.model, "windows", None) if self.batcher else None
+
+    async def _read_offloaded(
+        self, texts: Sequence[str], fields: Sequence[str], deadline: float
+    ) -> Reading:
         if self._scanner is None:
             self._scanner = ThreadPoolExecutor(1, thread_name_prefix="scan")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._scanner, self.read, texts, fields, True)
+        reading = loop.run_in_executor(self._scanner, self.read_long, texts, fields, deadline)
+        return await asyncio.wait_for(reading, None if deadline == math.inf else _left(deadline))
 
     def _scan_sliced(self, texts: Sequence[str]) -> tuple[str, ...]:
         """`scan`, one slice of a long text at a time: the detectors' C code holds the GIL
@@ -148,16 +183,23 @@ class Classifier:
         headers: dict[str, str] | None = None,
         opaque: bool = False,
         fields: Sequence[str] = (),
+        deadline: float = math.inf,
     ) -> Decision:
-        """`texts`: the conversation; `fields`: the body's other strings (views.py)."""
+        """`texts`: the conversation; `fields`: the body's other strings (views.py);
+        `deadline`: the request's (time.monotonic()), past which it is not read further."""
         start = time.perf_counter()
-        sensitivity, reasons = await self._decide(texts, headers or {}, opaque, fields)
+        sensitivity, reasons = await self._decide(texts, headers or {}, opaque, fields, deadline)
         elapsed = time.perf_counter() - start
         self.metrics.classify_seconds.observe(elapsed)
         return Decision(sensitivity, reasons, elapsed * 1000)
 
     async def _decide(
-        self, texts: list[str], headers: dict[str, str], opaque: bool, fields: Sequence[str]
+        self,
+        texts: list[str],
+        headers: dict[str, str],
+        opaque: bool,
+        fields: Sequence[str],
+        deadline: float,
     ) -> Verdict:
         verdict = header_verdict(headers, self.config, self.callers)
         if verdict == "confidential":
@@ -170,7 +212,9 @@ class Classifier:
             if sum(map(len, texts)) + sum(map(len, fields)) < OFFLOAD_CHARS:
                 labels, items = self.read(texts, fields)
             else:
-                labels, items = await self._read_offloaded(texts, fields)
+                labels, items = await self._read_offloaded(texts, fields, deadline)
+        except TimeoutError:  # the request is answered 504 anyway; nothing more is read
+            return CONFIDENTIAL, ("deadline",)
         except Exception as exc:  # a detector bug must not let a request through unread
             self.metrics.classifier_failures.inc()
             LOG.error("detector failed closed", extra={"fields": {"error": type(exc).__name__}})
@@ -183,28 +227,33 @@ class Classifier:
             return CONFIDENTIAL, ("too_long",)
         model = self.config.model
         assert model is not None
-        return await self._model_decision(items, model.threshold, model.timeout_ms)
+        return await self._model_decision(items, model.threshold, model.timeout_ms, deadline)
 
     def _model_on(self) -> bool:
         return self.config.model is not None and self.config.model.enabled
 
     async def _model_decision(
-        self, items: dict[bytes, str | Window], threshold: float, timeout_ms: float
+        self,
+        items: Sequence[str | Window],
+        threshold: float,
+        timeout_ms: float,
+        deadline: float = math.inf,
     ) -> Verdict:
         """Confidential if any item (window) scores at or above `threshold` ("model"), or passes
-        a topic's threshold ("topic:NAME"): cached scores first, then the model on the others."""
+        a topic's threshold ("topic:NAME"): cached scores first, then the model on the others,
+        in time (by `timeout_ms` per run's worth, and by the request's `deadline`)."""
         if self.batcher is None or self.model_error is not None:
             self.metrics.classifier_failures.inc()
             return CONFIDENTIAL, ("classifier_error",)
-        cached, fresh = self._lookup(items)
+        cached, fresh = self._lookup({self.score_cache.key(item): item for item in items})
         verdict = self._verdict(cached, threshold)
         if verdict[0] == CONFIDENTIAL or not fresh:  # decided, or all cached / nothing to read
             return verdict
         runs = math.ceil(len(fresh) / self.batcher.max_batch)
         try:
             scores = await asyncio.wait_for(
-                asyncio.gather(*(self._score(key, item) for key, item in fresh)),
-                timeout_ms * runs / 1000,
+                asyncio.gather(*(self._score(key, item, len(fresh)) for key, item in fresh)),
+                min(timeout_ms * runs / 1000, _left(deadline)),
             )
         except Exception as exc:  # timeouts and runtime errors alike: fail closed
             self.metrics.classifier_failures.inc()
@@ -235,13 +284,19 @@ class Classifier:
         self.metrics.child(self.metrics.score_cache, "miss").inc(len(fresh))
         return [score for score in cached if score is not None], fresh
 
-    async def _score(self, key: bytes, item: str | Window) -> float:
+    async def _score(self, key: bytes, item: str | Window, cost: int) -> float:
         """The model's score, kept in the cache as soon as it comes (a request that times
-        out still leaves the scores it got for its next turn)."""
+        out still leaves the scores it got for its next turn); `cost`: the request's items
+        to score (batching.py)."""
         assert self.batcher is not None
-        score = await self.batcher.score(item)
+        score = await self.batcher.score(item, cost)
         self.score_cache.put(key, score)
         return score
+
+
+def _left(deadline: float) -> float:
+    """Seconds until `deadline` (time.monotonic()), at least 0 (inf: no deadline)."""
+    return max(0.0, deadline - time.monotonic())
 
 
 def model_problem(config: ClassifierConfig) -> str | None:

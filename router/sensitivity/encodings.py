@@ -17,32 +17,42 @@ import re
 from urllib.parse import unquote_to_bytes
 
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")  # standard and URL-safe alphabets
-PERCENT_RUN = re.compile(r"[^\s%]*(?:%[0-9A-Fa-f]{2}[^\s%]*)+")  # one or more %XX
+# One or more %XX. Starting only where a run can start (after whitespace or "%") and with
+# possessive repeats, a search is linear in the text and keeps no backtracking state per
+# %XX (the plain `[^\s%]*(?:%XX[^\s%]*)+` is quadratic on a long word and its stack grows
+# with every %XX: docs/decisions/004-router-measured-choices.md). ESCAPES is possessive for
+# the same reason; neither could match more by giving characters back.
+PERCENT_RUN = re.compile(r"(?<![^\s%])[^\s%]*+(?:%[0-9A-Fa-f]{2}[^\s%]*+)++")
 URL_SAFE = str.maketrans("-_", "+/")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4})+")
+ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4})++")
 MAX_DEPTH = 2
 
 
-def decoded(text: str, depth: int = MAX_DEPTH) -> list[str]:
-    """Every text decoded from a run in `text`, then from runs in those (`depth` levels)."""
-    escaped = "\\u" in text
+def decoded(text: str, depth: int = MAX_DEPTH, escapes: bool = True) -> list[str]:
+    """Every text decoded from a run in `text`, then from runs in those (`depth` levels).
+    `escapes`: `text` with its escapes read is one of them (the others are each a run's)."""
+    escaped = escapes and "\\u" in text
     if depth <= 0 or not (escaped or "%" in text or BASE64_RUN.search(text)):
         return []
     out = []
-    if escaped:
-        found = _text(ESCAPES.sub(_unescape, text).encode("utf-8", "replace"))
-        if found is not None and found != text:
-            out.append(found)
+    if escaped and (found := unescaped(text)) is not None:
+        out.append(found)
     for run in BASE64_RUN.findall(text):
         found = _text(_base64(run))
         if found is not None:
             out.append(found)
-    for run in PERCENT_RUN.findall(text):
-        found = _text(unquote_to_bytes(run.replace("+", " ")))
+    for run in PERCENT_RUN.findall(text) if "%" in text else ():
+        found = _text(_unquote(run))
         if found is not None:
             out.append(found)
     return out + [inner for found in out for inner in decoded(found, depth - 1)]
+
+
+def unescaped(text: str) -> str | None:
+    """`text` with its `\\uXXXX` escapes read, when that changes it and gives text."""
+    found = _text(ESCAPES.sub(_unescape, text).encode("utf-8", "replace"))
+    return None if found is None or found == text else found
 
 
 def _unescape(run: re.Match[str]) -> str:
@@ -57,6 +67,20 @@ def _base64(run: str) -> bytes:
         return binascii.a2b_base64(run + "=" * (-len(run) % 4), strict_mode=True)
     except binascii.Error:
         return b""
+
+
+def _unquote(run: str, size: int = 64 * 1024) -> bytes:
+    """The bytes of a percent run, `size` characters at a time (cut before a "%", so no
+    %XX is split): unquote_to_bytes makes an object per %XX, which for a run of megabytes
+    is many times its size at once."""
+    out = []
+    start = 0
+    while start < len(run):
+        end = run.find("%", start + size) if len(run) - start > size else -1
+        end = len(run) if end < 0 else end
+        out.append(unquote_to_bytes(run[start:end].replace("+", " ")))
+        start = end
+    return b"".join(out)
 
 
 def _text(data: bytes) -> str | None:

@@ -37,8 +37,9 @@ SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone ones (JSON "\ud800"): not UTF
 INVISIBLE = re2.compile(r"[\p{Cf}\p{Co}\p{Mn}\p{Me}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+")
 NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Three or more digit groups with one separator kind between them that the rules do not
-# read as a separator already (a single space or dash they do).
-DIGIT_GROUPS = re.compile(r"\d{1,8}(?:(?:[._/·+]|[ \t]{2,}|\t)\d{1,8}){2,}")
+# read as a separator already (a single space or dash they do). Possessive repeats keep no
+# backtracking state per group (a long run of groups would grow the stack with each).
+DIGIT_GROUPS = re.compile(r"\d{1,8}+(?:(?:[._/·+]|[ \t]{2,}+|\t)\d{1,8}+){2,}+")
 SEPARATOR = re.compile(r"[._/·+ \t]+")
 
 

@@ -14,8 +14,8 @@ runs. `budget` caps the tokens read per request (`scan_budget`: from the body li
 request with more is not read past it, and the classifier routes it on-prem. Tokenizing is
 done in chunks of at most `CHUNK_CHARS` characters (cut at whitespace, so no word is
 split), and stops once the budget is passed: the tokenizer never sees more than one chunk
-at once, nor much more text than the budget. A token is made of at least one character,
-so a request of no more characters than the budget is never counted.
+at once, nor much more text than the budget. (A character can be more than one token:
+the tokenizer's NFD splits a Hangul syllable into two or three jamo.)
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ class Windows:
     def __call__(self, texts: Sequence[str], budget: int) -> list[Window] | None:
         """The distinct windows over `texts`, special tokens added; None past `budget`."""
         tokens = self.tokens(texts, budget)
-        if tokens is None:
-            return None
+        return None if tokens is None else self.cut(tokens)
+
+    def cut(self, tokens: list[list[int]]) -> list[Window]:
+        """The distinct windows over texts' token ids, special tokens added."""
         units = pack(tokens, self.width)
         found: dict[Window, None] = {}
         for unit in units:
@@ -70,15 +72,27 @@ class Windows:
         """Each text's token ids (no special tokens), or None once more than `budget`."""
         out: list[list[int]] = [[] for _ in texts]
         count = 0
-        counted = sum(map(len, texts)) > budget  # else it cannot exceed: tokens ≤ characters
-        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         for index, chunk in _chunks(texts, CHUNK_CHARS):
-            ids = encode([chunk], add_special_tokens=False)[0].ids  # fast: no offsets
+            ids = self._encode(chunk)
             out[index].extend(ids)
             count += len(ids)
-            if counted and count > budget:
+            if count > budget:
                 return None
         return out
+
+    def encode(self, text: str, limit: int) -> list[int]:
+        """One text's token ids (no special tokens), a chunk at a time; once there are more
+        than `limit`, the rest is not tokenized."""
+        ids: list[int] = []
+        for _, chunk in _chunks([text], CHUNK_CHARS):
+            ids.extend(self._encode(chunk))
+            if len(ids) > limit:
+                break
+        return ids
+
+    def _encode(self, chunk: str) -> list[int]:
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return encode([chunk], add_special_tokens=False)[0].ids  # fast: no offsets
 
 
 def pack(tokens: list[list[int]], width: int) -> list[list[int]]:
