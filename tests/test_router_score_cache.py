@@ -106,8 +106,8 @@ def test_every_cached_score_is_the_models_own_for_that_window(pair, loop, conver
     loop.run_until_complete(warm.classify(conversation))
     _, items = warm.read(conversation)
     model = warm.batcher.model
-    for key, window in (items or {}).items():
-        cached = warm.score_cache.get(key)
+    for window in items or ():
+        cached = warm.score_cache.get(warm.score_cache.key(window))
         if cached is not None:
             assert cached == pytest.approx(model.scores([window])[0], abs=1e-6)
 
