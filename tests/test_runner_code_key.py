@@ -51,7 +51,7 @@ print(json.dumps(results))
 """
 
 EDITS = {
-    "pipeline/data.py": {"finetune", "export", "quantize"},
+    "pipeline/data.py": {"finetune", "export", "quantize", "router"},  # topics: eval split
     "pipeline/engine/spec.py": {"engine", "package"},
     "pipeline/model_source.py": {"finetune", "export"},
     "pipeline/engine/runtime.py": {"engine", "package"},  # shipped to the device as a file
