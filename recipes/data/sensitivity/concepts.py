@@ -108,6 +108,15 @@ def _version(rng: Rng, lang: str) -> str:
     return f"{rng.randint(1, 14)}.{rng.randint(0, 30)}.{rng.randint(0, 12)}"
 
 
+def _uuid(rng: Rng, lang: str) -> str:
+    h = "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _mac(rng: Rng, lang: str) -> str:
+    return ":".join(f"{rng.randrange(256):02x}" for _ in range(6))
+
+
 def _day(rng: Rng, lang: str) -> str:
     return f"{rng.randint(1, 28):02d}"
 
@@ -115,7 +124,8 @@ def _day(rng: Rng, lang: str) -> str:
 LOCAL = {"part": _part, "unit": _unit_price, "volume": _volume, "host": _host, "func": _func,
          "small": _small, "ratio": _ratio, "weekday": _weekday, "pow": _pow, "hash": _hash,
          "isbn": _isbn, "bignum": _bignum, "hotline": _hotline, "rolemail": _rolemail,
-         "famous": _famous, "group": _group, "version": _version, "day": _day}
+         "famous": _famous, "group": _group, "version": _version, "day": _day,
+         "uuid": _uuid, "mac": _mac}
 
 # Each category: label, role ("train": in train/eval/calib; "heldout": only in the out-of-
 # template eval), and sentence pools per language. No confidential sentence names its own
@@ -681,6 +691,12 @@ CONCEPTS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
             "CPU readings: 34%, 41%, 97%, 99%, 38%; which ones look like a spike?",
             "Round 0.000345678 to three significant figures.",
             "The flight leaves at 07:45 and lands at 13:20 local time, six hours behind; how long is it?",
+            "Why does the log show request id {uuid} twice in one second?",
+            "Convert the colour #1f6feb to RGB and suggest a darker shade.",
+            "The stack trace ends at 0x7ffd5e8c3a10 in libc; what does that address tell me?",
+            "My router lists a device with MAC {mac}; how do I find out which gadget it is?",
+            "Is 2001:db8:85a3::8a2e:370:7334 a valid IPv6 address?",
+            "The model number on the fridge is RF28R7351SR; where do I find its manual?",
         ],
         "zh": [
             "传感器在6点到9点之间记录到21.4、21.9、22.3和23.0度。",
@@ -693,6 +709,11 @@ CONCEPTS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
             "画出y = 3x² - 12x + 7在-5到5之间的图像。",
             "股票收盘187.32，涨2.14（1.16%），这个百分比怎么算的？",
             "把0.000345678保留三位有效数字。",
+            "日志里同一秒出现了两次请求ID {uuid}，为什么？",
+            "把颜色#1f6feb换成RGB，再推荐一个深一点的。",
+            "堆栈最后停在libc的0x7ffd5e8c3a10，这个地址说明什么？",
+            "路由器里有个设备MAC是{mac}，怎么知道是哪台？",
+            "冰箱型号是RF28R7351SR，说明书在哪下载？",
         ],
     }),
     "law_general": ("public", "train", {
@@ -873,6 +894,19 @@ def compose(rng: Rng, name: str, lang: str) -> str:
     if name == "long_public":  # articles, stories, manuals: always a document
         count = rng.randint(8, 30)
     return styled(rng, sentences(rng, CONCEPTS[name][2][lang], count, lang), lang)
+
+
+MIX_PUBLIC = ("long_public", "everyday_work", "public_reports", "business_howto", "law_general")
+"""Public categories whose sentences surround one secret in a mixed row."""
+
+
+def mix(rng: Rng, name: str, lang: str) -> str:
+    """A short public text with one sentence of confidential category `name` at a random
+    place, short enough for one window: a secret among public sentences is still a secret."""
+    public = CONCEPTS[rng.choice(MIX_PUBLIC)][2][lang]
+    filler = sentences(rng, public, rng.randint(1, 3) if lang == "zh" else rng.randint(2, 4), lang)
+    filler.insert(rng.randint(0, len(filler)), sentence(rng, CONCEPTS[name][2][lang], lang))
+    return ("" if lang == "zh" else " ").join(filler)
 
 
 def bury(rng: Rng, name: str, lang: str) -> str:

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from concepts import CONCEPTS, bury, compose
+from concepts import CONCEPTS, bury, compose, mix
 from stdnum import luhn
 from templates import (
     CONFIDENTIAL,
@@ -39,6 +39,8 @@ CONCEPT_SEED = 20261207
 SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
 CONCEPT_ROWS = {"train": 60, "eval": 10, "calib": 8}
 """Rows per concept category seen in training (concepts.py, role "train"), per split."""
+MIXED_ROWS = {"train": 150, "eval": 20, "calib": 10}
+"""Short public texts hiding one sentence of a trained confidential category (`mixed`)."""
 HELDOUT_ROWS = 40
 """Rows per held-out concept category, all in eval (subset out_of_template)."""
 BURIED_ROWS = 30
@@ -241,12 +243,21 @@ def add_eval_only(rng: random.Random, rows: list[Row], seen: set[str]) -> None:
 
 
 def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str]) -> None:
-    """Rows of the trained concept categories in every split (subset template)."""
+    """Rows of the trained concept categories in every split (subset template), then the
+    mixed rows: a few public sentences around one trained secret."""
     trained = [n for n, (_, role, _) in CONCEPTS.items() if role == "train"]
     for split, count in CONCEPT_ROWS.items():
         for name in trained:
             splits[split] += [unique(lambda n=name: concept_row(rng, n, "template"), seen)
                               for _ in range(count)]  # fmt: skip
+    secrets = [n for n in trained if CONCEPTS[n][0] == "confidential"]
+
+    def mixed() -> Row:
+        name, lang = rng.choice(secrets), "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
+        return Row(mix(rng, name, lang), "confidential", "mixed", lang, False)
+
+    for split, count in MIXED_ROWS.items():
+        splits[split] += [unique(mixed, seen) for _ in range(count)]
 
 
 def unique(make, seen: set[str]) -> Row:
