@@ -46,6 +46,17 @@ class LoraConfig(Strict):
         return v
 
 
+class VocabularyPhase(Strict):
+    """The short first phase that trains the embeddings of added characters
+    (`pipeline.vocabulary`): it back-propagates through every layer, so it is bounded."""
+
+    windows: int = Field(128, gt=0, description="windows holding an added character, at most")
+    tokens: int = Field(48, ge=8, description="each window cut to its first N tokens")
+    learning_rate: float | None = Field(
+        None, gt=0, description="of the embedding rows; default: training.learning_rate"
+    )
+
+
 class TrainingConfig(Strict):
     epochs: float = Field(3, gt=0)
     learning_rate: float = Field(5e-4, gt=0)
@@ -58,6 +69,7 @@ class TrainingConfig(Strict):
         description="loss weight of positive_label vs the others; > 1 favours its recall",
     )
     threads: int | None = Field(None, gt=0, description="torch threads; default: all cores")
+    vocabulary: VocabularyPhase = VocabularyPhase()
 
 
 class DataConfig(Strict):

@@ -8,6 +8,7 @@ Luhn-valid card-like number at all.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -96,6 +97,47 @@ def test_out_of_template_eval_holds_whole_categories_out_of_training(splits):
     for label in ("public", "confidential"):
         for lang in ("en", "zh"):
             assert sum(r["label"] == label and r["lang"] == lang for r in held) >= 30
+
+
+@pytest.fixture
+def generator_modules(monkeypatch) -> dict:
+    """The generator's pools, imported from the data folder and forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(DATA))
+    names = ("values", "templates", "concepts")
+    modules = {name: importlib.import_module(name) for name in names}
+    yield modules
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def wording(template: str) -> set[str]:
+    """Word 4-grams and Chinese character 5-grams of a template's own text, never across a
+    slot: the phrasing a model could learn from it."""
+    grams = set()
+    for part in re.split(r"\{[^}]*\}", template):
+        words = re.findall(r"[a-z0-9']+", part.lower())
+        grams |= {" ".join(words[i : i + 4]) for i in range(len(words) - 3)}
+        for run in re.findall(r"[\u4e00-\u9fff]+", part):
+            grams |= {run[i : i + 5] for i in range(len(run) - 4)}
+    return grams
+
+
+def test_held_out_categories_share_no_wording_with_training(generator_modules):
+    """The out-of-template eval's sentence pools share no phrase with anything training
+    sees (trained concept pools, body templates, wrappers), so it measures the concept."""
+    concepts, templates = generator_modules["concepts"], generator_modules["templates"]
+    trained = [t for _, role, pools in concepts.CONCEPTS.values() if role == "train"
+               for pool in pools.values() for t in pool]  # fmt: skip
+    for table in (templates.CONFIDENTIAL, templates.PUBLIC):
+        trained += [t for _, _, en, zh in table.values() for t in en + zh]
+    for table in (templates.WRAPPERS, templates.CROSS_WRAPPERS, templates.CONTEXTS):
+        trained += [t for pool in table.values() for t in pool]
+    seen = set().union(*map(wording, trained))
+    held = [(name, t) for name, (_, role, pools) in concepts.CONCEPTS.items()
+            if role == "heldout" for pool in pools.values() for t in pool]  # fmt: skip
+    assert len(held) >= 30
+    for name, template in held:
+        assert not wording(template) & seen, (name, template, wording(template) & seen)
 
 
 def test_hard_negatives_are_public_and_of_every_kind(splits):

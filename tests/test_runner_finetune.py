@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pipeline import vocabulary
 from pipeline.data import load_split
 from pipeline.recipe import load_recipe
 from pipeline.stage import StageContext
@@ -66,3 +67,37 @@ def test_all_layers_adapted_means_no_replay(tmp_path, tiny_bert_dir):
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("layer.0." in n and "lora_A" in n for n in names)
     assert any("classifier" in n for n in names)
+
+
+def _vocabulary_phase_moves(tmp_path, model_dir, phase: dict) -> tuple[float, float]:
+    """How far the vocabulary phase moves the old and the added embedding rows."""
+    from transformers import AutoTokenizer
+
+    training = {"epochs": 1, "learning_rate": 0.001, "batch_size": 8, "max_length": 32,
+                "seed": 7, "threads": 1, "vocabulary": phase}  # fmt: skip
+    recipe = load_recipe(write_recipe(tmp_path, model_dir, training=training))
+    torch.manual_seed(0)
+    model = finetune.build_model(recipe, model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    examples = load_split(recipe, "train")
+    added = vocabulary.missing_characters(tokenizer, [e.text for e in examples])
+    old = vocabulary.extend(tokenizer, model, added)
+    assert added and old < len(tokenizer)
+    data = finetune.encode(tokenizer, examples, recipe.labels, 32)
+    before = model.get_input_embeddings().weight.detach().clone()
+    ctx = StageContext(recipe, load_target("cpu"), tmp_path, {}, {}, tmp_path, note=print)
+    assert finetune.train_new_rows(model, data, old, recipe, 0, ctx) is not None
+    after = model.get_input_embeddings().weight.detach()
+    return float((after[:old] - before[:old]).abs().max()), float(
+        (after[old:] - before[old:]).abs().mean()
+    )
+
+
+def test_vocabulary_phase_trains_added_rows_only_at_their_own_rate(tmp_path, tiny_bert_dir):
+    shared_old, shared_new = _vocabulary_phase_moves(tmp_path / "a", tiny_bert_dir, {})
+    own_old, own_new = _vocabulary_phase_moves(
+        tmp_path / "b", tiny_bert_dir, {"windows": 4, "tokens": 8, "learning_rate": 0.05}
+    )
+    assert shared_old == 0.0 and own_old == 0.0  # the base vocabulary never moves
+    assert shared_new > 0.0
+    assert own_new > 10 * shared_new  # 50x the rate, fewer steps: still far further

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     import torch
 
 WARMUP_FRACTION = 0.06
-VOCAB_WINDOWS = 128
-VOCAB_TOKENS = 48
 ADDED_ROWS_FILE = "added_token_embeddings.safetensors"
 TEMPLATE_SUBSET = "template"
 """The eval rows the threshold is chosen on (rows without a subset count as these)."""
@@ -184,9 +182,10 @@ def train(
     ctx: StageContext,
     epochs: float | None = None,
     weight_decay: float = 0.01,
+    embedding_lr: float | None = None,
 ) -> dict:
     """AdamW with linear warmup/decay over length-bucketed batches in seeded order
-    (`epochs`: the recipe's unless given)."""
+    (`epochs`: the recipe's unless given; `embedding_lr`: the input embeddings' own rate)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -196,7 +195,12 @@ def train(
         [len(r) for r in data.input_ids], cfg.batch_size)]  # fmt: skip
     total = max(1, math.ceil(epochs * len(batches)))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=weight_decay)
+    groups = [{"params": params}]
+    if embedding_lr is not None:
+        embeddings = model.get_input_embeddings().weight
+        groups = [{"params": [p for p in params if p is not embeddings]},
+                  {"params": [embeddings], "lr": embedding_lr}]  # fmt: skip
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP_FRACTION * total), total)
     order_rng = torch.Generator().manual_seed(cfg.seed)
     weights = torch.ones(len(recipe.labels))
@@ -245,20 +249,23 @@ def train_new_rows(
 
     Training embeddings means back-propagating through every layer, which the replay of the
     frozen bottom layers avoids and which costs several times a replayed step; so this
-    phase is bounded: at most VOCAB_WINDOWS windows that contain an added character, each
-    cut to its first VOCAB_TOKENS tokens, one epoch. The recipe's epochs then run with the
-    embeddings frozen (and replayed).
+    phase is bounded (recipe `training.vocabulary`): a spread of the windows that contain
+    an added character, each cut to its first tokens, one epoch, at the rows' own learning
+    rate (a fresh embedding has far to go in few steps). The recipe's epochs then run with
+    the embeddings frozen (and replayed).
     """
+    phase = recipe.training.vocabulary
     rows = [i for i, ids in enumerate(data.input_ids) if max(ids) >= old_vocab]
     if not rows:
         return None
-    step = max(1, len(rows) // VOCAB_WINDOWS)
-    rows = rows[::step][:VOCAB_WINDOWS]
-    cut = [data.input_ids[i][: VOCAB_TOKENS - 1] + data.input_ids[i][-1:] for i in rows]
+    step = max(1, len(rows) // phase.windows)
+    rows = rows[::step][: phase.windows]
+    cut = [data.input_ids[i][: phase.tokens - 1] + data.input_ids[i][-1:] for i in rows]
     subset = Encoded(cut, [data.labels[i] for i in rows])
     ctx.progress(f"training the embeddings of added characters on {len(rows)} windows")
     with vocabulary.new_rows_trainable(model, old_vocab):
-        return train(model, subset, recipe, pad_id, ctx, epochs=1, weight_decay=0.0)
+        return train(model, subset, recipe, pad_id, ctx, epochs=1, weight_decay=0.0,
+                     embedding_lr=phase.learning_rate)  # fmt: skip
 
 
 def predict(model: Any, data: Encoded, batch_size: int, pad_id: int, positive: int) -> list[float]:

@@ -104,10 +104,28 @@ def _group(rng: Rng, lang: str) -> str:
     return rng.choice(zh if lang == "zh" else en)
 
 
+def _version(rng: Rng, lang: str) -> str:
+    return f"{rng.randint(1, 14)}.{rng.randint(0, 30)}.{rng.randint(0, 12)}"
+
+
+def _uuid(rng: Rng, lang: str) -> str:
+    h = "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _mac(rng: Rng, lang: str) -> str:
+    return ":".join(f"{rng.randrange(256):02x}" for _ in range(6))
+
+
+def _day(rng: Rng, lang: str) -> str:
+    return f"{rng.randint(1, 28):02d}"
+
+
 LOCAL = {"part": _part, "unit": _unit_price, "volume": _volume, "host": _host, "func": _func,
          "small": _small, "ratio": _ratio, "weekday": _weekday, "pow": _pow, "hash": _hash,
          "isbn": _isbn, "bignum": _bignum, "hotline": _hotline, "rolemail": _rolemail,
-         "famous": _famous, "group": _group}
+         "famous": _famous, "group": _group, "version": _version, "day": _day,
+         "uuid": _uuid, "mac": _mac}
 
 # Each category: label, role ("train": in train/eval/calib; "heldout": only in the out-of-
 # template eval), and sentence pools per language. No confidential sentence names its own
@@ -357,7 +375,7 @@ CONCEPTS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
         "zh": [
             "提交{hash}把构建搞坏了，帮我看看改了什么。",
             "ISBN {isbn}是有效的吗？图书馆系统不认。",
-            "我的订单{order}还没发货，怎么礼貌地催一下？",
+            "我的订单{order}还没发货，催卖家用什么措辞好？",
             "发布包的sha256是{hash}，在Windows上怎么校验？",
             "快递单号{bignum}一周没有更新了。",
         ],
@@ -473,6 +491,333 @@ CONCEPTS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
             "好的说明文档要写清楚怎么安装、运行和测试。",
         ],
     }),
+    # ------------------------------------------- more trained confidential categories
+    # Siblings of the held-out ones in kind (a company's own unpublished facts, a private
+    # person's situation), none in topic or wording: the concept has to carry over.
+    "financials_unreported": ("confidential", "train", {
+        "en": [
+            "Revenue for the quarter closed at {money}, {pct} under the guidance we gave in {month}.",
+            "We will miss the {quarter} target by about {money}; the board sees the numbers before the earnings call.",
+            "Gross margin slipped to {pct} this quarter and the analysts still expect growth.",
+            "Cash runway is down to {small} months unless the bank extends the credit line.",
+            "Preliminary close: operating loss of {money}, mostly from the {city} expansion.",
+            "our forecast for next year assumes {pct} growth, the plan we show investors says double that",
+            "The {product} business lost {money} last year, which the segment report hides inside services.",
+            "We're restating two quarters because revenue from {company} was booked too early.",
+            "Bookings this month are {money}, half of what the sales team promised.",
+            "Draft of the earnings release: EPS of {small} cents against a consensus of {small2}.",
+            "Free cash flow turns negative in {quarter} if the launch slips again.",
+            "Headline numbers before the audit committee meets: revenue {money}, net loss {money2}.",
+        ],
+        "zh": [
+            "本季度收入{money}，比{month}给出的指引低{pct}。",
+            "{quarter}目标要差{money}左右，财报电话会之前先报董事会。",
+            "这个季度毛利率降到{pct}，分析师还以为在增长。",
+            "如果银行不续授信，现金只够撑{small}个月。",
+            "初步结账：经营亏损{money}，主要是{city}扩张造成的。",
+            "{product}业务去年亏了{money}，分部报告里把它算进了服务收入。",
+            "因为{company}那笔收入确认太早，前两个季度要重述。",
+            "本月新签合同{money}，只有销售承诺的一半。",
+            "业绩预告草稿：每股收益{small}分，市场预期{small2}分。",
+            "新品再延期的话，{quarter}自由现金流就转负了。",
+        ],
+    }),
+    "strategy_plans": ("confidential", "train", {
+        "en": [
+            "The board approved closing the {city} office in {month}; staff will hear about it the week before.",
+            "We're exiting the consumer market next year and folding {product} into the enterprise suite.",
+            "Plan for {year}: sell the logistics unit to {company} and use the cash for buybacks.",
+            "The reorganisation puts sales and support under {name}, announcement planned for {quarter}.",
+            "we will raise prices on all plans by {pct} in {month}, customers get thirty days notice",
+            "Leadership decided to stop investing in the {city} data centre and move everything to {company}.",
+            "{codename} is our plan to launch in Japan before any competitor knows we have a team there.",
+            "Next year's budget cuts marketing by {money} and freezes hiring outside engineering.",
+            "We intend to bid for {company}'s retail business once their restructuring is announced.",
+            "The chief executive steps down after the {quarter} results; the successor is already chosen.",
+            "we're moving assembly of {product} out of {city} by {year}, suppliers haven't been told",
+        ],
+        "zh": [
+            "董事会批准{month}关闭{city}办公室，员工提前一周才会知道。",
+            "明年退出消费者市场，{product}并入企业版套件。",
+            "{year}年计划：把物流业务卖给{company}，现金用于回购。",
+            "组织调整后销售和客服合并由{name}负责，计划{quarter}宣布。",
+            "{month}起所有套餐涨价{pct}，提前三十天通知客户。",
+            "管理层决定不再投入{city}数据中心，全部迁到{company}。",
+            "{codename}的目标是抢在竞争对手发现之前在日本上线。",
+            "明年预算市场费用砍掉{money}，除研发外冻结招聘。",
+            "总裁会在{quarter}业绩公布后卸任，接班人已经定了。",
+            "{year}年前把{product}的组装从{city}搬走，供应商还不知道。",
+        ],
+    }),
+    "research_unpublished": ("confidential", "train", {
+        "en": [
+            "The phase II trial of {codename} missed its primary endpoint; the readout goes out in {month}.",
+            "Our new battery chemistry holds {pct} capacity after {small}00 cycles, and the patent isn't filed yet.",
+            "Lab results: compound {part} cut tumour growth by {pct} in mice, the paper is still a draft.",
+            "The recommender experiment lifted revenue per user by {pct}; it ships with the next release.",
+            "we found that the {product} sensor drifts {small} percent in cold weather, the brochure still says otherwise",
+            "Benchmark of our unreleased model against {company}'s: we win on {small} of {small2} tasks.",
+            "The prototype alloy cracked in fatigue testing at {small}k cycles; the grant report says it passed.",
+            "Preliminary data show our generic is bioequivalent; we file with the regulator in {quarter}.",
+            "The routing algorithm that cut delivery times by {pct} is ours alone, the patent filing goes in next month.",
+            "Field test in {city}: the new seed variety yields {pct} more, results go into the harvest report in {month}.",
+        ],
+        "zh": [
+            "{codename}的二期临床没有达到主要终点，{month}才会公布。",
+            "新电池材料循环{small}00次后容量还有{pct}，专利还没申请。",
+            "化合物{part}在小鼠身上让肿瘤缩小{pct}，论文还在写。",
+            "推荐算法实验让人均收入提升了{pct}，准备下个版本上线。",
+            "我们发现{product}的传感器在低温下漂移{small}%，宣传册还是原来的说法。",
+            "我们未发布的模型和{company}的对比：{small2}项任务里赢了{small}项。",
+            "样品合金{small}千次疲劳测试就裂了，结题报告写的是通过。",
+            "新路径算法把配送时间缩短了{pct}，专利下个月才提交。",
+        ],
+    }),
+    "security_weakness": ("confidential", "train", {
+        "en": [
+            "Our admin portal still accepts the default password on {small} of the branch routers.",
+            "The mobile app ships the signing key inside the APK and nobody has rotated it since {year}.",
+            "pen test found we can read any customer's invoices by changing the id in the URL, fix not scheduled",
+            "Backups of {host} have not been restored in {small} months and the restore script is broken.",
+            "The VPN concentrator in {city} runs firmware with a known remote exploit; patching waits for the change freeze.",
+            "Anyone on the guest Wi-Fi can reach the payroll server on port 445.",
+            "We turned off MFA for the finance team in {month} after complaints and never turned it back on.",
+            "The bucket with call recordings allows listing from any authenticated cloud account.",
+            "logging on {host} writes full request bodies including passwords, the ticket has been open since {month}",
+            "Our SSO setup lets a contractor account escalate to global admin.",
+        ],
+        "zh": [
+            "{small}台分支路由器的管理后台还在用默认密码。",
+            "手机App里直接打包了签名密钥，从{year}年到现在没换过。",
+            "渗透测试发现改URL里的编号就能看任何客户的发票，修复还没排期",
+            "{host}的备份{small}个月没做过恢复演练，恢复脚本是坏的。",
+            "{city}的VPN网关固件有已知远程漏洞，要等变更冻结结束才能打补丁。",
+            "访客WiFi可以直接访问工资服务器的445端口。",
+            "{month}因为财务部嫌麻烦关掉了他们的多因素认证，一直没恢复。",
+            "{host}的日志把完整请求体连密码一起写进去了，工单从{month}开到现在",
+        ],
+    }),
+    "partner_negotiation": ("confidential", "train", {
+        "en": [
+            "{company} wants exclusive distribution rights in Asia; we'll concede that if they drop the minimum volume clause.",
+            "We're talking to {company} and {company2} in parallel about the licence, neither knows about the other.",
+            "Our opening position in the joint venture talks is a {pct} stake and two board seats.",
+            "The licensing fee we can live with is {money} a year; start the conversation at double.",
+            "{name} from {company} hinted they'd accept a royalty of {pct} if we sign by {month}.",
+            "If the {company} partnership falls through, plan B is to build the integration ourselves by {quarter}.",
+            "term sheet for the co-marketing deal: {money} upfront, revenue share {pct}, three years",
+            "They asked for source code escrow; we can agree if the escrow agent sits in {city}.",
+        ],
+        "zh": [
+            "{company}想要亚洲的独家分销权，如果他们取消最低采购量条款我们就让步。",
+            "我们在同时和{company}、{company2}谈授权，双方都不知道对方。",
+            "合资谈判我们开价是占股{pct}加两个董事席位。",
+            "授权费我们能接受的是每年{money}，开口先报两倍。",
+            "{company}的{name}暗示如果{month}前签约，{pct}的分成他们可以接受。",
+            "联合营销协议条款：预付{money}，收入分成{pct}，期限三年",
+        ],
+    }),
+    "fundraising": ("confidential", "train", {
+        "en": [
+            "Series C term sheet: {money} pre-money, {company} leads, closing expected in {month}.",
+            "We have {small} months of cash and the bridge round from existing investors is {money}.",
+            "The listing window we're aiming for is {quarter}; bankers think the valuation lands around {money}.",
+            "Two investors passed last week because of the retention numbers; the next meeting is {weekday}.",
+            "cap table after this round: founders {pct}, option pool {small}%, new investor the rest",
+            "We're selling secondary shares to {company} at a price below the last round.",
+        ],
+        "zh": [
+            "C轮条款：投前估值{money}，{company}领投，预计{month}交割。",
+            "现金还能撑{small}个月，老股东的过桥融资是{money}。",
+            "我们瞄准{quarter}上市窗口，投行估值在{money}左右。",
+            "上周两家投资人因为留存数据没投，下一次见面在{weekday}。",
+            "这轮之后的股权结构：创始人{pct}，员工期权池{small}%，剩下是新投资人",
+        ],
+    }),
+    "audit_tax": ("confidential", "train", {
+        "en": [
+            "The auditors flagged {money} of revenue recognised before delivery; we have until {month} to respond.",
+            "Our transfer-pricing position in {city} would not survive an audit, the advisers put the exposure at {money}.",
+            "Inventory in the {city} warehouse is overstated by about {money} according to the stock count.",
+            "we moved {money} of expenses into next quarter to hit the number, the controller signed off",
+            "The tax authority's letter asks about {year}; roughly {money} is at stake.",
+            "Expense claims from the {city} team include {money} of personal travel, approved by {name}.",
+        ],
+        "zh": [
+            "审计发现{money}的收入在交付前就确认了，{month}前要回复。",
+            "我们在{city}的转让定价经不起稽查，顾问估计风险敞口{money}。",
+            "盘点显示{city}仓库的库存多记了大约{money}。",
+            "为了完成指标把{money}费用挪到下个季度，财务总监签了字",
+            "{city}团队的报销里有{money}是私人旅行，{name}批的。",
+        ],
+    }),
+    "client_private": ("confidential", "train", {
+        "en": [
+            "{name} has {money} in savings with us and asked whether to move it before the divorce is final.",
+            "The tenant in flat {small}, {name}, is {small2} months behind on rent after losing her job.",
+            "{name}'s son went into rehab last week, the family asked us to postpone the meeting.",
+            "Our client {name} is quietly selling his stake in {company} before the lock-up ends.",
+            "{name} called again about the debt collectors; she is raising three kids alone.",
+            "note from the branch: {name} withdraws {money} cash every Friday, compliance wants to know why",
+            "{name} is having chemotherapy and asked that only her manager knows.",
+            "The applicant {name} was declined because of a county court judgment from {year}.",
+        ],
+        "zh": [
+            "{name}在我们这有{money}存款，问离婚判决前要不要转出去。",
+            "{small}号房的租户{name}失业后已经欠了{small2}个月房租。",
+            "{name}的儿子上周进了戒毒所，家属让我们把会面推迟。",
+            "我们的客户{name}在解禁前悄悄减持{company}的股份。",
+            "{name}又打电话说催收的事，她一个人养三个孩子。",
+            "网点反馈：{name}每周五取现{money}，合规部想知道原因",
+            "{name}正在化疗，只希望她的直属领导知道。",
+        ],
+    }),
+    # ------------------------------------------------ more trained public categories
+    # Look-alikes of the confidential ones above: the same topics as public knowledge,
+    # third-party reports, general how-tos, numbers that identify nothing, everyday work.
+    "digits_data": ("public", "train", {
+        "en": [
+            "The sensor logged 21.4, 21.9, 22.3 and 23.0 °C between 06:00 and 09:00.",
+            "Upgrade from version {version} to {version2}: what changed in the changelog?",
+            "My marathon splits were 5:02, 5:10, 5:07 and 4:58 per km; am I slowing down?",
+            "Parse this log line: 2024-03-{day} 14:22:07,481 INFO worker-{small} processed 1532 items in 0.84 s.",
+            "Convert 1,250,000 square feet to square metres.",
+            "Which landmark is at the coordinates 48.8584, 2.2945?",
+            "The team scored 102, 97, 110 and 88 points in the last four games; what's the average?",
+            "Population of {city} grew from 1,204,000 in 2010 to 1,388,500 in 2020; give the annual growth rate.",
+            "Plot y = 3x^2 - 12x + 7 for x from -5 to 5.",
+            "The share closed at 187.32, up 2.14 (1.16%); how is that percentage computed?",
+            "Is 2,147,483,647 prime? It's the largest 32-bit signed integer.",
+            "CPU readings: 34%, 41%, 97%, 99%, 38%; which ones look like a spike?",
+            "Round 0.000345678 to three significant figures.",
+            "The flight leaves at 07:45 and lands at 13:20 local time, six hours behind; how long is it?",
+            "Why does the log show request id {uuid} twice in one second?",
+            "Convert the colour #1f6feb to RGB and suggest a darker shade.",
+            "The stack trace ends at 0x7ffd5e8c3a10 in libc; what does that address tell me?",
+            "My router lists a device with MAC {mac}; how do I find out which gadget it is?",
+            "Is 2001:db8:85a3::8a2e:370:7334 a valid IPv6 address?",
+            "The model number on the fridge is RF28R7351SR; where do I find its manual?",
+        ],
+        "zh": [
+            "传感器在6点到9点之间记录到21.4、21.9、22.3和23.0度。",
+            "从{version}升级到{version2}，更新日志里改了什么？",
+            "解析这行日志：2024-03-{day} 14:22:07,481 INFO worker-{small} 处理1532条用时0.84秒。",
+            "125万平方英尺是多少平方米？",
+            "坐标39.9087, 116.3975是哪里？",
+            "球队最近四场得分102、97、110、88，平均多少？",
+            "{city}人口从2010年的120.4万增长到2020年的138.85万，年均增长率是多少？",
+            "画出y = 3x² - 12x + 7在-5到5之间的图像。",
+            "股票收盘187.32，涨2.14（1.16%），这个百分比怎么算的？",
+            "把0.000345678保留三位有效数字。",
+            "日志里同一秒出现了两次请求ID {uuid}，为什么？",
+            "把颜色#1f6feb换成RGB，再推荐一个深一点的。",
+            "堆栈最后停在libc的0x7ffd5e8c3a10，这个地址说明什么？",
+            "路由器里有个设备MAC是{mac}，怎么知道是哪台？",
+            "冰箱型号是RF28R7351SR，说明书在哪下载？",
+        ],
+    }),
+    "law_general": ("public", "train", {
+        "en": [
+            "How long does a landlord have to return a security deposit in most US states?",
+            "What is the difference between a warranty and a guarantee under UK consumer law?",
+            "Explain what a non-compete clause is and where courts refuse to enforce it.",
+            "When does a listed company have to publish a profit warning?",
+            "What are the basic rules of overtime pay for salaried employees?",
+            "How does copyright apply to code written with an AI assistant?",
+            "What does force majeure mean in a supply contract?",
+            "Can a shop refuse a refund on sale items?",
+            "Summarise how antitrust law treats price fixing between competitors.",
+            "Which export controls apply to shipping encryption software abroad?",
+            "How do I register a trademark for a small bakery?",
+        ],
+        "zh": [
+            "房东一般多久之内要退还押金？",
+            "劳动合同里的竞业限制条款在哪些条件下无效？",
+            "上市公司什么时候必须发布业绩预警？",
+            "加班费的计算标准是什么？",
+            "用AI写的代码有著作权吗？",
+            "合同里的不可抗力条款是什么意思？",
+            "商店可以拒绝给打折商品退货吗？",
+            "反垄断法怎么处理竞争对手之间的价格串通？",
+            "小面包店怎么注册商标？",
+        ],
+    }),
+    "business_howto": ("public", "train", {
+        "en": [
+            "How do companies usually calculate gross margin?",
+            "Write a template e-mail asking a supplier for a better price, with placeholders.",
+            "What should a board pack for a quarterly meeting contain?",
+            "Explain how a term sheet for a startup round is structured.",
+            "What is a reasonable cash runway for a seed-stage company?",
+            "Give me a checklist for a penetration test.",
+            "How do clinical trial phases I, II and III differ?",
+            "What does an auditor look for in revenue recognition?",
+            "How should a company announce a price increase to its customers?",
+            "Draft a generic press release template for a product launch.",
+            "What is transfer pricing and why do tax authorities care about it?",
+            "How do banks assess a loan application?",
+        ],
+        "zh": [
+            "毛利率一般怎么计算？",
+            "帮我写一封向供应商询价的邮件模板，用占位符。",
+            "季度董事会材料通常包括哪些内容？",
+            "创业公司融资的条款清单一般怎么构成？",
+            "给我一份渗透测试的检查清单。",
+            "临床试验一期、二期、三期有什么区别？",
+            "审计师检查收入确认时关注什么？",
+            "涨价应该怎么通知客户比较好？",
+            "什么是转让定价？税务机关为什么关注它？",
+            "银行一般怎么审核贷款申请？",
+        ],
+    }),
+    "public_reports": ("public", "train", {
+        "en": [
+            "{company} reported quarterly revenue of {money} on {weekday}, beating analyst estimates.",
+            "According to its press release, {company} will close its {city} plant next year.",
+            "{company} published a postmortem of last month's outage, blaming a configuration change.",
+            "The newspaper says {company} raised {money} in a round led by {company2}.",
+            "{company} unveiled a new headset at its keynote today, shipping in {month}.",
+            "Regulators fined {company} {money} last year, according to the public register.",
+            "In its annual report, {company} lists a {pct} decline in European sales.",
+            "{company}'s chief executive said in an interview that they plan to enter the Indian market.",
+            "The published study found the drug lowered blood pressure by {pct} in adults.",
+            "Summarise this news: {company} and {company2} announced a licensing partnership.",
+        ],
+        "zh": [
+            "{company}{weekday}公布季度收入{money}，超出分析师预期。",
+            "据新闻稿，{company}明年将关闭{city}工厂。",
+            "{company}发布了上个月故障的复盘报告，原因是配置变更。",
+            "报道称{company}完成{money}融资，由{company2}领投。",
+            "{company}今天在发布会上推出新耳机，{month}开售。",
+            "公开记录显示，监管部门去年对{company}罚款{money}。",
+            "{company}年报显示欧洲销售额下降{pct}。",
+            "帮我总结这条新闻：{company}和{company2}宣布授权合作。",
+        ],
+    }),
+    "everyday_work": ("public", "train", {
+        "en": [
+            "Can you move the stand-up to 10:30 tomorrow?",
+            "Write a friendly reminder that the kitchen will be cleaned on {weekday}.",
+            "Help me word a thank-you note to the team for finishing the migration.",
+            "How do I share my screen in a video call?",
+            "Suggest icebreaker questions for a team offsite.",
+            "Turn these bullet points into a weekly status update: tests green, docs updated, demo on {weekday}.",
+            "What's a polite way to decline a meeting invite?",
+            "Make this chat message sound less blunt: the build is broken again.",
+            "Plan a two-hour workshop on writing good commit messages.",
+            "The printer on the third floor is jammed, who should I ask?",
+        ],
+        "zh": [
+            "明天的站会能改到10点半吗？",
+            "写个提醒，{weekday}要清洁茶水间。",
+            "帮我写一段感谢团队完成迁移的话。",
+            "视频会议里怎么共享屏幕？",
+            "团建破冰问题给我推荐几个。",
+            "把这些要点整理成周报：测试通过，文档已更新，{weekday}演示。",
+            "想婉拒一个会议邀请，该怎么说？",
+            "三楼的打印机卡纸了，该找谁？",
+        ],
+    }),
 }
 
 STYLES_EN = ("plain", "plain", "chat", "notes", "email", "terse", "typos", "ask")
@@ -549,6 +894,19 @@ def compose(rng: Rng, name: str, lang: str) -> str:
     if name == "long_public":  # articles, stories, manuals: always a document
         count = rng.randint(8, 30)
     return styled(rng, sentences(rng, CONCEPTS[name][2][lang], count, lang), lang)
+
+
+MIX_PUBLIC = ("long_public", "everyday_work", "public_reports", "business_howto", "law_general")
+"""Public categories whose sentences surround one secret in a mixed row."""
+
+
+def mix(rng: Rng, name: str, lang: str) -> str:
+    """A short public text with one sentence of confidential category `name` at a random
+    place, short enough for one window: a secret among public sentences is still a secret."""
+    public = CONCEPTS[rng.choice(MIX_PUBLIC)][2][lang]
+    filler = sentences(rng, public, rng.randint(1, 3) if lang == "zh" else rng.randint(2, 4), lang)
+    filler.insert(rng.randint(0, len(filler)), sentence(rng, CONCEPTS[name][2][lang], lang))
+    return ("" if lang == "zh" else " ").join(filler)
 
 
 def bury(rng: Rng, name: str, lang: str) -> str:

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from concepts import CONCEPTS, bury, compose
+from concepts import CONCEPTS, bury, compose, mix
 from stdnum import luhn
 from templates import (
     CONFIDENTIAL,
@@ -37,14 +37,25 @@ from values import FILLERS, card_candidates
 SEED = 20261128
 CONCEPT_SEED = 20261207
 SPLIT_SIZES = {"train": 1600, "eval": 500, "calib": 300}
-CONCEPT_ROWS = {"train": 70, "eval": 20, "calib": 10}
+CONCEPT_ROWS = {"train": 60, "eval": 10, "calib": 8}
 """Rows per concept category seen in training (concepts.py, role "train"), per split."""
+MIXED_ROWS = {"train": 150, "eval": 20, "calib": 10}
+"""Short public texts hiding one sentence of a trained confidential category (`mixed`)."""
 HELDOUT_ROWS = 40
 """Rows per held-out concept category, all in eval (subset out_of_template)."""
 BURIED_ROWS = 30
 """Long public texts with one held-out confidential sentence (out_of_template)."""
 HARD_NEGATIVE_ROWS = 30
-"""Fresh rows per public concept category, eval subset hard_negative."""
+"""Fresh rows per hard-negative kind, eval subset hard_negative."""
+HARD_NEGATIVE_KINDS = ("digits_math", "digits_ids", "confidentiality_questions",
+                       "privacy_law_cases", "public_bio", "published_contact", "group_health",
+                       "long_public")  # fmt: skip
+"""The public kinds that were measured to look confidential: digit-heavy text, questions
+about confidentiality and privacy law, public biographies and contacts, health facts about
+groups, long documents. Other public categories train but are not counted here."""
+EVAL_ONLY_SEED = 20261208
+"""Seed of eval's out-of-template and hard-negative rows: their own stream, so adding or
+changing trained categories leaves these rows as they were."""
 CONCEPT_ZH_SHARE = 0.4
 CONFIDENTIAL_SHARE = 0.45
 HELDOUT_EVERY = 5  # template i with i % 5 == 4 appears in eval only
@@ -197,6 +208,7 @@ def generate(seed: int = SEED) -> dict[str, list[Row]]:
                 rows.append(unique(lambda c=cat, s=split: render(rng, c, s), seen))
         rng.shuffle(rows)
         splits[split] = rows
+    add_eval_only(random.Random(seed - SEED + EVAL_ONLY_SEED), splits["eval"], seen)
     add_concepts(random.Random(seed - SEED + CONCEPT_SEED), splits, seen)
     shuffle = random.Random(seed)
     for rows in splits.values():
@@ -204,24 +216,19 @@ def generate(seed: int = SEED) -> dict[str, list[Row]]:
     return splits
 
 
-def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str]) -> None:
-    """Concept rows: trained categories in every split, held-out ones and the buried and
-    hard-negative rows in eval only (subsets out_of_template and hard_negative)."""
+def concept_row(rng: random.Random, name: str, subset: str) -> Row:
+    label = CONCEPTS[name][0]
+    lang = "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
+    return Row(compose(rng, name, lang), label, name, lang, subset != "template", subset)
 
-    def row(name: str, subset: str) -> Row:
-        label = CONCEPTS[name][0]
-        lang = "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
-        return Row(compose(rng, name, lang), label, name, lang, subset != "template", subset)
 
-    trained = [n for n, (_, role, _) in CONCEPTS.items() if role == "train"]
+def add_eval_only(rng: random.Random, rows: list[Row], seen: set[str]) -> None:
+    """Eval's held-out categories, buried secrets and hard negatives (subsets
+    out_of_template and hard_negative); no trained row exists yet, so none can clash."""
     heldout = [n for n, (_, role, _) in CONCEPTS.items() if role == "heldout"]
-    for split, count in CONCEPT_ROWS.items():
-        for name in trained:
-            splits[split] += [unique(lambda n=name: row(n, "template"), seen) for _ in range(count)]
     for name in heldout:
-        splits["eval"] += [
-            unique(lambda n=name: row(n, "out_of_template"), seen) for _ in range(HELDOUT_ROWS)
-        ]
+        rows += [unique(lambda n=name: concept_row(rng, n, "out_of_template"), seen)
+                 for _ in range(HELDOUT_ROWS)]  # fmt: skip
     secrets = [n for n in heldout if CONCEPTS[n][0] == "confidential"]
 
     def buried() -> Row:
@@ -229,11 +236,28 @@ def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str
         return Row(bury(rng, name, lang), "confidential", "buried_" + name, lang, True,
                    "out_of_template")  # fmt: skip
 
-    splits["eval"] += [unique(buried, seen) for _ in range(BURIED_ROWS)]
-    for name in [n for n, (label, _, _) in CONCEPTS.items() if label == "public"]:
-        splits["eval"] += [
-            unique(lambda n=name: row(n, "hard_negative"), seen) for _ in range(HARD_NEGATIVE_ROWS)
-        ]
+    rows += [unique(buried, seen) for _ in range(BURIED_ROWS)]
+    for name in HARD_NEGATIVE_KINDS:
+        rows += [unique(lambda n=name: concept_row(rng, n, "hard_negative"), seen)
+                 for _ in range(HARD_NEGATIVE_ROWS)]  # fmt: skip
+
+
+def add_concepts(rng: random.Random, splits: dict[str, list[Row]], seen: set[str]) -> None:
+    """Rows of the trained concept categories in every split (subset template), then the
+    mixed rows: a few public sentences around one trained secret."""
+    trained = [n for n, (_, role, _) in CONCEPTS.items() if role == "train"]
+    for split, count in CONCEPT_ROWS.items():
+        for name in trained:
+            splits[split] += [unique(lambda n=name: concept_row(rng, n, "template"), seen)
+                              for _ in range(count)]  # fmt: skip
+    secrets = [n for n in trained if CONCEPTS[n][0] == "confidential"]
+
+    def mixed() -> Row:
+        name, lang = rng.choice(secrets), "zh" if rng.random() < CONCEPT_ZH_SHARE else "en"
+        return Row(mix(rng, name, lang), "confidential", "mixed", lang, False)
+
+    for split, count in MIXED_ROWS.items():
+        splits[split] += [unique(mixed, seen) for _ in range(count)]
 
 
 def unique(make, seen: set[str]) -> Row:
