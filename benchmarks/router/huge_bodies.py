@@ -13,7 +13,8 @@ the peak RSS it added (MB) and the CPU seconds of ingress (parse) and of the who
 on; CJK; accented Latin; emoji; dotted digit groups; a base64 blob; percent-encoded text
 (one run without spaces); JSON \\u escapes; 150,000 small messages; 300,000 metadata
 keys; ~35k tokens of words padded to 6 MB with newlines, which the model reads in full).
-Goal (issue "Router bounds"): < 50 MB added per 6 MB prompt.
+A child that takes longer than `--limit` seconds is stopped and its row says so. Goal:
+< 50 MB added per 6 MB prompt (README.md, "Bounds").
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,11 +110,16 @@ print(json.dumps({"rss_added_mb": round(rss("VmHWM") - idle, 1),
 """
 
 
-def measure(tree: Path, body: Path, model: str) -> dict:
+def measure(tree: Path, body: Path, model: str, limit_s: float) -> dict:
+    """One child's row; a child still reading after `limit_s` is stopped and says so."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(body), model], env=env, cwd=tree,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return json.loads(out.splitlines()[-1])
+    argv = [sys.executable, "-c", CHILD, str(body), model]
+    try:
+        run = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True,
+                             check=True, timeout=limit_s)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"rss_added_mb": None, "cpu_s": None, "timed_out_s": limit_s}
+    return json.loads(run.stdout.splitlines()[-1])
 
 
 def main() -> int:
@@ -123,6 +128,7 @@ def main() -> int:
     p.add_argument("--model", help="model.int8.onnx, or 'none' (default: MiniLM-L6)")
     p.add_argument("--shapes", default=",".join(BODIES))
     p.add_argument("--out", type=Path, help="write the rows here (JSON)")
+    p.add_argument("--limit", type=float, default=300, help="seconds a child may take")
     common.ab_args(p)
     args = p.parse_args()
     result: dict = {"loadavg_before": common.loadavg(), "rows": []}
@@ -145,15 +151,9 @@ def main() -> int:
             for _ in range(args.rounds):
                 for name, tree in trees.items():
                     row = {"shape": shape, "variant": name, "body_mb": body.stat().st_size / 1e6}
-                    row |= measure(tree, body, model)
+                    row |= measure(tree, body, model, args.limit)
                     result["rows"].append(row)
                     print(json.dumps(row), flush=True)
-    result["medians"] = {
-        f"{shape} {name}": statistics.median(
-            r["rss_added_mb"] for r in result["rows"] if (r["shape"], r["variant"]) == (shape, name)
-        )
-        for shape in args.shapes.split(",") for name in trees
-    }  # fmt: skip
     result["loadavg_after"] = common.loadavg()
     print(f"loadavg before {result['loadavg_before']} after {result['loadavg_after']}")
     if args.out:
