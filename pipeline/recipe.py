@@ -112,38 +112,20 @@ class QuantizeConfig(Strict):
     )
 
 
-class Recipe(Strict):
+class RecipeBase(Strict):
+    """What a recipe of every task has: its name, model, data and deployment, and the file
+    it was loaded from (data and templates resolve against its folder)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    task: Literal["text-classification"] = "text-classification"
     model: str = Field(
         description="`package:<dist>` (weights shipped in an installed package) or a local dir"
     )
-    labels: list[str] = Field(min_length=2)
-    positive_label: str = Field(description="the class whose precision/recall are reported")
-    lora: LoraConfig = LoraConfig()
-    training: TrainingConfig = TrainingConfig()
     data: DataConfig
-    eval: EvalConfig = EvalConfig()
-    export: ExportConfig = ExportConfig()
-    quantize: QuantizeConfig = QuantizeConfig()
     deploy: DeployConfig | None = Field(
         None, description="router sidecar deployment (pipeline/deploy/spec.py)"
     )
 
     _path: Path | None = PrivateAttr(None)
-
-    @field_validator("labels")
-    @classmethod
-    def _unique_labels(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("labels must be unique")
-        return v
-
-    @model_validator(mode="after")
-    def _positive_in_labels(self) -> Recipe:
-        if self.positive_label not in self.labels:
-            raise ValueError(f"positive_label {self.positive_label!r} is not in labels")
-        return self
 
     @property
     def path(self) -> Path:
@@ -165,6 +147,30 @@ class Recipe(Strict):
         return hashlib.sha256(
             json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
+
+
+class Recipe(RecipeBase):
+    task: Literal["text-classification"] = "text-classification"
+    labels: list[str] = Field(min_length=2)
+    positive_label: str = Field(description="the class whose precision/recall are reported")
+    lora: LoraConfig = LoraConfig()
+    training: TrainingConfig = TrainingConfig()
+    eval: EvalConfig = EvalConfig()
+    export: ExportConfig = ExportConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("labels must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _positive_in_labels(self) -> Recipe:
+        if self.positive_label not in self.labels:
+            raise ValueError(f"positive_label {self.positive_label!r} is not in labels")
+        return self
 
 
 def load_recipe(path: Path | str) -> Recipe:

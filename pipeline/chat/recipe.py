@@ -9,16 +9,14 @@ quantization reads no calibration data.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
-from pipeline.deploy.spec import DNS_LABEL, IMAGE_REF, DeployConfig
+from pipeline.deploy.spec import DNS_LABEL, IMAGE_REF
 from pipeline.fingerprint import sha256_file
-from pipeline.recipe import DataConfig, Recipe, Strict, load_recipe
+from pipeline.recipe import Recipe, RecipeBase, Strict, load_recipe
 from router.schema_io import load_model, read_yaml
 
 TASK = "text-generation"
@@ -120,41 +118,22 @@ class ChatServe(Strict):
     sagemaker: SageMakerServe = SageMakerServe()
 
 
-class ChatRecipe(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+class ChatRecipe(RecipeBase):
     task: Literal["text-generation"]
-    model: str = Field(
-        description="`package:<dist>` (weights shipped in an installed package) or a local dir"
-    )
     chat_template: str | None = Field(
         None, description="Jinja chat template file (relative to the recipe); default: the "
         "tokenizer's own",
     )  # fmt: skip
     lora: ChatLora = ChatLora()
     training: ChatTraining = ChatTraining()
-    data: DataConfig
     eval: ChatEval = ChatEval()
     export: ChatExport = ChatExport()
     quantize: ChatQuantize = ChatQuantize()
     serve: ChatServe = ChatServe()
-    deploy: DeployConfig | None = Field(
-        None, description="router sidecar deployment (pipeline/deploy/spec.py)"
-    )
-
-    _path: Path | None = PrivateAttr(None)
-
-    @property
-    def path(self) -> Path:
-        assert self._path is not None, "recipe was not loaded from a file"
-        return self._path
 
     @property
     def served_name(self) -> str:
         return self.serve.name or self.name.replace(".", "-").replace("_", "-")
-
-    def data_path(self, split: str) -> Path:
-        """Absolute path of a data split, resolved against the recipe's folder."""
-        return (self.path.parent / getattr(self.data, split)).resolve()
 
     def template_path(self) -> Path | None:
         if self.chat_template is None:
@@ -167,15 +146,7 @@ class ChatRecipe(Strict):
         path = self.template_path()
         if dotted == "chat_template" and path is not None:
             return {"file": self.chat_template, "sha256": path.is_file() and sha256_file(path)}
-        value: object = self.model_dump(mode="json")
-        for part in dotted.split("."):
-            value = value[part]  # type: ignore[index]
-        return value
-
-    def digest(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        return super().field(dotted)
 
 
 def is_chat(recipe: object) -> bool:
