@@ -9,7 +9,6 @@ The loss covers assistant turns only (pipeline/chat/tokens.py).
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from pipeline.chat.recipe import ChatRecipe
 from pipeline.chat.tokens import IGNORE, Encoded, encode
 from pipeline.errors import StageFailed
 from pipeline.model_source import offline, resolve_model
+from pipeline.seeding import deterministic
 from pipeline.stage import Stage, StageContext
 from pipeline.stages.finetune import length_buckets
 from router.errors import UserError
@@ -154,15 +154,6 @@ def save(model: Any, tokenizer: Any, recipe: ChatRecipe, out: Path) -> None:
     tokenizer.save_pretrained(out / "_merged")
 
 
-def _seed(seed: int, threads: int | None) -> None:
-    """LoRA's initialisation and dropout draw from torch's generator (batch order has its
-    own); the thread count changes float summation order, so it is fixed too."""
-    import torch
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-
-
 def _encoded_splits(recipe: ChatRecipe, tokenizer: Any, template: str):
     max_length = recipe.training.max_length
     try:
@@ -185,10 +176,7 @@ def run(ctx: StageContext) -> dict:
 
     recipe: ChatRecipe = ctx.recipe  # type: ignore[assignment]
     source = resolve_model(recipe)
-    _seed(recipe.training.seed, recipe.training.threads)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic(recipe.training.seed, recipe.training.threads):
         ctx.progress(f"loading {recipe.model}")
         tokenizer = AutoTokenizer.from_pretrained(source.path)
         tokenizer.chat_template = chat_template(recipe, source.path)
@@ -202,8 +190,6 @@ def run(ctx: StageContext) -> dict:
         tuned = evaluate(model, eval_data, pad_id)
         trainable, total = model.get_nb_trainable_parameters()
         save(model, tokenizer, recipe, ctx.out)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
     ctx.note(
         f"eval perplexity {base['perplexity']:.3f} (base) → {tuned['perplexity']:.3f} "
         f"over {tuned['tokens']} assistant tokens"

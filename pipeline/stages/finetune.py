@@ -8,7 +8,6 @@ Deterministic for a given seed and thread count: seeded init, dropout and batch 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pipeline import operating_point, vocabulary
 from pipeline.data import Example, load_split
 from pipeline.model_source import offline, resolve_model
 from pipeline.recipe import Recipe
+from pipeline.seeding import deterministic
 from pipeline.stage import Stage, StageContext
 from pipeline.windows import max_per_text, windows
 
@@ -332,18 +332,6 @@ def _save_added_rows(model: Any, base_vocab: int, folder: Path) -> None:
         save_file({"added_token_embeddings": rows}, str(folder / ADDED_ROWS_FILE))
 
 
-def _seed_everything(seed: int, threads: int | None) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-
-
 def run(ctx: StageContext) -> dict:
     offline()
     import torch
@@ -351,10 +339,7 @@ def run(ctx: StageContext) -> dict:
 
     recipe = ctx.recipe
     source = resolve_model(recipe)
-    _seed_everything(recipe.training.seed, recipe.training.threads)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic(recipe.training.seed, recipe.training.threads):
         ctx.progress(f"loading {recipe.model}")
         tokenizer = AutoTokenizer.from_pretrained(source.path)
         model = build_model(recipe, source.path)
@@ -373,8 +358,6 @@ def run(ctx: StageContext) -> dict:
         trainable, total = model.get_nb_trainable_parameters()
         point = {"threshold": evaluated["threshold"], "min_recall": recipe.eval.min_recall}
         save(model, tokenizer, recipe, ctx.out, point, old_vocab)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
     ctx.note(_summary(evaluated))
     return {
         "fp32": evaluated["all"],
