@@ -47,6 +47,15 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def finish(result: dict, out: Path | None) -> None:
+    """Close a run's record: the load average after it (next to the one before), printed and,
+    with `out`, the whole record written as JSON."""
+    result["loadavg_after"] = loadavg()
+    print(f"loadavg before {result['loadavg_before']} after {result['loadavg_after']}")
+    if out:
+        out.write_text(json.dumps(result, indent=2))
+
+
 def round_robin(
     variants: Mapping[str, Callable[[], T]],
     rounds: int,

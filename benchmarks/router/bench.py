@@ -306,12 +306,10 @@ def main() -> int:
         if args.model != "none" and model.is_file():
             result["model"] = summarise(model_run(args, work, model), ("variant", "c"))
             result["model_path"] = str(model)
-    result["loadavg_after"] = common.loadavg()
-    args.out.write_text(json.dumps(result, indent=2))
     for section in ("proxies", "model"):
         for row in result.get(section, []):
             print(json.dumps(row))
-    print(f"loadavg before {result['loadavg_before']} after {result['loadavg_after']}")
+    common.finish(result, args.out)
     return 0
 
 

@@ -282,11 +282,8 @@ def main() -> int:
                            for k in keys}
         for name in servers for kind in bigs
     }  # fmt: skip
-    result["loadavg_after"] = common.loadavg()
     print(json.dumps(result["medians"], indent=2))
-    print(f"loadavg before {result['loadavg_before']} after {result['loadavg_after']}")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    common.finish(result, args.out)
     return 0
 
 

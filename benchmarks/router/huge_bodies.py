@@ -154,10 +154,7 @@ def main() -> int:
                     row |= measure(tree, body, model, args.limit)
                     result["rows"].append(row)
                     print(json.dumps(row), flush=True)
-    result["loadavg_after"] = common.loadavg()
-    print(f"loadavg before {result['loadavg_before']} after {result['loadavg_after']}")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    common.finish(result, args.out)
     return 0
 
 
