@@ -6,12 +6,12 @@ holds template, out-of-template and hard-negative rows) and `lang`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.recipe import Recipe
 from router.errors import UserError
+from router.schema_io import jsonl_objects
 
 SPLITS = ("train", "eval", "calib")
 
@@ -30,29 +30,19 @@ class Example:
 
 def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
     """Parse a split; any bad line is a UserError naming the file, line and field."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
     examples = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object")
-            text, label = row.get("text"), row.get("label")
-            if not isinstance(text, str) or not text.strip():
-                raise UserError(f"{path}:{lineno}: text: missing or not a non-empty string")
-            if label not in labels:
-                raise UserError(f"{path}:{lineno}: label: {label!r} is not one of {labels}")
-            tags = {key: row.get(key) or "" for key in ("subset", "lang")}
-            for key, value in tags.items():
-                if not isinstance(value, str):
-                    raise UserError(f"{path}:{lineno}: {key}: not a string")
-            examples.append(Example(text, label, **tags))
+    for n, row in jsonl_objects(path):
+        where = f"{path}:{n}"
+        text, label = row.get("text"), row.get("label")
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"{where}: text: missing or not a non-empty string")
+        if label not in labels:
+            raise UserError(f"{where}: label: {label!r} is not one of {labels}")
+        tags = {key: row.get(key) or "" for key in ("subset", "lang")}
+        for key, value in tags.items():
+            if not isinstance(value, str):
+                raise UserError(f"{where}: {key}: not a string")
+        examples.append(Example(text, label, **tags))
     if not examples:
         raise EmptySplit(f"{path}: split is empty")
     return examples

@@ -6,6 +6,8 @@ reads the same way: `path: field.path: what is wrong`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,3 +57,25 @@ def load_model(model: type[M], path: Path, data: dict | None = None, **context) 
         return model.model_validate(raw, context={"path": path, **context})
     except ValidationError as err:
         raise UserError(format_validation_error(path, err)) from None
+
+
+def jsonl_objects(
+    path: Path, where: Callable[[int], str] | None = None
+) -> Iterator[tuple[int, dict]]:
+    """Each non-blank line of a JSONL file as an object, with its line number. A missing
+    file, or a line that is not JSON or not an object, is a one-line UserError naming it
+    (`path:N`, or `where(N)`: name the line the same way in the caller's own errors)."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as lines:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            at = where(n) if where else f"{path}:{n}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{at}: not valid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise UserError(f"{at}: expected a JSON object")
+            yield n, obj

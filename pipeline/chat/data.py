@@ -8,12 +8,12 @@ line and the field, raised before any stage runs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.chat.recipe import ChatRecipe
 from router.errors import UserError
+from router.schema_io import jsonl_objects
 
 SPLITS = ("train", "eval", "calib")
 ROLES = ("system", "user", "assistant")
@@ -45,13 +45,9 @@ def _message(where: str, index: int, raw: object) -> Message:
     return Message(role, content)
 
 
-def parse_line(where: str, line: str) -> Conversation:
-    """One JSONL line as a conversation; `where` is `path:line` for errors."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: not valid JSON: {exc.msg}") from None
-    if not isinstance(row, dict) or "messages" not in row:
+def parse_row(where: str, row: dict) -> Conversation:
+    """One JSONL object as a conversation; `where` is `path:line` for errors."""
+    if "messages" not in row:
         raise UserError(f'{where}: messages: missing (expected {{"messages": [...]}})')
     raw = row["messages"]
     if not isinstance(raw, list) or not raw:
@@ -67,14 +63,7 @@ def parse_line(where: str, line: str) -> Conversation:
 
 
 def read_chat_jsonl(path: Path) -> list[Conversation]:
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    conversations = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                conversations.append(parse_line(f"{path}:{lineno}", line))
-    return conversations
+    return [parse_row(f"{path}:{n}", row) for n, row in jsonl_objects(path)]
 
 
 def load_chat_split(recipe: ChatRecipe, split: str) -> list[Conversation]:

@@ -14,13 +14,13 @@ are listed with their text: the file is the team's own, read on its own machine.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.errors import UserError
+from router.schema_io import jsonl_objects
 from router.sensitivity.decision import Decision
 
 CHUNK = 64  # rows classified at once (the model's micro-batches fill up)
@@ -125,23 +125,12 @@ def _tally(t: Tally, positives: int, others: int) -> dict:
 
 def read_rows(path: Path) -> list[Row]:
     """The labelled JSONL file; a bad line is a one-line error naming the file and line."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as lines:
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{path}: line {n}: malformed JSON") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path}: line {n}: expected an object")
-            for key in ("text", "label"):
-                if not isinstance(obj.get(key), str):
-                    raise UserError(f"{path}: line {n}: {key}: missing or not a string")
-            rows.append(Row(obj["text"], obj["label"], n))
+    for n, obj in jsonl_objects(path, lambda n: f"{path}: line {n}"):
+        for key in ("text", "label"):
+            if not isinstance(obj.get(key), str):
+                raise UserError(f"{path}: line {n}: {key}: missing or not a string")
+        rows.append(Row(obj["text"], obj["label"], n))
     if not rows:
         raise UserError(f"{path}: no rows")
     return rows
