@@ -1,4 +1,4 @@
-"""Long texts for work that holds the GIL, in slices.
+"""Work on huge inputs off the event loop: a thread for long reads, long texts in slices.
 
 A thread keeps the event loop serving only while it lets go of the GIL, and the C code of
 the detectors (RE2's Set, Python's `re`) does not while it runs: one scan of 6 MB held
@@ -7,6 +7,9 @@ the loop gets its turn between two slices. Slices overlap by `OVERLAP_CHARS`, mo
 any detector's match and its context, so a match that crosses a slice border is still
 whole in one slice; a slice's edges can only add a finding (a lookbehind at a cut), never
 hide one: the result fails closed.
+
+`in_thread` runs a long read (a huge body's parse and walk) in the process's one thread for
+them; it holds the GIL too, but in steps short enough for the loop to take its turns.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ batch workers) would wait for it, past their timeout. Likewise the windows of a 
 a caller says how many items its request has (`cost`), and a request with more than
 `max_batch` goes to the bulk lane, which runs one window at a time on that thread (the
 request with fewer items first), so the batch workers stay free for short prompts and a
-long prompt takes at most one core. One window a run: a full window costs less CPU alone
-than in a batch, and its run needs an eighth of a batch's memory (measurements:
-docs/decisions/019-huge-requests.md).
+long prompt takes at most one core, at a lower priority. One window a run: a full window
+costs no more CPU alone than in a batch, and its run needs an eighth of a batch's memory
+(measurements: docs/decisions/019-huge-requests.md).
 
 Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
 are small, so splitting one run across threads synchronises more than it computes. A lone
@@ -29,8 +29,11 @@ docs/decisions/004-router-measured-choices.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -47,6 +50,7 @@ class BatchModel(Protocol):
 Pending = tuple[str, asyncio.Future]
 LONG_CHARS = 32 * 1024
 BULK_RUN = 1  # items per run in the bulk lane
+LONG_NICE = 10  # the long thread's niceness: short prompts' runs get the cores first
 
 
 class MicroBatcher:
@@ -58,7 +62,9 @@ class MicroBatcher:
         self.max_wait = max_wait
         self.workers = workers
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="classifier")
-        self.long = ThreadPoolExecutor(1, thread_name_prefix="classifier-long")
+        self.long = ThreadPoolExecutor(
+            1, thread_name_prefix="classifier-long", initializer=_lower_priority
+        )
         self._queue: asyncio.Queue[Pending] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._worker: asyncio.Task | None = None
@@ -164,3 +170,11 @@ class MicroBatcher:
             task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.long.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """This thread at niceness `LONG_NICE` (on Linux niceness is per thread): while a long
+    prompt is scored, a short prompt's run and the event loop get a core first. Its runs
+    hold no GIL, so a lower priority cannot keep the event loop waiting."""
+    with contextlib.suppress(AttributeError, OSError):  # elsewhere: the default priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LONG_NICE)
