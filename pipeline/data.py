@@ -2,6 +2,10 @@
 
 Two optional string fields only label rows for reports: `subset` (e.g. an eval file that
 holds template, out-of-template and hard-negative rows) and `lang`.
+
+A row's text is kept as the router's model will read it: normalised by the router's own
+pass (`router/normalize.py`). Training, calibration, the threshold and every figure in
+the report then describe the text the deployed model sees, not the file's spelling.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 
 from pipeline.recipe import Recipe
 from router.errors import UserError
+from router.normalize import normalize
 from router.schema_io import jsonl_objects
 
 SPLITS = ("train", "eval", "calib")
@@ -36,6 +41,9 @@ def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
         text, label = row.get("text"), row.get("label")
         if not isinstance(text, str) or not text.strip():
             raise UserError(f"{where}: text: missing or not a non-empty string")
+        text = normalize(text)
+        if not text.strip():
+            raise UserError(f"{where}: text: nothing left once normalised (invisible characters)")
         if label not in labels:
             raise UserError(f"{where}: label: {label!r} is not one of {labels}")
         tags = {key: row.get(key) or "" for key in ("subset", "lang")}

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from router.errors import UserError
+
+if TYPE_CHECKING:
+    from router.config import ClassifierConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +72,7 @@ def classify(
         raise UserError("classify: give TEXT, --jsonl or --eval FILE")
     rows = evaluate.read_rows(eval_file) if eval_file is not None else []
     logging.getLogger("edgepack.router").setLevel(logging.CRITICAL)  # errors come as UserError
-    classifier = build_classifier(cfg.classifier, RouterMetrics())
+    classifier = build_classifier(_offline(cfg.classifier), RouterMetrics())
     if classifier.model_error is not None:  # the sidecar fails closed; the CLI says why
         raise UserError(f"{config}: classifier.model: {classifier.model_error}")
 
@@ -96,6 +99,20 @@ def classify(
     finally:
         if classifier.batcher is not None:
             classifier.batcher.close()
+
+
+OFFLINE_TIMEOUT_MS = 600_000.0
+
+
+def _offline(section: ClassifierConfig) -> ClassifierConfig:
+    """The section with the model's time limit lifted. The sidecar fails closed when the
+    model answers late, because a caller is waiting; here nobody is, and a report of the
+    policy must show the model's decisions, not how busy this machine was (an --eval run
+    queues 64 rows at once)."""
+    if section.model is None:
+        return section
+    model = section.model.model_copy(update={"timeout_ms": OFFLINE_TIMEOUT_MS})
+    return section.model_copy(update={"model": model})
 
 
 def _text_of(line: str, n: int) -> str:

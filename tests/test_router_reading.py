@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from router import ingress, jsonbody
 from router.context import Api, RequestContext
 from router.errors import RouterError
+from router.normalize import digit_variants, normalize
 from router.sensitivity import views
 from router.sensitivity.encodings import BASE64_RUN, ESCAPES, decoded
-from router.sensitivity.normalize import digit_variants, normalize
 from router.sensitivity.views import PERCENT, forms, read
 from router.sensitivity.windows import Windows, pack, scan_budget, seams, slide
 from tests.fixtures.tiny_model import tokenizer_dir

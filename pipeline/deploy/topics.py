@@ -3,7 +3,8 @@ the split's public rows.
 
 The topic's examples (and description) are embedded with the built model's `embedding`
 output (pipeline/pooling.py), and so is every window of every eval row, cut as the router
-cuts them (`max_length` tokens, a new window every half of them; texts NFKC-normalised).
+cuts them (`max_length` tokens, a new window every half of them; texts normalised by the
+router's own pass, router/normalize.py).
 A row's similarity to a topic is its best window's best cosine with the topic's examples.
 The threshold is the highest similarity of any public row plus `MARGIN` (windows cut a
 little differently in the router can move a similarity by about that much), rounded up
@@ -15,12 +16,12 @@ never fire. A threshold the recipe sets is kept, and reported the same way.
 from __future__ import annotations
 
 import math
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from router.config import Topic
+from router.normalize import normalize
 
 MARGIN = 0.02
 EMBEDDING = "embedding"
@@ -45,7 +46,7 @@ class Embedder:
         rows: list[list[int]] = []
         owners: list[int] = []
         for i, text in enumerate(texts):
-            encoding = self.tokenizer.encode(unicodedata.normalize("NFKC", text))
+            encoding = self.tokenizer.encode(normalize(text))
             for part in [encoding, *encoding.overflowing]:
                 rows.append(part.ids)
                 owners.append(i)

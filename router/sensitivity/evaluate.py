@@ -74,10 +74,6 @@ class Report:
         n, flagged = self.labels[label], self.flagged[label]
         return {"rows": n, "flagged": flagged, "flagged_share": _share(flagged, n)}
 
-    def _label(self, label: str) -> dict:
-        n, flagged = self.labels[label], self.flagged[label]
-        return {"rows": n, "flagged": flagged, "flagged_share": _share(flagged, n)}
-
     def as_json(self) -> dict:
         positives = self.labels[self.positive]
         others = sum(self.labels.values()) - positives

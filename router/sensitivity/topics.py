@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from router.config import Topic
-from router.sensitivity.normalize import normalize
+from router.normalize import normalize
 
 
 class Score(float):

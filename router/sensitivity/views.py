@@ -31,9 +31,9 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from router.normalize import digit_variants, normalize
 from router.offload import OVERLAP_CHARS
 from router.sensitivity.encodings import MAX_DEPTH, decoded, unescaped
-from router.sensitivity.normalize import digit_variants, normalize
 
 PROSE = re.compile(r"\S\s+\S|[^\x00-\x7f]")
 PIECE_CHARS = 32 * 1024

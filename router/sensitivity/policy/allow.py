@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from router.sensitivity.normalize import normalize
+from router.normalize import normalize
 
 SEPARATORS = r"[ \t\-./()+]{0,3}"
 

@@ -16,7 +16,7 @@ import ipaddress
 import re
 
 from router.config import HostRule
-from router.sensitivity.normalize import normalize
+from router.normalize import normalize
 from router.sensitivity.policy.vocabulary import Edges, Vocabulary
 
 # What every address the regexes below find contains (RE2, for patterns.py's Set pass):

@@ -10,7 +10,7 @@ without spaces (Han, kana, Thai, ...) have no word edges to check: "猎鹰" is f
 from __future__ import annotations
 
 from router.config import TermList
-from router.sensitivity.normalize import normalize
+from router.normalize import normalize
 from router.sensitivity.policy.vocabulary import Edges, Vocabulary
 
 UNSPACED = (  # code point ranges of scripts written without spaces between words

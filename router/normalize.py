@@ -22,6 +22,10 @@ written unbroken). The validators (Luhn, check digits, registries) then decide, 
 plain form, so public numbers do not become identifiers.
 
 Plain ASCII text without control characters (most prompts) is returned as it is.
+
+The build trains, calibrates and evaluates the model on text passed through this same
+function (`pipeline/data.py`): a model that learnt full-width Chinese punctuation and is
+then shown its NFKC forms (`，` → `,`) scores differently from what its evaluation said.
 """
 
 from __future__ import annotations
