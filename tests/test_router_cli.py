@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from router.config import load_config
+from tests.fixtures.keyword_model import make_keyword_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGEPACK = [sys.executable, "-c", "from pipeline.cli import main; main()"]
@@ -193,3 +194,18 @@ def test_classify_eval_names_the_bad_line(tmp_path):
     result = _run("classify", "--config", str(_config(tmp_path)), "--eval", str(labelled))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{labelled}: line 2: label: missing or not a string" in result.stderr
+
+
+def test_classify_eval_reports_the_models_decisions_however_slow_it_runs(tmp_path):
+    """A time limit the sidecar would fail closed on (a microsecond) is not applied offline:
+    every row gets the model's own decision, never `classifier_error`."""
+    model = make_keyword_model(tmp_path / "onnx", ["merger"])
+    config = _config(tmp_path, classifier={"model": {"path": str(model), "timeout_ms": 0.001}})
+    rows = [("the merger closes friday", "confidential")] * 40 + [("lunch at noon", "public")] * 40
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"text": t, "label": x}) + "\n" for t, x in rows))
+    result = _run("classify", "--config", str(config), "--eval", str(labelled), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["recall"], report["false_alarm_rate"]) == (1.0, 0.0)
+    assert set(report["kinds"]) == {"model"}
