@@ -1,15 +1,17 @@
 """Q/DQ placement and calibration variants on one export, every encoder layer INT8.
 
-For each `calibration:attention[:sALPHA]` variant (calibration: minmax, entropy, percentile
-or per-tensor; attention: `att` quantizes the attention MatMuls, `no` keeps them float;
-`s0.5`: SmoothQuant-style smoothing with α = 0.5 first) it quantizes the export's model.onnx
+For each `calibration:attention[:sALPHA][:fUNIT]` variant (calibration: minmax, entropy,
+percentile or per-tensor; attention: `att` quantizes the attention MatMuls, `no` keeps them
+float; `s0.5`: SmoothQuant-style smoothing with α = 0.5 first; `flayer.5`: that unit of the
+gate's, `qdq.sensitivity_units`, kept float) it quantizes the export's model.onnx
 as the quantize stage does, without its accuracy gate, and prints the recipe's metric and
 agreement with FP32 (same decision) on the eval split, both at the export's operating
 point as the gate scores them, the mean shift of P(positive) from FP32's, encoder layers
 left in float and size (docs/decisions/021-tensorrt-qdq-placement.md).
 
     .venv/bin/python benchmarks/qdq_variants.py .cache/edgepack/stages/export/KEY/onnx \\
-        percentile:no,per-tensor:no,percentile:att,per-tensor:att,percentile:att:s0.5
+        percentile:no,per-tensor:no,percentile:att,per-tensor:att,percentile:att:s0.5,\
+        percentile:att:flayer.5
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ def main() -> None:
         work = Path(tmp)
         pre = qdq.preprocess(args.export / "model.onnx", work / "pre.onnx")
         for variant in args.variants.split(","):
-            method, attention, *smooth = variant.split(":")
+            method, attention, *extra = variant.split(":")
+            smooth = [e for e in extra if e.startswith("s")]
+            floated = [e[1:] for e in extra if e.startswith("f")]
             source = pre
             if smooth:
                 source = work / f"{smooth[0]}.onnx"
@@ -76,7 +80,10 @@ def main() -> None:
                     qdq.OP_TYPES, cache,
                 )  # fmt: skip
             out = work / f"{variant}.onnx"
-            qdq.quantize_qdq(prepared, out, cache, calibration.calibrate_method(method), nodes)
+            units = qdq.sensitivity_units(prepared, nodes) if floated else {}
+            exclude = [n for unit in floated for n in units[unit]]
+            method_ = calibration.calibrate_method(method)
+            qdq.quantize_qdq(prepared, out, cache, method_, nodes, exclude)
             kept = qdq.float_blocks(onnx.load(str(out)))
             row(variant, out, *score(out), f"{len(kept)} {kept or ''}")
     print(f"loadavg {loadavg()}")

@@ -27,11 +27,18 @@ def choose(scores: Sequence[float], positive: Sequence[bool], min_recall: float)
     caught = sorted((s for s, p in zip(scores, positive, strict=True) if p), reverse=True)
     if not caught:
         return CEILING
-    need = max(1, math.ceil(min_recall * len(caught) - 1e-9))
-    lowest = caught[need - 1]
+    lowest = caught[needed(min_recall, len(caught)) - 1]
     below = [s for s in scores if s < lowest]
     threshold = (lowest + max(below)) / 2 if below else lowest
     return min(CEILING, max(FLOOR, threshold))
+
+
+def needed(min_recall: float, positives: int) -> int:
+    """How many of `positives` must be caught: the fewest whose share, as a float, is at
+    least `min_recall`. The product is rounded first (0.95 × 20 is 18.999… in floats), then
+    checked by the same division a reader of the recall makes (0.5000000000000001 of 2 is 2)."""
+    need = max(1, math.ceil(min_recall * positives - 1e-9))
+    return need + 1 if need < positives and need / positives < min_recall else need
 
 
 def metrics_at(scores: Sequence[float], y_true: Sequence[int], positive: int, threshold: float):

@@ -5,10 +5,9 @@ model (config.json through the export) into router.yaml, and is reported with pr
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline import operating_point
@@ -26,6 +25,7 @@ SCORES = st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_siz
 
 
 @given(rows=SCORES, min_recall=st.floats(0.5, 1.0))
+@example(rows=[(0.0, True), (1.0, True)], min_recall=0.5000000000000001)
 def test_threshold_keeps_the_recall_and_is_the_highest_that_does(rows, min_recall):
     scores, positive = [s for s, _ in rows], [p for _, p in rows]
     threshold = operating_point.choose(scores, positive, min_recall)
@@ -35,10 +35,19 @@ def test_threshold_keeps_the_recall_and_is_the_highest_that_does(rows, min_recal
         return
     recall = sum(s >= threshold for s in caught) / len(caught)
     assert recall >= min_recall or threshold == operating_point.FLOOR
-    need = math.ceil(min_recall * len(caught) - 1e-9)
+    need = operating_point.needed(min_recall, len(caught))
     if threshold < operating_point.CEILING and threshold > operating_point.FLOOR:
         # any threshold above the needed positive's score would lose it
         assert sorted(caught, reverse=True)[need - 1] >= threshold
+
+
+def test_the_needed_count_is_the_fewest_with_the_recall():
+    assert operating_point.needed(0.5000000000000001, 2) == 2  # the property's example
+    assert operating_point.needed(0.95, 20) == 19
+    for n in range(1, 200):
+        for min_recall in (0.5, 0.9, 0.95, 0.98, 0.99, 1.0, 0.5000000000000001):
+            k = operating_point.needed(min_recall, n)
+            assert k / n >= min_recall and (k == 1 or (k - 1) / n < min_recall)
 
 
 def test_report_splits_subsets_and_languages_and_counts_false_alarms():
