@@ -7,7 +7,7 @@ gate's, `qdq.sensitivity_units`, kept float) it quantizes the export's model.onn
 as the quantize stage does, without its accuracy gate, and prints the recipe's metric and
 agreement with FP32 (same decision) on the eval split, both at the export's operating
 point as the gate scores them, the mean shift of P(positive) from FP32's, encoder layers
-left in float and size (docs/decisions/021-tensorrt-qdq-placement.md).
+left in float and size (docs/decisions/007-tensorrt-qdq-placement.md).
 
     .venv/bin/python benchmarks/qdq_variants.py .cache/edgepack/stages/export/KEY/onnx \\
         percentile:no,per-tensor:no,percentile:att,per-tensor:att,percentile:att:s0.5,\

@@ -8,7 +8,7 @@ functions) and cannot drift from the code the way a hand-kept list does. Imports
 (importing it runs their `__init__.py`) and their data: the other files in a package
 folder and in its subfolders that are not packages (e.g. `packaging/templates/`, which
 stages copy into bundles).
-Why, and what it costs: docs/decisions/101-stage-code-from-import-closure.md.
+Why, and what it costs: docs/decisions/012-stage-code-from-import-closure.md.
 """
 
 from __future__ import annotations

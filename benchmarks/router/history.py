@@ -24,7 +24,7 @@ process; each part runs its variants round-robin (A B A B ...). CPU is this proc
 Text is the default recipe's eval split's public rows that no rule fires on, drawn at
 random per message, so nothing repeats by accident. The threshold is 0.99: the benchmark
 model (make_model.py, an untrained head) then calls every window public and each one must
-be read, as a trained model does with public text. Results: docs/decisions/024-score-cache.md.
+be read, as a trained model does with public text. Results: docs/decisions/009-score-cache.md.
 """
 
 from __future__ import annotations

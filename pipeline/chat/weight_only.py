@@ -5,7 +5,7 @@ Round-to-nearest blocks along each weight's input axis: every MatMul with a cons
 weight becomes one MatMulNBits node, the embedding table stays float. No calibration data
 is needed. Its accuracy level 4 lets the CPU kernels quantize activations to INT8 per
 block on the fly, which is what makes them faster than FP32 rather than slower
-(benchmarks/llm_decode.py; docs/decisions/027-chat-weight-only-quantization.md).
+(benchmarks/llm_decode.py; docs/decisions/014-chat-llm-pipeline.md).
 
 The gate's figures, both from eval conversations:
 - perplexity over the assistant tokens (teacher forcing, one pass per conversation);

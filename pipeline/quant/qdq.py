@@ -12,7 +12,7 @@ recommendations" (and what NVIDIA's ModelOpt ONNX quantizer does):
   that produces the other input.
 The two attention MatMuls (Q·Kᵀ, P·V: activations on both sides) are quantized unless
 `attention=False`: on the default model that costs no accuracy and keeps agreement with
-FP32 higher (docs/decisions/021-tensorrt-qdq-placement.md). LayerNorm, Softmax and GELU
+FP32 higher (docs/decisions/007-tensorrt-qdq-placement.md). LayerNorm, Softmax and GELU
 (Erf) stay float. Everything is symmetric INT8, zero point 0, as the TensorRT parser
 requires. Quantization itself is onnxruntime's `quantize_static`.
 """

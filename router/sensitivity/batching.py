@@ -17,7 +17,7 @@ a caller says how many items its request has (`cost`), and a request with more t
 request with fewer items first), so the batch workers stay free for short prompts and a
 long prompt takes at most one core, at a lower priority. One window a run: a full window
 costs no more CPU alone than in a batch, and its run needs an eighth of a batch's memory
-(measurements: docs/decisions/019-huge-requests.md).
+(measurements: docs/decisions/006-huge-requests.md).
 
 Two single-threaded runs rather than one run on two intra-op threads: a prompt's matrices
 are small, so splitting one run across threads synchronises more than it computes. A lone

@@ -20,7 +20,7 @@ BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")  # standard and URL-safe 
 # One or more %XX. Starting only where a run can start (after whitespace or "%") and with
 # possessive repeats, a search is linear in the text and keeps no backtracking state per
 # %XX (the plain `[^\s%]*(?:%XX[^\s%]*)+` is quadratic on a long word and its stack grows
-# with every %XX: docs/decisions/019-huge-requests.md). ESCAPES is possessive for
+# with every %XX: docs/decisions/006-huge-requests.md). ESCAPES is possessive for
 # the same reason; neither could match more by giving characters back.
 PERCENT_RUN = re.compile(r"(?<![^\s%])[^\s%]*+(?:%[0-9A-Fa-f]{2}[^\s%]*+)++")
 URL_SAFE = str.maketrans("-_", "+/")

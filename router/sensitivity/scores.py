@@ -9,7 +9,7 @@ the same ids whenever it is resent: windows.py packs messages in order, so appen
 messages moves none of the windows before the last unit. A window across a boundary
 holds tokens of the messages on both sides, so its key is made of both. Equal keys are
 equal inputs, and the model scores an input the same alone as in any batch (the build's
-batch-invariance gate, docs/decisions/018-batch-invariant-cpu-int8.md), so a hit is the
+batch-invariance gate, docs/decisions/005-batch-invariant-cpu-int8.md), so a hit is the
 score a fresh run would give: the cache changes what a decision costs, never the
 decision. Only scores are kept, never a decision, a header or a text; the digests are
 keyed with a random salt of the cache's own, so none can be matched against a digest
@@ -26,7 +26,7 @@ on their own. Apart, a conversation whose turns reach N workers is read by the m
 most N times, a bound that does not grow with its turns (and a client that keeps its
 connection open stays with one worker).
 Only the event loop's thread reads and writes it (`key` is also called off it: it reads
-nothing that changes), so it takes no lock. Measurements: docs/decisions/024-score-cache.md.
+nothing that changes), so it takes no lock. Measurements: docs/decisions/009-score-cache.md.
 """
 
 from __future__ import annotations
