@@ -82,8 +82,8 @@ def main() -> None:
             out = work / f"{variant}.onnx"
             units = qdq.sensitivity_units(prepared, nodes) if floated else {}
             exclude = [n for unit in floated for n in units[unit]]
-            method_ = calibration.calibrate_method(method)
-            qdq.quantize_qdq(prepared, out, cache, method_, nodes, exclude)
+            calibrated = calibration.calibrate_method(method)
+            qdq.quantize_qdq(prepared, out, cache, calibrated, nodes, exclude)
             kept = qdq.float_blocks(onnx.load(str(out)))
             row(variant, out, *score(out), f"{len(kept)} {kept or ''}")
     print(f"loadavg {loadavg()}")
