@@ -5,11 +5,17 @@ hurt most by quantizing with one unit left in float at a time and comparing outp
 FP32 on calibration samples, then keep the 1, 2, ... most sensitive units in float until
 the model passes (at most half of them: beyond that it is no longer an INT8 model).
 Every attempt goes into a table; if none passes, the stage fails with that table.
+
+Units that fall into groups (nodes into blocks) are ranked in two steps, each measured
+only when the retries reach it: the groups by the error with the whole group in float,
+then the units of a group by their own. A build per group plus one per unit of the groups
+reached, instead of one per unit: each is a full quantization of the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,10 +72,14 @@ def run_gate(
     work: Path,
     progress: Callable[[str], None] = lambda _m: None,
     attempts: list[Attempt] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    failed_as_built: bool = False,
 ) -> GateResult:
     """Build `name` (with nothing, then with the most sensitive units kept in float) until its
     metric is within `budget` points of FP32; raise StageFailed with the table otherwise.
 
+    `groups` maps a group name to unit names (ranked in two steps, see the module);
+    `failed_as_built`: the caller has evaluated the model as built, over budget.
     `attempts` collects every attempt, also when this raises.
     """
     attempts = attempts if attempts is not None else []
@@ -83,23 +93,50 @@ def run_gate(
         attempts.append(Attempt(name, excluded, points, drop, drop <= budget))
         return GateResult(path, scores, attempts) if drop <= budget else None
 
-    progress(f"{name}: evaluating")
-    if result := attempt([], "full"):
-        return result
+    if not failed_as_built:
+        progress(f"{name}: evaluating")
+        if result := attempt([], "full"):
+            return result
     if len(units) < 2:
         raise StageFailed("quantize", _failure(name, attempts, metric, budget))
     progress(f"{name}: over budget, measuring sensitivity of {len(units)} units")
-    sensitivity = {
-        unit: output_error(build(work / f"{name}-sens-{i}.onnx", nodes))
-        for i, (unit, nodes) in enumerate(units.items())
-    }
-    ranked = sorted(sensitivity, key=sensitivity.__getitem__)  # lowest error = most sensitive
-    for k in range(1, len(units) // 2 + 1):
+    built = itertools.count()
+    sensitivity: dict[str, float] = {}
+
+    def error(label: str, nodes: list[str]) -> float:
+        sensitivity[label] = output_error(build(work / f"{name}-sens-{next(built)}.onnx", nodes))
+        return sensitivity[label]
+
+    ranked = _most_sensitive_first(units, groups or {u: [u] for u in units}, error)
+    kept: list[str] = []
+    for k, unit in enumerate(itertools.islice(ranked, len(units) // 2), start=1):
+        kept.append(unit)
         progress(f"{name}: retry with {k} unit(s) in float")
-        if result := attempt(ranked[:k], f"excl{k}"):
+        if result := attempt(list(kept), f"excl{k}"):
             result.sensitivity = sensitivity
             return result
     raise StageFailed("quantize", _failure(name, attempts, metric, budget))
+
+
+def _most_sensitive_first(
+    units: dict[str, list[str]],
+    groups: dict[str, list[str]],
+    error: Callable[[str, list[str]], float],
+) -> Iterator[str]:
+    """Units by sensitivity (lowest error with it in float first), groups before their
+    members, each group's members measured only once the ranking reaches that group."""
+    if all(len(members) == 1 for members in groups.values()):
+        by_unit = {u: error(u, units[u]) for members in groups.values() for u in members}
+        yield from sorted(by_unit, key=by_unit.__getitem__)
+        return
+    by_group = {g: error(g, [n for u in ms for n in units[u]]) for g, ms in groups.items()}
+    for group in sorted(by_group, key=by_group.__getitem__):
+        members = groups[group]
+        if len(members) == 1:
+            yield members[0]
+            continue
+        by_unit = {u: error(u, units[u]) for u in members}
+        yield from sorted(by_unit, key=by_unit.__getitem__)
 
 
 def _failure(name: str, attempts: Sequence[Attempt], metric: str, budget: float) -> str:

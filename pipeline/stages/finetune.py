@@ -374,14 +374,15 @@ def run(ctx: StageContext) -> dict:
 
 
 def _summary(evaluated: dict) -> str:
-    """One line: the threshold and, per eval subset, recall / precision / false alarms."""
+    """One line: the threshold and, per eval subset, recall / precision (where it has
+    confidential rows) / false alarms."""
     parts = [f"threshold {evaluated['threshold']:.4f} (recall >= {evaluated['min_recall']})"]
     for name, by_lang in evaluated["subsets"].items():
         m = by_lang["all"]
-        parts.append(
-            f"{name}: recall {m['recall']:.3f} precision {m['precision']:.3f} "
-            f"false alarms {m['false_alarm_rate']:.3f}"
-        )
+        caught = ""
+        if m["positives"]:
+            caught = f"recall {m['recall']:.3f} precision {m['precision']:.3f} "
+        parts.append(f"{name}: {caught}false alarms {m['false_alarm_rate']:.3f}")
     return "; ".join(parts)
 
 

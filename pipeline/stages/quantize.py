@@ -58,17 +58,17 @@ def run(ctx: StageContext) -> dict:
             invariance_texts, threshold,
         )  # fmt: skip
         fp32_invariance = judge.invariance(fp32)
-        qdq = _build_qdq(ctx, fp32, work, tokenizer, calib_texts, judge)
-        cpu = _build_cpu_int8(ctx, fp32, work, qdq, judge)
+        qdq_model = _build_qdq(ctx, fp32, work, tokenizer, calib_texts, judge)
+        cpu = _build_cpu_int8(ctx, fp32, work, qdq_model, judge)
         invariance = {
             "max_delta_allowed": MAX_BATCH_DELTA,
             "fp32": fp32_invariance.row(),
             "int8": cpu["invariance"].row(),
-            "qdq": judge.invariance(qdq["result"].path).row(),
+            "qdq": judge.invariance(qdq_model["result"].path).row(),
         }
         out = ctx.out / "onnx"
         out.mkdir()
-        shutil.copyfile(qdq["result"].path, out / "model.qdq.onnx")
+        shutil.copyfile(qdq_model["result"].path, out / "model.qdq.onnx")
         shutil.copyfile(cpu["result"].path, out / "model.int8.onnx")
         try:
             pooling.add_pooled_output(out / "model.int8.onnx")
@@ -92,15 +92,15 @@ def run(ctx: StageContext) -> dict:
         "fp32": fp32_scores,
         "int8": cpu["result"].metrics,
         "int8_drop_by_subset": _drops(fp32_scores, cpu["result"].metrics, metric),
-        "qdq": qdq["result"].metrics,
+        "qdq": qdq_model["result"].metrics,
         "chosen": cpu["chosen"],
         "candidates": cpu["table"],
         "timing": cpu["timing"],
         "gate": [a.row() for a in judge.attempts],
         "batch_invariance": invariance,
         "sizes": sizes,
-        "calibration": qdq["calibration"],
-        "qdq_nodes": qdq["nodes"],
+        "calibration": qdq_model["calibration"],
+        "qdq_nodes": qdq_model["nodes"],
         "lint": {"target": ctx.target.name, "violations": 0},
     }
 
@@ -206,14 +206,16 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
     }
 
 
-def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge) -> dict:
+def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq_model: dict, judge) -> dict:
     """Build the candidates, time them interleaved, keep the one `cpu_int8.choose` picks."""
     ctx.progress("fusing the BERT graph")
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
-        cpu_int8.static_qoperator_candidate(qdq["prepared"], qdq["cache"], qdq["method"], work),
-        cpu_int8.fixed_candidate("static-qdq", qdq["result"].path),
+        cpu_int8.static_qoperator_candidate(
+            qdq_model["prepared"], qdq_model["cache"], qdq_model["method"], work
+        ),
+        cpu_int8.fixed_candidate("static-qdq", qdq_model["result"].path),
     ]
     built, table, invariance = {}, {}, {}
     for cand in candidates:
@@ -248,10 +250,12 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq: dict, judge)
 
     def gate(name: str) -> GateResult:  # with its most sensitive nodes kept in float
         cand = next(c for c in candidates if c.name == name)
-        units = {n: [n] for n in cand.nodes()}
+        nodes = cand.nodes()
         return run_gate(
-            name, cand.build, units, judge.evaluate, judge.output_error, judge.fp32_points,
-            ctx.recipe.eval.metric, budget, work, progress=ctx.progress, attempts=judge.attempts,
+            name, cand.build, {n: [n] for n in nodes}, judge.evaluate, judge.output_error,
+            judge.fp32_points, ctx.recipe.eval.metric, budget, work, progress=ctx.progress,
+            attempts=judge.attempts, groups=qdq.group_blocks(nodes),
+            failed_as_built=table[name].get("passed") is False,
         )  # fmt: skip
 
     chosen, result = cpu_int8.choose(speed, outright, gate)
