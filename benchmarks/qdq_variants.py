@@ -2,7 +2,8 @@
 
 For each `calibration:attention[:sALPHA][:fUNIT]` variant (calibration: minmax, entropy,
 percentile or per-tensor; attention: `att` quantizes the attention MatMuls, `no` keeps them
-float; `s0.5`: SmoothQuant-style smoothing with α = 0.5 first; `flayer.5`: that unit of the
+float; `s0.5`: SmoothQuant-style smoothing with α = 0.5 first, `si0.5` also in front of
+the MatMuls no LayerNorm feeds; `flayer.5`: that unit of the
 gate's, `qdq.sensitivity_units`, kept float) it quantizes the export's model.onnx
 as the quantize stage does, without its accuracy gate, and prints the recipe's metric and
 agreement with FP32 (same decision) on the eval split, both at the export's operating
@@ -70,7 +71,8 @@ def main() -> None:
             if smooth:
                 source = work / f"{smooth[0]}.onnx"
                 if not source.exists():
-                    smoothing.smooth(pre, source, tokenizer, calib, length, float(smooth[0][1:]))
+                    inputs, alpha = smooth[0].startswith("si"), float(smooth[0].lstrip("si"))
+                    smoothing.smooth(pre, source, tokenizer, calib, length, alpha, inputs)
             prepared = work / "prepared.onnx"
             nodes = qdq.prepare_for_tensorrt(source, prepared, False, attention == "att")
             cache = work / f"calib-{method}-{''.join(smooth)}.json"

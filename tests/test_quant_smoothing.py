@@ -115,3 +115,26 @@ def test_layernorm_read_only_by_matmuls_is_replaced_by_its_copy(tmp_path):
     got = ort_session(tmp_path / "b.onnx").run(None, {"x": x})
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+
+
+def test_matmuls_no_layernorm_feeds_read_their_input_through_a_mul(tiny_export, tmp_path):
+    """`inputs=True`: the attention output and FFN down projections (after GELU) get a Mul
+    by 1/s in front, their weight rows times s; the FP32 outputs stay the same."""
+    pre = qdq.preprocess(tiny_export / "model.onnx", tmp_path / "pre.onnx")
+    tokenizer = load_tokenizer(tiny_export)
+    dst = tmp_path / "smoothed.onnx"
+    count = smoothing.smooth(pre, dst, tokenizer, TEXTS, 32, alpha=0.5, inputs=True)
+    assert count == 4 + 2 * 2  # the LayerNorms, and per layer 2 MatMuls
+    model = onnx.load(str(dst))
+    order = {n.output[0]: i for i, n in enumerate(model.graph.node)}
+    muls = [n for n in model.graph.node if n.op_type == "Mul" and n.name.endswith(smoothing.SUFFIX)]
+    assert len(muls) == 2 * 2
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for mul in muls:
+        (matmul,) = [n for n in model.graph.node if mul.output[0] in n.input]
+        assert matmul.op_type == "MatMul" and order[mul.output[0]] < order[matmul.output[0]]
+        assert consts[mul.input[1]].shape == (consts[matmul.input[1]].shape[0],)
+    texts = [*TEXTS, "A text the maxima were not measured on, about ship engines."]
+    np.testing.assert_allclose(
+        _logits(dst, tokenizer, texts), _logits(pre, tokenizer, texts), rtol=1e-4, atol=1e-5
+    )

@@ -10,7 +10,9 @@ channels, into the weights, whose ranges are narrow and have a scale per output 
 In a post-LN encoder the LayerNorm output also feeds the residual Add (and Shape ops), which
 must keep the unscaled values: the MatMuls then read a copy of the LayerNorm with the
 scaled gamma/beta, so nothing is inserted into the graph but that second LayerNorm.
-MatMuls whose input comes from anything else (attention output, GELU) are left as they are.
+MatMuls whose input comes from anything else (attention output, GELU) have no LayerNorm to
+fold the scale into; with `inputs=True` they get a Mul by 1/s in front instead (a pointwise
+op that TensorRT fuses with the one before it), where that input is read by them alone.
 
 ONNX Runtime's own `SmoothQuant` option is not used: it imports Intel Neural Compressor's
 ONNX adaptor (`neural_compressor.adaptor.ox_utils`, a dependency of its own) and runs a
@@ -70,6 +72,45 @@ def smoothing_sites(model: onnx.ModelProto) -> list[Site]:
         if matmuls:
             sites.append(Site(node, matmuls))
     return sites
+
+
+def input_sites(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """MatMuls with a constant [K, N] weight of their own whose input is no LayerNorm's
+    output and is read by nothing else (a Mul in front changes no other reader)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    produced = {o: n for n in model.graph.node for o in n.output}
+    uses: dict[str, int] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            uses[tensor] = uses.get(tensor, 0) + 1
+    return [
+        m
+        for m in model.graph.node
+        if m.op_type == "MatMul"
+        and m.input[1] in inits
+        and len(inits[m.input[1]].dims) == 2
+        and uses[m.input[1]] == 1
+        and uses[m.input[0]] == 1
+        and m.input[0] in produced
+        and produced[m.input[0]].op_type != "LayerNormalization"
+    ]
+
+
+def scale_input(model: onnx.ModelProto, matmul: onnx.NodeProto, scales: np.ndarray):
+    """A Mul of the MatMul's input by 1/`scales`, the weight rows multiplied by `scales`, the
+    MatMul pointed at the Mul's output; returns the Mul (not yet in the graph)."""
+    from onnx import helper, numpy_helper
+
+    weight = next(t for t in model.graph.initializer if t.name == matmul.input[1])
+    scaled = numpy_helper.to_array(weight) * scales[:, None]
+    weight.CopyFrom(numpy_helper.from_array(scaled, weight.name))
+    output = matmul.input[0] + SUFFIX
+    model.graph.initializer.append(numpy_helper.from_array(1.0 / scales, f"{output}/scale"))
+    mul = helper.make_node(
+        "Mul", [matmul.input[0], f"{output}/scale"], [output], matmul.name + SUFFIX
+    )
+    matmul.input[0] = output
+    return mul
 
 
 def channel_maxima(
@@ -157,22 +198,42 @@ def insert_copies(model: onnx.ModelProto, copies: dict[str, onnx.NodeProto]) -> 
 
 
 def smooth(
-    src: Path, dst: Path, tokenizer, texts: Sequence[str], max_length: int, alpha: float
+    src: Path,
+    dst: Path,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    alpha: float,
+    inputs: bool = False,
 ) -> int:
     """Migrate activation range into the weights at every site, with α = `alpha` and the
-    activation maxima of `texts`; returns how many LayerNorms were smoothed."""
+    activation maxima of `texts`; `inputs`: also at `input_sites`, by a Mul. Returns how
+    many sites were smoothed."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(src))
     sites = smoothing_sites(model)
+    matmuls = input_sites(model) if inputs else []
     outputs = [s.layernorm.output[0] for s in sites]
-    maxima = channel_maxima(src, tokenizer, texts, max_length, outputs)
+    maxima = channel_maxima(
+        src, tokenizer, texts, max_length, outputs + [m.input[0] for m in matmuls]
+    )
     inits = {t.name: t for t in model.graph.initializer}
     copies = {}
     for site, output in zip(sites, outputs, strict=True):
         weights = [numpy_helper.to_array(inits[m.input[1]]) for m in site.matmuls]
         copies[output] = scaled_copy(model, site, migration_scales(maxima[output], weights, alpha))
+    muls = {}
+    for m in matmuls:
+        weight = numpy_helper.to_array(inits[m.input[1]])
+        muls[m.output[0]] = scale_input(
+            model, m, migration_scales(maxima[m.input[0]], [weight], alpha)
+        )
     insert_copies(model, copies)
+    if muls:
+        nodes = [n for node in model.graph.node for n in (muls.get(node.output[0]), node) if n]
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
     onnx.save(model, str(dst))
-    return len(sites)
+    return len(sites) + len(matmuls)
