@@ -2,13 +2,14 @@
 
 For each `calibration:attention[:sALPHA][:fUNIT]` variant (calibration: minmax, entropy,
 percentile or per-tensor; attention: `att` quantizes the attention MatMuls, `no` keeps them
-float; `s0.5`: SmoothQuant-style smoothing with α = 0.5 first, `si0.5` also in front of
-the MatMuls no LayerNorm feeds; `flayer.5`: that unit of the
+float; `si0.5`: SmoothQuant-style smoothing with α = 0.5 first, as the stage smooths, `s0.5`
+at the LayerNorms only; `flayer.5`: that unit of the
 gate's, `qdq.sensitivity_units`, kept float) it quantizes the export's model.onnx
 as the quantize stage does, without its accuracy gate, and prints the recipe's metric and
 agreement with FP32 (same decision) on the eval split, both at the export's operating
-point as the gate scores them, the mean shift of P(positive) from FP32's, encoder layers
-left in float and size (docs/decisions/007-tensorrt-qdq-placement.md).
+point as the gate scores them, the mean shift of P(positive) from FP32's on eval and on the
+calib rows calibration did not use (what to choose a setting on), encoder layers left in
+float and size (docs/decisions/007-tensorrt-qdq-placement.md).
 
     .venv/bin/python benchmarks/qdq_variants.py .cache/edgepack/stages/export/KEY/onnx \\
         percentile:no,per-tensor:no,percentile:att,per-tensor:att,percentile:att:s0.5,\
@@ -43,23 +44,30 @@ def main() -> None:
     recipe = load_recipe(args.recipe)
     tokenizer = onnx_eval.load_tokenizer(args.export)
     length, metric = recipe.training.max_length, recipe.eval.metric
-    calib = calibration.pick_samples(
-        [e.text for e in load_split(recipe, "calib")], recipe.quantize.samples
-    )
+    calib_split = load_split(recipe, "calib")
+    calib = calibration.pick_samples([e.text for e in calib_split], recipe.quantize.samples)
+    used = set(calib)
+    held_out = [e for e in calib_split if e.text not in used]  # what to choose a setting on
     threshold, score = gate_scoring.scorer(recipe, args.export, load_split(recipe, "eval"))
-    fp32, found = score(args.export / "model.onnx")
+    _, score_held_out = gate_scoring.scorer(recipe, args.export, held_out)
+    fp32 = score(args.export / "model.onnx")[0]
+    fp32_held_out = score_held_out(args.export / "model.onnx")[0]
 
-    def row(name: str, path: Path, scores, found: dict, kept: str) -> None:
+    def row(name: str, path: Path, kept: str) -> None:
+        scores, found = score(path)
         same = gate_scoring.agreement(scores, fp32, threshold)
         shift = gate_scoring.mean_shift(scores, fp32)
-        print(f"| {name} | {100 * found[metric]:.1f} | {same:.1f} | {shift:.4f} | {kept} |"
-              f" {path.stat().st_size / 1e6:.1f} MB |", flush=True)  # fmt: skip
+        calib_shift = gate_scoring.mean_shift(score_held_out(path)[0], fp32_held_out)
+        print(f"| {name} | {100 * found[metric]:.1f} | {same:.1f} | {shift:.4f} |"
+              f" {calib_shift:.4f} | {kept} | {path.stat().st_size / 1e6:.1f} MB |",
+              flush=True)  # fmt: skip
 
-    print(f"threshold {threshold:.4f}; loadavg {loadavg()}")
-    print(f"| variant | {metric} | agreement with FP32 | mean abs. ΔP vs FP32 | layers kept float"
-          " | size |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    row("FP32", args.export / "model.onnx", fp32, found, "–")
+    print(f"threshold {threshold:.4f}; {len(held_out)} calib rows held out of calibration;"
+          f" loadavg {loadavg()}")  # fmt: skip
+    print(f"| variant | {metric} | agreement with FP32 | mean abs. ΔP vs FP32 |"
+          " mean abs. ΔP, held-out calib | layers kept float | size |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    row("FP32", args.export / "model.onnx", "–")
     with tempfile.TemporaryDirectory(prefix="edgepack-qdq-variants-") as tmp:
         work = Path(tmp)
         pre = qdq.preprocess(args.export / "model.onnx", work / "pre.onnx")
@@ -87,7 +95,7 @@ def main() -> None:
             calibrated = calibration.calibrate_method(method)
             qdq.quantize_qdq(prepared, out, cache, calibrated, nodes, exclude)
             kept = qdq.float_blocks(onnx.load(str(out)))
-            row(variant, out, *score(out), f"{len(kept)} {kept or ''}")
+            row(variant, out, f"{len(kept)} {kept or ''}")
     print(f"loadavg {loadavg()}")
 
 

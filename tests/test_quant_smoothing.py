@@ -1,7 +1,8 @@
 """SmoothQuant-style scale migration on a tiny random BERT: the smoothed FP32 graph computes
 what the original does, the MatMuls behind a LayerNorm read a rescaled copy of it whose
-channel maxima are flattened, and the residual path keeps the original (quantizing the
-smoothed model for TensorRT: tests/test_quant_stage.py).
+channel maxima are flattened, the residual path keeps the original, and the MatMuls no
+LayerNorm feeds read their input through a Mul (quantizing the smoothed model for TensorRT:
+tests/test_quant_stage.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ TEXTS = PUBLIC + CONFIDENTIAL
 
 @pytest.fixture(scope="module")
 def smoothed(tiny_export, tmp_path_factory):
-    """(pre-processed FP32 model, its smoothed copy, LayerNorms smoothed) with α = 0.5."""
+    """(pre-processed FP32 model, its copy smoothed at the LayerNorms only, how many) with
+    α = 0.5."""
     work = tmp_path_factory.mktemp("smooth")
     pre = qdq.preprocess(tiny_export / "model.onnx", work / "pre.onnx")
     tokenizer = load_tokenizer(tiny_export)
-    count = smoothing.smooth(pre, work / "smoothed.onnx", tokenizer, TEXTS, 32, alpha=0.5)
+    count = smoothing.smooth(
+        pre, work / "smoothed.onnx", tokenizer, TEXTS, 32, alpha=0.5, inputs=False
+    )
     return pre, work / "smoothed.onnx", count
 
 
@@ -118,12 +122,12 @@ def test_layernorm_read_only_by_matmuls_is_replaced_by_its_copy(tmp_path):
 
 
 def test_matmuls_no_layernorm_feeds_read_their_input_through_a_mul(tiny_export, tmp_path):
-    """`inputs=True`: the attention output and FFN down projections (after GELU) get a Mul
-    by 1/s in front, their weight rows times s; the FP32 outputs stay the same."""
+    """The attention output and FFN down projections (after GELU) get a Mul by 1/s in front,
+    their weight rows times s; the FP32 outputs stay the same."""
     pre = qdq.preprocess(tiny_export / "model.onnx", tmp_path / "pre.onnx")
     tokenizer = load_tokenizer(tiny_export)
     dst = tmp_path / "smoothed.onnx"
-    count = smoothing.smooth(pre, dst, tokenizer, TEXTS, 32, alpha=0.5, inputs=True)
+    count = smoothing.smooth(pre, dst, tokenizer, TEXTS, 32, alpha=0.5)
     assert count == 4 + 2 * 2  # the LayerNorms, and per layer 2 MatMuls
     model = onnx.load(str(dst))
     order = {n.output[0]: i for i, n in enumerate(model.graph.node)}

@@ -54,7 +54,7 @@ def test_build_writes_both_models_and_is_cached(tmp_path, tiny_export, caplog):
     assert metrics["timing"]["threads"] >= 1
     assert metrics["calibration"] == {
         "method": "percentile", "samples": 8, "percentile": 99.999, "layernorm_expanded": True,
-        "smoothing": None, "smoothed_layernorms": 0,
+        "smoothing": None, "smoothed_sites": 0,
     }  # fmt: skip
     assert not any(p.name == "_work" for p in result.stages[-1].path.iterdir())
 
@@ -86,7 +86,9 @@ def test_smoothing_option_reaches_the_qdq_model(tmp_path, tiny_export):
     assert lint_file(qdq, load_target("jetson-xavier")) == []
     metrics = json.loads((result.dist / "metrics.json").read_text())["quantize"]
     assert metrics["calibration"]["smoothing"] == 0.5
-    assert metrics["calibration"]["smoothed_layernorms"] == 4  # see test_quant_smoothing
-    names = {t.name for t in onnx.load(str(qdq)).graph.initializer}
+    assert metrics["calibration"]["smoothed_sites"] == 4 + 4  # see test_quant_smoothing
+    graph = onnx.load(str(qdq)).graph
+    assert sum(n.op_type == "Mul" and n.name.endswith(SUFFIX) for n in graph.node) == 4
+    names = {t.name for t in graph.initializer}
     scaled = [n for n in names if n.endswith((f"{SUFFIX}/gamma", f"{SUFFIX}/beta"))]
     assert len(scaled) == 2 * 4  # each copy's gamma and beta, read by its expanded ops

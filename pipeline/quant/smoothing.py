@@ -10,9 +10,11 @@ channels, into the weights, whose ranges are narrow and have a scale per output 
 In a post-LN encoder the LayerNorm output also feeds the residual Add (and Shape ops), which
 must keep the unscaled values: the MatMuls then read a copy of the LayerNorm with the
 scaled gamma/beta, so nothing is inserted into the graph but that second LayerNorm.
-MatMuls whose input comes from anything else (attention output, GELU) have no LayerNorm to
-fold the scale into; with `inputs=True` they get a Mul by 1/s in front instead (a pointwise
-op that TensorRT fuses with the one before it), where that input is read by them alone.
+MatMuls whose input comes from anything else (the attention output, GELU) have no LayerNorm
+to fold the scale into: they get a Mul by 1/s in front instead (a pointwise op that TensorRT
+fuses with the one before it), where that input is read by them alone. These sites matter
+most: GELU outputs, the FFN down projections' inputs, have the widest ranges of the model
+(docs/decisions/007-tensorrt-qdq-placement.md).
 
 ONNX Runtime's own `SmoothQuant` option is not used: it imports Intel Neural Compressor's
 ONNX adaptor (`neural_compressor.adaptor.ox_utils`, a dependency of its own) and runs a
@@ -204,11 +206,11 @@ def smooth(
     texts: Sequence[str],
     max_length: int,
     alpha: float,
-    inputs: bool = False,
+    inputs: bool = True,
 ) -> int:
     """Migrate activation range into the weights at every site, with α = `alpha` and the
-    activation maxima of `texts`; `inputs`: also at `input_sites`, by a Mul. Returns how
-    many sites were smoothed."""
+    activation maxima of `texts`, at the LayerNorm sites and (`inputs`) the `input_sites`;
+    returns how many sites were smoothed."""
     import onnx
     from onnx import numpy_helper
 

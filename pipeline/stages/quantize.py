@@ -201,7 +201,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
             "percentile": q.percentile if q.calibration == "percentile" else None,
             "layernorm_expanded": expand_ln,
             "smoothing": q.smoothing,
-            "smoothed_layernorms": smoothed,
+            "smoothed_sites": smoothed,
         },
     }
 
