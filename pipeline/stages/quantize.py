@@ -149,7 +149,13 @@ class _Judge:
 
 
 def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts, judge) -> dict:
-    """Calibrate once, quantize to Q/DQ, gate, then lint for the target's TensorRT."""
+    """Calibrate once, quantize to Q/DQ, gate, then lint for the target's TensorRT.
+
+    Smoothing moves activation outliers into the weights, which the Q/DQ model quantizes per
+    output channel; the CPU QOperator model quantizes weights per tensor and activations
+    asymmetrically, and loses accuracy to it (docs/decisions/007-tensorrt-qdq-placement.md),
+    so it gets the graph and calibration without smoothing ("plain").
+    """
     q = ctx.recipe.quantize
     expand_ln = bool(
         ctx.target.tensorrt
@@ -158,6 +164,20 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
     ctx.progress("pre-processing (shape inference)")
     pre = qdq.preprocess(fp32, work / "pre.onnx")
     samples = calibration.pick_samples(calib_texts, q.samples)
+
+    def calibrated(src: Path, tag: str) -> tuple[Path, Path, list[str]]:
+        prepared = work / f"prepared-{tag}.onnx"
+        nodes = qdq.prepare_for_tensorrt(src, prepared, expand_layernorm=expand_ln)
+        graph = "" if tag == "plain" else f" the {tag} graph"
+        ctx.progress(f"calibrating{graph} ({q.calibration}, {len(samples)} samples)")
+        cache = calibration.calibrate(
+            prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
+            q.percentile, qdq.OP_TYPES, work / f"calibration-{tag}.json",
+        )  # fmt: skip
+        return prepared, cache, nodes
+
+    prepared, cache, nodes = calibrated(pre, "plain")
+    plain = prepared, cache
     smoothed = 0
     if q.smoothing is not None:
         ctx.progress(f"smoothing activations (alpha {q.smoothing}, {len(samples)} samples)")
@@ -165,14 +185,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
             pre, work / "smoothed.onnx", tokenizer, samples, ctx.recipe.training.max_length,
             q.smoothing,
         )  # fmt: skip
-        pre = work / "smoothed.onnx"
-    prepared = work / "prepared.onnx"
-    nodes = qdq.prepare_for_tensorrt(pre, prepared, expand_layernorm=expand_ln)
-    ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
-    cache = calibration.calibrate(
-        prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
-        q.percentile, qdq.OP_TYPES, work / "calibration.json",
-    )  # fmt: skip
+        prepared, cache, nodes = calibrated(work / "smoothed.onnx", "smoothed")
     method = calibration.calibrate_method(q.calibration)
 
     def build(dst: Path, exclude) -> Path:
@@ -191,8 +204,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
         )
     return {
         "result": result,
-        "prepared": prepared,
-        "cache": cache,
+        "plain": plain,
         "method": method,
         "nodes": len(nodes),
         "calibration": {
@@ -212,9 +224,7 @@ def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq_model: dict, 
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
-        cpu_int8.static_qoperator_candidate(
-            qdq_model["prepared"], qdq_model["cache"], qdq_model["method"], work
-        ),
+        cpu_int8.static_qoperator_candidate(*qdq_model["plain"], qdq_model["method"], work),
         cpu_int8.fixed_candidate("static-qdq", qdq_model["result"].path),
     ]
     built, table, invariance = {}, {}, {}
