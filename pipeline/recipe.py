@@ -107,8 +107,8 @@ class QuantizeConfig(Strict):
         None,
         ge=0,
         le=1,
-        description="SmoothQuant migration strength α before INT8 (both models; "
-        "pipeline/quant/smoothing.py); unset: no smoothing",
+        description="SmoothQuant migration strength α for the TensorRT Q/DQ model "
+        "(pipeline/quant/smoothing.py); unset: no smoothing",
     )
 
 
