@@ -149,7 +149,7 @@ class _Judge:
 
 
 def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts, judge) -> dict:
-    """Calibrate once, quantize to Q/DQ, gate, then lint for the target's TensorRT.
+    """Calibrate, quantize to Q/DQ, gate, then lint for the target's TensorRT.
 
     Smoothing moves activation outliers into the weights, which the Q/DQ model quantizes per
     output channel; the CPU QOperator model quantizes weights per tensor and activations
