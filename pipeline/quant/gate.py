@@ -125,10 +125,6 @@ def _most_sensitive_first(
 ) -> Iterator[str]:
     """Units by sensitivity (lowest error with it in float first), groups before their
     members, each group's members measured only once the ranking reaches that group."""
-    if all(len(members) == 1 for members in groups.values()):
-        by_unit = {u: error(u, units[u]) for members in groups.values() for u in members}
-        yield from sorted(by_unit, key=by_unit.__getitem__)
-        return
     by_group = {g: error(g, [n for u in ms for n in units[u]]) for g, ms in groups.items()}
     for group in sorted(by_group, key=by_group.__getitem__):
         members = groups[group]

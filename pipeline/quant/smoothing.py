@@ -50,12 +50,8 @@ def smoothing_sites(model: onnx.ModelProto) -> list[Site]:
     """LayerNorms with constant gamma and beta that feed MatMuls with constant [K, N]
     weights of their own (a weight shared with another node would be scaled twice)."""
     inits = {t.name: t for t in model.graph.initializer}
-    uses: dict[str, int] = {}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for tensor in node.input:
-            uses[tensor] = uses.get(tensor, 0) + 1
-            readers.setdefault(tensor, []).append(node)
+    readers = _readers(model)
+    uses = {tensor: len(nodes) for tensor, nodes in readers.items()}
     sites = []
     for node in model.graph.node:
         if node.op_type != "LayerNormalization" or len(node.input) < 3:
@@ -76,15 +72,21 @@ def smoothing_sites(model: onnx.ModelProto) -> list[Site]:
     return sites
 
 
+def _readers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes reading each tensor (a tensor read twice by one node is listed twice)."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            readers.setdefault(tensor, []).append(node)
+    return readers
+
+
 def input_sites(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """MatMuls with a constant [K, N] weight of their own whose input is no LayerNorm's
     output and is read by nothing else (a Mul in front changes no other reader)."""
     inits = {t.name: t for t in model.graph.initializer}
     produced = {o: n for n in model.graph.node for o in n.output}
-    uses: dict[str, int] = {}
-    for node in model.graph.node:
-        for tensor in node.input:
-            uses[tensor] = uses.get(tensor, 0) + 1
+    uses = {tensor: len(nodes) for tensor, nodes in _readers(model).items()}
     return [
         m
         for m in model.graph.node
@@ -98,12 +100,13 @@ def input_sites(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     ]
 
 
-def scale_input(model: onnx.ModelProto, matmul: onnx.NodeProto, scales: np.ndarray):
+def scale_input(
+    model: onnx.ModelProto, matmul: onnx.NodeProto, weight: onnx.TensorProto, scales: np.ndarray
+):
     """A Mul of the MatMul's input by 1/`scales`, the weight rows multiplied by `scales`, the
     MatMul pointed at the Mul's output; returns the Mul (not yet in the graph)."""
     from onnx import helper, numpy_helper
 
-    weight = next(t for t in model.graph.initializer if t.name == matmul.input[1])
     scaled = numpy_helper.to_array(weight) * scales[:, None]
     weight.CopyFrom(numpy_helper.from_array(scaled, weight.name))
     output = matmul.input[0] + SUFFIX
@@ -228,10 +231,9 @@ def smooth(
         copies[output] = scaled_copy(model, site, migration_scales(maxima[output], weights, alpha))
     muls = {}
     for m in matmuls:
-        weight = numpy_helper.to_array(inits[m.input[1]])
-        muls[m.output[0]] = scale_input(
-            model, m, migration_scales(maxima[m.input[0]], [weight], alpha)
-        )
+        weight = inits[m.input[1]]
+        scales = migration_scales(maxima[m.input[0]], [numpy_helper.to_array(weight)], alpha)
+        muls[m.output[0]] = scale_input(model, m, weight, scales)
     insert_copies(model, copies)
     if muls:
         nodes = [n for node in model.graph.node for n in (muls.get(node.output[0]), node) if n]
