@@ -9,7 +9,7 @@ from pipeline.errors import StageFailed
 from pipeline.quant.cpu_int8 import choose
 
 # speed = time relative to FP32 on this CPU (lower is faster); static-qdq is slower than FP32
-SPEED = {"fused-dynamic": 0.63, "static-qoperator": 0.78, "static-qdq": 1.4}
+SPEED = {"fused-dynamic": 0.63, "static-fused": 0.78, "static-qdq": 1.4}
 
 
 class Judge:
@@ -30,12 +30,12 @@ class Judge:
 
 
 def test_fastest_passing_candidate_as_built_wins():
-    judge = Judge(passing={"static-qoperator", "static-qdq"})
+    judge = Judge(passing={"static-fused", "static-qdq"})
     assert choose(SPEED, judge.outright, judge.gate) == (
-        "static-qoperator",
-        "static-qoperator as built",
+        "static-fused",
+        "static-fused as built",
     )
-    assert judge.tried == [("outright", "fused-dynamic"), ("outright", "static-qoperator")]
+    assert judge.tried == [("outright", "fused-dynamic"), ("outright", "static-fused")]
 
 
 def test_a_candidate_slower_than_fp32_waits_for_the_gate_of_the_fastest():
@@ -63,11 +63,11 @@ def test_nothing_passes_raises_the_gate_failure_of_the_fastest():
 
 
 def test_no_candidate_faster_than_fp32_gates_the_fastest_last():
-    speed = {"static-qoperator": 1.1, "static-qdq": 1.4}
-    judge = Judge(gateable={"static-qoperator"})
-    assert choose(speed, judge.outright, judge.gate)[0] == "static-qoperator"
+    speed = {"static-fused": 1.1, "static-qdq": 1.4}
+    judge = Judge(gateable={"static-fused"})
+    assert choose(speed, judge.outright, judge.gate)[0] == "static-fused"
     assert judge.tried == [
-        ("outright", "static-qoperator"),
+        ("outright", "static-fused"),
         ("outright", "static-qdq"),
-        ("gate", "static-qoperator"),
+        ("gate", "static-fused"),
     ]

@@ -95,8 +95,12 @@ def calibrate(
     op_types: Sequence[str],
     cache_path: Path,
     chunk: int = 32,
+    symmetric: bool = True,
 ) -> Path:
-    """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache."""
+    """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache.
+
+    `symmetric=False` keeps each tensor's own low and high ends, for asymmetric uint8
+    activations (a GELU output is almost all positive: a symmetric range wastes half)."""
     if method == "per-tensor":
         calibrate_per_tensor(
             model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
@@ -106,7 +110,7 @@ def calibrate(
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
-    options = {"symmetric": True}
+    options = {"symmetric": symmetric}
     if method == "percentile":
         options["percentile"] = percentile
     with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
@@ -125,6 +129,17 @@ def calibrate(
         del calibrator
     save_tensors_data(ranges, cache_path)
     return cache_path
+
+
+def load_ranges(cache_path: Path) -> dict[str, tuple[float, float]]:
+    """(low, high) per tensor from a calibration cache `calibrate` wrote."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    return {
+        name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
+        for name, data in load_tensors_data(cache_path).data.items()
+    }
 
 
 def clip_round_error(hist, edges, threshold: float) -> float:

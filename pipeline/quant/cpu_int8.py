@@ -11,8 +11,11 @@ preferring any that beats FP32 (`choose`). Candidates:
   computed per batch tensor, padding included, so a prompt's score depends on its
   neighbours: the invariance check rejects it (one dynamic candidate stays, as the check's
   witness; per-channel and `reduce_range` variants share the flaw and are not built);
-- `static-qoperator`: `quantize_static` QOperator (QLinearMatMul) from the calibration:
-  fixed activation scales, so every row is computed on its own (invariant by design);
+- `static-fused`: the same fused graph and kernels, weights per channel, with each
+  `DynamicQuantizeLinear` replaced by a `QuantizeLinear` of calibrated scale
+  (`pipeline.quant.static_scales`): every row is computed on its own (invariant by
+  design). It replaced `quantize_static` QOperator on the unfused graph, which was slower
+  and less accurate here (docs/decisions/005-batch-invariant-cpu-int8.md);
 - `static-qdq`: the TensorRT Q/DQ model as ORT runs it (fixed scales too).
 Every candidate is saved as ORT's optimized graph, so loading it does not re-fuse.
 """
@@ -28,13 +31,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from pipeline.errors import StageFailed
+from pipeline.quant import calibration, static_scales
 from pipeline.quant.onnx_eval import ort_session
 from pipeline.quant.timing import interleaved_medians, synthetic_feeds
 
 R = TypeVar("R")
 
 DYNAMIC_OPS = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
-STATIC_OPS = ("MatMul", "Gemm")
+CALIBRATED_OPS = ("MatMul", "Attention", "Gemm")
+"""Whose inputs `static-fused` needs ranges for (quantize_dynamic turns Gemm into MatMul)."""
 TIMING_SHAPES = ((1, 128), (8, 128))
 """(batch, sequence) the stage times: the router's single request and a small batch."""
 
@@ -49,25 +54,38 @@ class Candidate:
 
 
 def bert_fusion(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) -> Path:
-    """onnxruntime.transformers' BERT fusion; heads/hidden size 0 = read from the graph."""
+    """onnxruntime.transformers' BERT fusion; heads/hidden size 0 = read from the graph.
+
+    Saved with symbolic shapes: ORT's calibrator only records tensors whose type it knows,
+    and plain ONNX shape inference knows nothing of the fused (contrib) ops' outputs."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     from onnxruntime.transformers import optimizer
 
     model = optimizer.optimize_model(
         str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
     )
-    model.save_model_to_file(str(dst))
+    model.save_model_to_file(str(dst))  # adds the com.microsoft opset the fused ops need
+    onnx.save(SymbolicShapeInference.infer_shapes(onnx.load(str(dst)), auto_merge=True), str(dst))
     return dst
 
 
-def save_optimized(src: Path, dst: Path) -> Path:
-    """Let ORT apply its extended (CPU) fusions once and save the result."""
+def save_optimized(src: Path, dst: Path, fold_constants: bool = True) -> Path:
+    """Let ORT apply its extended (CPU) fusions once and save the result.
+
+    `fold_constants=False` for fixed activation scales: folding the product of two constant
+    scales first hides the pattern ORT fuses into MatMulIntegerToFloat (one kernel instead
+    of MatMulInteger, Cast and Mul)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(dst)
-    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+    disabled = [] if fold_constants else ["ConstantFolding"]
+    ort.InferenceSession(
+        str(src), options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+    )
     return dst
 
 
@@ -88,27 +106,35 @@ def dynamic_candidate(
     name: str, fused: Path, work: Path, per_channel: bool, reduce_range: bool
 ) -> Candidate:
     def build(dst: Path, exclude: Sequence[str]) -> Path:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         raw = work / f"{dst.stem}.raw.onnx"
-        with _without_preprocess_advice():
-            quantize_dynamic(
-                str(fused),
-                str(raw),
-                weight_type=QuantType.QInt8,
-                per_channel=per_channel,
-                reduce_range=reduce_range,
-                op_types_to_quantize=list(DYNAMIC_OPS),
-                nodes_to_exclude=list(exclude),
-                extra_options={
-                    "MatMulConstBOnly": True,
-                    "DefaultTensorType": onnx.TensorProto.FLOAT,
-                },
-            )
-        return save_optimized(raw, dst)
+        return save_optimized(
+            _quantize_dynamic(fused, raw, per_channel, reduce_range, exclude), dst
+        )
 
     return Candidate(name, build, lambda: quantized_nodes(fused, DYNAMIC_OPS))
+
+
+def _quantize_dynamic(
+    fused: Path, dst: Path, per_channel: bool, reduce_range: bool, exclude: Sequence[str]
+) -> Path:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _without_preprocess_advice():
+        quantize_dynamic(
+            str(fused),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            op_types_to_quantize=list(DYNAMIC_OPS),
+            nodes_to_exclude=list(exclude),
+            extra_options={
+                "MatMulConstBOnly": True,
+                "DefaultTensorType": onnx.TensorProto.FLOAT,
+            },
+        )
+    return dst
 
 
 class _PreprocessAdvice(logging.Filter):
@@ -131,27 +157,17 @@ def _without_preprocess_advice() -> Iterator[None]:
         root.removeFilter(advice)
 
 
-def static_qoperator_candidate(prepared: Path, calib_cache: Path, method, work: Path) -> Candidate:
+def static_fused_candidate(fused: Path, calib_cache: Path, work: Path) -> Candidate:
+    """quantize_dynamic's fused model with its activation scales fixed from `calib_cache`
+    (ranges of the inputs of `CALIBRATED_OPS` in `fused`, asymmetric)."""
+
     def build(dst: Path, exclude: Sequence[str]) -> Path:
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        raw = _quantize_dynamic(fused, work / f"{dst.stem}.raw.onnx", True, False, exclude)
+        fixed = work / f"{dst.stem}.fixed.onnx"
+        static_scales.fix_scales(raw, fixed, calibration.load_ranges(calib_cache))
+        return save_optimized(fixed, dst, fold_constants=False)
 
-        raw = work / f"{dst.stem}.raw.onnx"
-        quantize_static(
-            str(prepared),
-            str(raw),
-            calibration_data_reader=None,
-            calibration_cache_path=str(calib_cache),
-            quant_format=QuantFormat.QOperator,
-            op_types_to_quantize=list(STATIC_OPS),
-            per_channel=False,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(exclude),
-            calibrate_method=method,
-        )
-        return save_optimized(raw, dst)
-
-    return Candidate("static-qoperator", build, lambda: quantized_nodes(prepared, STATIC_OPS))
+    return Candidate("static-fused", build, lambda: quantized_nodes(fused, DYNAMIC_OPS))
 
 
 def fixed_candidate(name: str, model: Path) -> Candidate:

@@ -58,8 +58,9 @@ def run(ctx: StageContext) -> dict:
             invariance_texts, threshold,
         )  # fmt: skip
         fp32_invariance = judge.invariance(fp32)
-        qdq_model = _build_qdq(ctx, fp32, work, tokenizer, calib_texts, judge)
-        cpu = _build_cpu_int8(ctx, fp32, work, qdq_model, judge)
+        samples = calibration.pick_samples(calib_texts, recipe.quantize.samples)
+        qdq_model = _build_qdq(ctx, fp32, work, tokenizer, samples, judge)
+        cpu = _build_cpu_int8(ctx, fp32, work, tokenizer, samples, qdq_model, judge)
         invariance = {
             "max_delta_allowed": MAX_BATCH_DELTA,
             "fp32": fp32_invariance.row(),
@@ -148,13 +149,11 @@ class _Judge:
         )  # fmt: skip
 
 
-def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts, judge) -> dict:
+def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, samples, judge) -> dict:
     """Calibrate, quantize to Q/DQ, gate, then lint for the target's TensorRT.
 
     Smoothing moves activation outliers into the weights, which the Q/DQ model quantizes per
-    output channel; the CPU QOperator model quantizes weights per tensor and activations
-    asymmetrically, and loses accuracy to it (docs/decisions/007-tensorrt-qdq-placement.md),
-    so it gets the graph and calibration without smoothing ("plain").
+    output channel (docs/decisions/007-tensorrt-qdq-placement.md).
     """
     q = ctx.recipe.quantize
     expand_ln = bool(
@@ -162,30 +161,22 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
         and "LayerNormalization" in lint.unsupported_ops(ctx.target.tensorrt.line)
     )
     ctx.progress("pre-processing (shape inference)")
-    pre = qdq.preprocess(fp32, work / "pre.onnx")
-    samples = calibration.pick_samples(calib_texts, q.samples)
-
-    def calibrated(src: Path, tag: str) -> tuple[Path, Path, list[str]]:
-        prepared = work / f"prepared-{tag}.onnx"
-        nodes = qdq.prepare_for_tensorrt(src, prepared, expand_layernorm=expand_ln)
-        graph = "" if tag == "plain" else f" the {tag} graph"
-        ctx.progress(f"calibrating{graph} ({q.calibration}, {len(samples)} samples)")
-        cache = calibration.calibrate(
-            prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
-            q.percentile, qdq.OP_TYPES, work / f"calibration-{tag}.json",
-        )  # fmt: skip
-        return prepared, cache, nodes
-
-    prepared, cache, nodes = calibrated(pre, "plain")
-    plain = prepared, cache
+    source = qdq.preprocess(fp32, work / "pre.onnx")
     smoothed = 0
     if q.smoothing is not None:
         ctx.progress(f"smoothing activations (alpha {q.smoothing}, {len(samples)} samples)")
         smoothed = smoothing.smooth(
-            pre, work / "smoothed.onnx", tokenizer, samples, ctx.recipe.training.max_length,
+            source, work / "smoothed.onnx", tokenizer, samples, ctx.recipe.training.max_length,
             q.smoothing,
         )  # fmt: skip
-        prepared, cache, nodes = calibrated(work / "smoothed.onnx", "smoothed")
+        source = work / "smoothed.onnx"
+    prepared = work / "prepared.onnx"
+    nodes = qdq.prepare_for_tensorrt(source, prepared, expand_layernorm=expand_ln)
+    ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
+    cache = calibration.calibrate(
+        prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
+        q.percentile, qdq.OP_TYPES, work / "calibration-qdq.json",
+    )  # fmt: skip
     method = calibration.calibrate_method(q.calibration)
 
     def build(dst: Path, exclude) -> Path:
@@ -204,8 +195,6 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
         )
     return {
         "result": result,
-        "plain": plain,
-        "method": method,
         "nodes": len(nodes),
         "calibration": {
             "method": q.calibration,
@@ -218,13 +207,21 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, calib_texts
     }
 
 
-def _build_cpu_int8(ctx: StageContext, fp32: Path, work: Path, qdq_model: dict, judge) -> dict:
+def _build_cpu_int8(
+    ctx: StageContext, fp32: Path, work: Path, tokenizer, samples, qdq_model: dict, judge
+) -> dict:
     """Build the candidates, time them interleaved, keep the one `cpu_int8.choose` picks."""
+    q = ctx.recipe.quantize
     ctx.progress("fusing the BERT graph")
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
+    ctx.progress(f"calibrating the fused graph ({q.calibration}, {len(samples)} samples)")
+    cache = calibration.calibrate(
+        fused, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
+        q.percentile, cpu_int8.CALIBRATED_OPS, work / "calibration-fused.json", symmetric=False,
+    )  # fmt: skip
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
-        cpu_int8.static_qoperator_candidate(*qdq_model["plain"], qdq_model["method"], work),
+        cpu_int8.static_fused_candidate(fused, cache, work),
         cpu_int8.fixed_candidate("static-qdq", qdq_model["result"].path),
     ]
     built, table, invariance = {}, {}, {}
