@@ -4,7 +4,8 @@ We never hand-write a calibrator. We drive `onnxruntime.quantization.create_cali
 in chunks (its histogram calibrators keep every intermediate output of a chunk in memory,
 so 256 samples at once would cost gigabytes) and save the ranges with ORT's calibration
 cache format. `quantize_static(calibration_cache_path=...)` then reuses the ranges for
-every retry of the accuracy gate, so calibration runs once per stage run.
+every retry of the accuracy gate, so each graph is calibrated once per stage run (the
+Q/DQ model's, and the BERT-fused one the CPU model is built from: `load_ranges`).
 
 `per-tensor` picks, for each tensor, whichever of max / entropy / percentile quantizes its
 calibration histogram with the least error (`calibrate_per_tensor`).
@@ -100,7 +101,8 @@ def calibrate(
     """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache.
 
     `symmetric=False` keeps each tensor's own low and high ends, for asymmetric uint8
-    activations (a GELU output is almost all positive: a symmetric range wastes half)."""
+    activations (a GELU output is almost all positive: a symmetric range wastes half);
+    `per-tensor` ranges are symmetric either way."""
     if method == "per-tensor":
         calibrate_per_tensor(
             model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
