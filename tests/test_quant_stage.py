@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from pipeline.errors import StageFailed
+from pipeline.quant import cpu_int8
 from pipeline.quant.lint import lint_file
 from pipeline.quant.smoothing import SUFFIX
 from pipeline.recipe import load_recipe
@@ -92,3 +93,14 @@ def test_smoothing_option_reaches_the_qdq_model(tmp_path, tiny_export):
     names = {t.name for t in graph.initializer}
     scaled = [n for n in names if n.endswith((f"{SUFFIX}/gamma", f"{SUFFIX}/beta"))]
     assert len(scaled) == 2 * 4  # each copy's gamma and beta, read by its expanded ops
+
+
+def test_a_cpu_model_with_a_dynamic_scale_left_fails_the_build(tmp_path, tiny_export, monkeypatch):
+    """Calibrating too few tensors leaves static-fused without some ranges: the build stops
+    naming them rather than ship a batch-dependent model."""
+    monkeypatch.setattr(cpu_int8, "CALIBRATED_OPS", ("Attention",))
+    with pytest.raises(
+        StageFailed, match=r"^stage quantize: static-fused: no calibrated range for /bert/"
+    ):
+        build(tmp_path, tiny_export, budget=100.0, target="cpu")
+    assert not (tmp_path / "dist").exists()

@@ -227,7 +227,10 @@ def _build_cpu_int8(
     built, table, invariance = {}, {}, {}
     for cand in candidates:
         ctx.progress(f"building {cand.name}")
-        path = cand.build(work / f"{cand.name}.onnx", [])
+        try:
+            path = cand.build(work / f"{cand.name}.onnx", [])
+        except ValueError as exc:  # e.g. static-fused: a tensor calibration did not reach
+            raise StageFailed("quantize", f"{cand.name}: {exc}") from None
         ctx.progress(f"{cand.name}: scoring alone vs in shuffled batches")
         invariance[cand.name] = judge.invariance(path)
         table[cand.name] = {"size_bytes": path.stat().st_size,
