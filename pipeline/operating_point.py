@@ -73,7 +73,9 @@ def report(
     threshold: float,
 ) -> dict:
     """Metrics at `threshold` per eval subset and per language (the rows' `subset`/`lang`),
-    with the false-alarm rate (public rows flagged) that a hard-negative subset is about."""
+    with the false-alarm rate (public rows flagged) that a hard-negative subset is about,
+    and, where both labels occur, ROC AUC: how well the scores rank, whatever threshold the
+    few lowest-scoring confidential rows set (a data change is judged on it first)."""
     positive = list(labels).index(positive_label)
     y_true = [list(labels).index(e.label) for e in examples]
     groups: dict[str, dict[str, list[int]]] = {}
@@ -91,5 +93,13 @@ def report(
             flagged = sum(scores[i] >= threshold for i in negatives)
             figures["positives"] = len(rows) - len(negatives)
             figures["false_alarm_rate"] = flagged / len(negatives) if negatives else 0.0
+            if 0 < len(negatives) < len(rows):
+                figures["auc"] = _auc([scores[i] for i in rows], truth, positive)
             out[subset][key] = figures
     return out
+
+
+def _auc(scores: Sequence[float], y_true: Sequence[int], positive: int) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([t == positive for t in y_true], scores))

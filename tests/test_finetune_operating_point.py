@@ -64,6 +64,17 @@ def test_report_splits_subsets_and_languages_and_counts_false_alarms():
     assert report["template"]["all"]["recall"] == 1.0
     assert report["hard_negative"]["all"]["false_alarm_rate"] == 0.5
     assert report["hard_negative"]["zh"]["false_alarm_rate"] == 0.0
+    assert report["template"]["all"]["auc"] == 1.0  # ranked apart, whatever the threshold
+    assert "auc" not in report["hard_negative"]["all"]  # one label only: no ranking to judge
+
+
+def test_auc_counts_the_pairs_ranked_right():
+    rows = (("a", "confidential"), ("b", "confidential"), ("c", "public"), ("d", "public"))
+    examples = [Example(t, label, "template", "en") for t, label in rows]
+    labels = ["public", "confidential"]
+    # confidential 0.9 and 0.3, public 0.6 and 0.1: 3 of the 4 pairs ranked right
+    report = operating_point.report([0.9, 0.3, 0.6, 0.1], examples, labels, "confidential", 0.5)
+    assert report["template"]["all"]["auc"] == 0.75
 
 
 def test_router_yaml_takes_the_operating_point_unless_the_recipe_overrides_it():
