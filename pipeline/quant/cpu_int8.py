@@ -166,10 +166,11 @@ def static_fused_candidate(fused: Path, calib_cache: Path, work: Path) -> Candid
     """quantize_dynamic's fused model with its activation scales fixed from `calib_cache`
     (ranges of the inputs of `CALIBRATED_OPS` in `fused`, asymmetric)."""
 
+    ranges = calibration.load_ranges(calib_cache)
+
     def build(dst: Path, exclude: Sequence[str]) -> Path:
         raw = _quantize_dynamic(fused, work / f"{dst.stem}.raw.onnx", True, False, exclude)
-        fixed = work / f"{dst.stem}.fixed.onnx"
-        static_scales.fix_scales(raw, fixed, calibration.load_ranges(calib_cache))
+        fixed = static_scales.fix_scales(raw, work / f"{dst.stem}.fixed.onnx", ranges)
         return save_optimized(fixed, dst, fold_constants=False)
 
     return Candidate("static-fused", build, lambda: quantized_nodes(fused, DYNAMIC_OPS))

@@ -26,9 +26,9 @@ def uint8_params(low: float, high: float) -> tuple[float, int]:
     return scale, min(UINT8_MAX, max(0, round(-low / scale)))
 
 
-def fix_scales(src: Path, dst: Path, ranges: Mapping[str, tuple[float, float]]) -> int:
-    """Write `src` with every DynamicQuantizeLinear replaced by a calibrated QuantizeLinear;
-    returns how many. Raises ValueError naming the inputs with no range: a dynamic scale
+def fix_scales(src: Path, dst: Path, ranges: Mapping[str, tuple[float, float]]) -> Path:
+    """Write `src` to `dst` with every DynamicQuantizeLinear replaced by a calibrated
+    QuantizeLinear. Raises ValueError naming the inputs with no range: a dynamic scale
     left behind would make the model batch-dependent again."""
     import numpy as np
     import onnx
@@ -53,4 +53,4 @@ def fix_scales(src: Path, dst: Path, ranges: Mapping[str, tuple[float, float]]) 
         )  # fmt: skip
         node.CopyFrom(fixed)
     onnx.save(model, str(dst))
-    return len(dynamic)
+    return dst

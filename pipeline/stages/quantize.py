@@ -149,6 +149,16 @@ class _Judge:
         )  # fmt: skip
 
 
+def _calibrate(ctx: StageContext, model: Path, tokenizer, samples, op_types, cache: Path,
+               symmetric: bool = True) -> Path:  # fmt: skip
+    """The recipe's calibration of `model` (method, percentile, max length) into `cache`."""
+    q = ctx.recipe.quantize
+    return calibration.calibrate(
+        model, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
+        q.percentile, op_types, cache, symmetric=symmetric,
+    )  # fmt: skip
+
+
 def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, samples, judge) -> dict:
     """Calibrate, quantize to Q/DQ, gate, then lint for the target's TensorRT.
 
@@ -173,10 +183,9 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, samples, ju
     prepared = work / "prepared.onnx"
     nodes = qdq.prepare_for_tensorrt(source, prepared, expand_layernorm=expand_ln)
     ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
-    cache = calibration.calibrate(
-        prepared, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
-        q.percentile, qdq.OP_TYPES, work / "calibration-qdq.json",
-    )  # fmt: skip
+    cache = _calibrate(
+        ctx, prepared, tokenizer, samples, qdq.OP_TYPES, work / "calibration-qdq.json"
+    )
     method = calibration.calibrate_method(q.calibration)
 
     def build(dst: Path, exclude) -> Path:
@@ -215,9 +224,9 @@ def _build_cpu_int8(
     ctx.progress("fusing the BERT graph")
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     ctx.progress(f"calibrating the fused graph ({q.calibration}, {len(samples)} samples)")
-    cache = calibration.calibrate(
-        fused, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
-        q.percentile, cpu_int8.CALIBRATED_OPS, work / "calibration-fused.json", symmetric=False,
+    cache = _calibrate(
+        ctx, fused, tokenizer, samples, cpu_int8.CALIBRATED_OPS, work / "calibration-fused.json",
+        symmetric=False,
     )  # fmt: skip
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
