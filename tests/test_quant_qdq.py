@@ -223,3 +223,30 @@ def test_per_tensor_calibration_builds_a_lint_clean_model(tiny_export, tmp_path)
         CalibrationMethod.MinMax, nodes,
     )  # fmt: skip
     assert lint.lint_model(onnx.load(str(out)), load_target("jetson-orin")) == []
+
+
+def test_calibrating_only_the_nodes_inputs_keeps_their_ranges_and_the_model(tiny_export, tmp_path):
+    """Histogramming only what the quantizer reads changes no range it reads, and so no
+    byte of the Q/DQ model."""
+    pre = qdq.preprocess(tiny_export / "model.onnx", tmp_path / "pre.onnx")
+    nodes = qdq.prepare_for_tensorrt(pre, tmp_path / "prepared.onnx", expand_layernorm=False)
+    graph = onnx.load(str(tmp_path / "prepared.onnx")).graph
+    consts = {t.name for t in graph.initializer}
+    wanted = {i for n in graph.node if n.name in set(nodes) for i in n.input if i not in consts}
+    paths = {}
+    for name, inputs_of in (("all", None), ("narrow", nodes)):
+        cache = calibration.calibrate(
+            tmp_path / "prepared.onnx", load_tokenizer(tiny_export), PUBLIC + CONFIDENTIAL, 32,
+            "percentile", 99.99, qdq.OP_TYPES, tmp_path / f"{name}.json", chunk=4,
+            inputs_of=inputs_of,
+        )  # fmt: skip
+        method = calibration.calibrate_method("percentile")
+        model = qdq.quantize_qdq(
+            tmp_path / "prepared.onnx", tmp_path / f"{name}.onnx", cache, method, nodes
+        )
+        paths[name] = (cache, model)
+    everything = calibration.load_ranges(paths["all"][0])
+    narrow = calibration.load_ranges(paths["narrow"][0])
+    assert set(narrow) == wanted and len(everything) > len(narrow)
+    assert narrow == {t: everything[t] for t in wanted}
+    assert paths["all"][1].read_bytes() == paths["narrow"][1].read_bytes()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,31 +97,29 @@ def calibrate(
     cache_path: Path,
     chunk: int = 32,
     symmetric: bool = True,
+    inputs_of: Collection[str] | None = None,
 ) -> Path:
     """Run ORT's calibrator over `texts` (chunked) and write ORT's calibration cache.
 
     `symmetric=False` keeps each tensor's own low and high ends, for asymmetric uint8
     activations (a GELU output is almost all positive: a symmetric range wastes half);
-    `per-tensor` ranges are symmetric either way."""
+    `per-tensor` ranges are symmetric either way. `inputs_of` (node names): calibrate only
+    those nodes' activation inputs, all a quantizer that keeps outputs float reads; ORT
+    would otherwise also histogram every input and output of every `op_types` node."""
     if method == "per-tensor":
         calibrate_per_tensor(
-            model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk
-        )
+            model, tokenizer, texts, max_length, percentile, op_types, cache_path, chunk,
+            inputs_of,
+        )  # fmt: skip
         return cache_path
-    import onnx
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+    from onnxruntime.quantization.calibrate import save_tensors_data
 
-    input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
     options = {"symmetric": symmetric}
     if method == "percentile":
         options["percentile"] = percentile
     with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
-        calibrator = create_calibrator(
-            model,
-            list(op_types),
-            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-            calibrate_method=calibrate_method(method),
-            extra_options=options,
+        calibrator, input_names = _calibrator(
+            model, op_types, calibrate_method(method), options, Path(tmp), inputs_of
         )
         for feeds in same_length_chunks(tokenizer, texts, max_length, input_names, chunk):
             with contextlib.redirect_stdout(io.StringIO()):  # ORT prints per chunk
@@ -131,6 +129,25 @@ def calibrate(
         del calibrator
     save_tensors_data(ranges, cache_path)
     return cache_path
+
+
+def _calibrator(model: Path, op_types, method, options: dict, tmp: Path, inputs_of):
+    """ORT's calibrator for `model` (augmented copy in `tmp`) and the model's input names;
+    with `inputs_of`, its histograms narrowed to those nodes' activation inputs (MinMax
+    reduces in the graph itself, where the extra tensors cost next to nothing)."""
+    import onnx
+    from onnxruntime.quantization.calibrate import HistogramCalibrater, create_calibrator
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    calibrator = create_calibrator(
+        model, list(op_types), augmented_model_path=str(tmp / "augmented.onnx"),
+        calibrate_method=method, extra_options=options,
+    )  # fmt: skip
+    if inputs_of is not None and isinstance(calibrator, HistogramCalibrater):
+        wanted = set(inputs_of)
+        inputs = {i for node in graph.node if node.name in wanted for i in node.input}
+        calibrator.tensors_to_calibrate &= inputs
+    return calibrator, [i.name for i in graph.input]
 
 
 def load_ranges(cache_path: Path) -> dict[str, tuple[float, float]]:
@@ -175,6 +192,7 @@ def calibrate_per_tensor(
     op_types: Sequence[str],
     cache_path: Path,
     chunk: int = 32,
+    inputs_of: Collection[str] | None = None,
 ) -> dict[str, str]:
     """Calibrate every tensor with the method that quantizes it best.
 
@@ -186,23 +204,14 @@ def calibrate_per_tensor(
     method picked per tensor.
     """
     import numpy as np
-    import onnx
     from onnxruntime.quantization import CalibrationMethod
-    from onnxruntime.quantization.calibrate import (
-        TensorsData,
-        create_calibrator,
-        save_tensors_data,
-    )
+    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
-    input_names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
     with tempfile.TemporaryDirectory(prefix="edgepack-calib-") as tmp:
-        calibrator = create_calibrator(
-            model,
-            list(op_types),
-            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-            calibrate_method=CalibrationMethod.Entropy,
-            extra_options={"symmetric": True},
-        )
+        calibrator, input_names = _calibrator(
+            model, op_types, CalibrationMethod.Entropy, {"symmetric": True}, Path(tmp),
+            inputs_of,
+        )  # fmt: skip
         for feeds in same_length_chunks(tokenizer, texts, max_length, input_names, chunk):
             with contextlib.redirect_stdout(io.StringIO()):
                 calibrator.collect_data(make_reader(feeds))

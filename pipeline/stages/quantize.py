@@ -25,6 +25,8 @@ from router.errors import UserError
 SENSITIVITY_SAMPLES = 64
 INVARIANCE_SAMPLES = 128
 """Texts (half calib, half eval) each model is scored on alone and in shuffled batches."""
+QDQ_CANDIDATE = "static-qdq"
+"""The TensorRT Q/DQ model as a CPU candidate (ORT runs it too)."""
 
 
 def run(ctx: StageContext) -> dict:
@@ -65,7 +67,7 @@ def run(ctx: StageContext) -> dict:
             "max_delta_allowed": MAX_BATCH_DELTA,
             "fp32": fp32_invariance.row(),
             "int8": cpu["invariance"].row(),
-            "qdq": judge.invariance(qdq_model["result"].path).row(),
+            "qdq": cpu["table"][QDQ_CANDIDATE]["batch_invariance"],  # the same file
         }
         out = ctx.out / "onnx"
         out.mkdir()
@@ -150,12 +152,14 @@ class _Judge:
 
 
 def _calibrate(ctx: StageContext, model: Path, tokenizer, samples, op_types, cache: Path,
-               symmetric: bool = True) -> Path:  # fmt: skip
-    """The recipe's calibration of `model` (method, percentile, max length) into `cache`."""
+               inputs_of: list[str], symmetric: bool = True) -> Path:  # fmt: skip
+    """The recipe's calibration of `model` (method, percentile, max length) into `cache`:
+    the activation inputs of the nodes `inputs_of` names, which are all a model that
+    quantizes inputs only reads."""
     q = ctx.recipe.quantize
     return calibration.calibrate(
         model, tokenizer, samples, ctx.recipe.training.max_length, q.calibration,
-        q.percentile, op_types, cache, symmetric=symmetric,
+        q.percentile, op_types, cache, symmetric=symmetric, inputs_of=inputs_of,
     )  # fmt: skip
 
 
@@ -184,7 +188,7 @@ def _build_qdq(ctx: StageContext, fp32: Path, work: Path, tokenizer, samples, ju
     nodes = qdq.prepare_for_tensorrt(source, prepared, expand_layernorm=expand_ln)
     ctx.progress(f"calibrating ({q.calibration}, {len(samples)} samples)")
     cache = _calibrate(
-        ctx, prepared, tokenizer, samples, qdq.OP_TYPES, work / "calibration-qdq.json"
+        ctx, prepared, tokenizer, samples, qdq.OP_TYPES, work / "calibration-qdq.json", nodes
     )
     method = calibration.calibrate_method(q.calibration)
 
@@ -224,14 +228,15 @@ def _build_cpu_int8(
     ctx.progress("fusing the BERT graph")
     fused = cpu_int8.bert_fusion(fp32, work / "fused.onnx")
     ctx.progress(f"calibrating the fused graph ({q.calibration}, {len(samples)} samples)")
+    ops = cpu_int8.CALIBRATED_OPS
     cache = _calibrate(
-        ctx, fused, tokenizer, samples, cpu_int8.CALIBRATED_OPS, work / "calibration-fused.json",
-        symmetric=False,
+        ctx, fused, tokenizer, samples, ops, work / "calibration-fused.json",
+        cpu_int8.quantized_nodes(fused, ops), symmetric=False,
     )  # fmt: skip
     candidates = [
         cpu_int8.dynamic_candidate("fused-dynamic", fused, work, False, False),
         cpu_int8.static_fused_candidate(fused, cache, work),
-        cpu_int8.fixed_candidate("static-qdq", qdq_model["result"].path),
+        cpu_int8.fixed_candidate(QDQ_CANDIDATE, qdq_model["result"].path),
     ]
     built, table, invariance = {}, {}, {}
     for cand in candidates:
