@@ -2,7 +2,8 @@
 
 A plain torch loop rather than HF Trainer: on a 2-core CPU the wins are dynamic padding
 and length-bucketed batches (most prompts are short), which a dozen lines do directly.
-Deterministic for a given seed and thread count: seeded init, dropout and batch order.
+Deterministic for a given seed, thread count and CPU instruction set (MKL and ATen pick
+kernels by it, and their rounding differs): seeded init, dropout and batch order.
 """
 
 from __future__ import annotations
