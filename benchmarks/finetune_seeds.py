@@ -93,15 +93,15 @@ def spread(rows: list[dict]) -> dict[str, tuple[float, float, float]]:
 
 
 def render(seeds: list[int], rows: list[dict]) -> str:
+    """One line per seed, then min / mean / max ("-" where a figure is missing)."""
     names = [name for name, _ in COLUMNS]
-    lines = ["seed    " + "".join(f"{n:>12}" for n in names)]
-    for seed, row in zip(seeds, rows, strict=True):
-        cells = "".join("           -" if row[n] is None else f"{row[n]:12.3f}" for n in names)
-        lines.append(f"{seed:<8}{cells}")
+    summary = spread(rows)
+    table = [(str(seed), [row[n] for n in names]) for seed, row in zip(seeds, rows, strict=True)]
     for label, index in (("min", 0), ("mean", 1), ("max", 2)):
-        summary = spread(rows)
-        cells = "".join(f"{summary[n][index]:12.3f}" if n in summary else "           -"
-                        for n in names)  # fmt: skip
+        table.append((label, [summary[n][index] if n in summary else None for n in names]))
+    lines = ["seed    " + "".join(f"{n:>12}" for n in names)]
+    for label, values in table:
+        cells = "".join(f"{'-':>12}" if v is None else f"{v:12.3f}" for v in values)
         lines.append(f"{label:<8}{cells}")
     return "\n".join(lines)
 

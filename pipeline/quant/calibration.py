@@ -135,14 +135,13 @@ def _calibrator(model: Path, op_types, method, options: dict, tmp: Path, inputs_
     """ORT's calibrator for `model` (augmented copy in `tmp`) and the model's input names;
     with `inputs_of`, its histograms narrowed to those nodes' activation inputs (MinMax
     reduces in the graph itself, where the extra tensors cost next to nothing)."""
-    import onnx
     from onnxruntime.quantization.calibrate import HistogramCalibrater, create_calibrator
 
-    graph = onnx.load(str(model), load_external_data=False).graph
     calibrator = create_calibrator(
         model, list(op_types), augmented_model_path=str(tmp / "augmented.onnx"),
         calibrate_method=method, extra_options=options,
     )  # fmt: skip
+    graph = calibrator.model.graph  # augmented: same inputs and node names, outputs added
     if inputs_of is not None and isinstance(calibrator, HistogramCalibrater):
         wanted = set(inputs_of)
         inputs = {i for node in graph.node if node.name in wanted for i in node.input}
