@@ -25,8 +25,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT
-from benchmarks.finetune_seeds import with_overrides
+from benchmarks.finetune_seeds import recipe_arguments, with_overrides
 from pipeline.data import load_split
 from pipeline.progress import RichReporter
 from pipeline.recipe import Recipe, load_recipe
@@ -109,18 +108,13 @@ def render(rows: list[Scored], threshold: float, quote: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes/sensitivity-minilm.yaml")
-    parser.add_argument("--target", default="cpu")
+    recipe_arguments(parser)
     parser.add_argument("--seed", type=int, help="default: the recipe's")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="recipe override, e.g. training.epochs=2",
-    )  # fmt: skip
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache/edgepack")
     parser.add_argument("--quote", type=int, default=10, help="errors quoted per language")
     args = parser.parse_args()
     recipe = load_recipe(args.recipe)
-    recipe = with_overrides(recipe, args.seed or recipe.training.seed, args.overrides)
+    seed = recipe.training.seed if args.seed is None else args.seed
+    recipe = with_overrides(recipe, seed, args.overrides)
     with tempfile.TemporaryDirectory(prefix="edgepack-errors-") as out:
         result = run_build(
             recipe, load_target(args.target), out_root=Path(out), cache_root=args.cache,

@@ -106,16 +106,21 @@ def render(seeds: list[int], rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """--recipe, --target, --set and --cache: which fine-tune, and where its cache is."""
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes/sensitivity-minilm.yaml")
     parser.add_argument("--target", default="cpu")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="recipe override, e.g. training.epochs=2",
     )  # fmt: skip
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache/edgepack")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    recipe_arguments(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     recipe, target = load_recipe(args.recipe), load_target(args.target)
