@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import re2
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from router.config import ClassifierConfig
@@ -204,6 +204,8 @@ texts = st.lists(fragment, min_size=1, max_size=8).map("".join)
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
+@example(text="3-123456789012")  # a card whose first group is one digit
+@example(text="31-23456789012")  # ... or two
 def test_a_part_that_fires_always_had_its_hints(text: str) -> None:
     pre = PREFILTER
     got = pre.present(text)

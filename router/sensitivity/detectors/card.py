@@ -33,7 +33,8 @@ def _valid(value: str) -> bool:
     return False
 
 
-# the first 13 digits of a candidate (the 4th IIN digit is a `[ -]?\d` without separator)
-HINT = fenced(rf"[2-6]{DIGIT}{{2}}(?:[ -]?{DIGIT}){{10}}", "0-9A-Za-z")
+# the first 13 digits of a candidate: a group starting 2-6, then a separator or none before
+# each digit, as in PATTERN ("3-123456789012" is a candidate the validator accepts)
+HINT = fenced(rf"[2-6](?:[ -]?{DIGIT}){{12}}", "0-9A-Za-z")
 
 DETECTOR = Detector("card", PATTERN, _valid, requires=(HINT,))
