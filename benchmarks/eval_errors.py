@@ -16,24 +16,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.finetune_seeds import recipe_arguments, with_overrides
+from benchmarks.finetune_seeds import finetuned, recipe_arguments, with_overrides
 from pipeline.data import load_split
-from pipeline.progress import RichReporter
 from pipeline.recipe import Recipe, load_recipe
-from pipeline.runner import run_build
-from pipeline.stages.finetune import encode, predict
+from pipeline.stages.finetune import encode, text_scores
 from pipeline.target import load_target
-from pipeline.windows import max_per_text
-from router.schema_io import jsonl_objects
 
 
 @dataclass(frozen=True)
@@ -49,22 +42,20 @@ class Scored:
         return (self.score >= threshold) != self.confidential
 
 
-def score_eval(recipe: Recipe, model_dir: Path, batch_size: int = 64) -> list[Scored]:
+def score_eval(recipe: Recipe, model_dir: Path) -> list[Scored]:
     """Each eval row's score as the finetune stage computes it (its highest window)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     examples = load_split(recipe, "eval")
-    categories = [row.get("category") or "" for _, row in jsonl_objects(recipe.data_path("eval"))]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     data = encode(tokenizer, examples, recipe.labels, recipe.training.max_length)
-    positive = recipe.labels.index(recipe.positive_label)
-    windows = predict(model, data, batch_size, tokenizer.pad_token_id or 0, positive)
-    scores = max_per_text(windows, data.owners, len(examples))
+    scores = text_scores(model, data, len(examples), recipe, tokenizer.pad_token_id or 0)
     return [
-        Scored(e.text, e.label == recipe.positive_label, e.subset or "template", c, e.lang, s)
-        for e, c, s in zip(examples, categories, scores, strict=True)
-    ]
+        Scored(e.text, e.label == recipe.positive_label, e.subset or "template", e.category,
+               e.lang, s)
+        for e, s in zip(examples, scores, strict=True)
+    ]  # fmt: skip
 
 
 def groups(rows: list[Scored], threshold: float) -> list[tuple[tuple, int, int, float]]:
@@ -115,12 +106,7 @@ def main() -> None:
     recipe = load_recipe(args.recipe)
     seed = recipe.training.seed if args.seed is None else args.seed
     recipe = with_overrides(recipe, seed, args.overrides)
-    with tempfile.TemporaryDirectory(prefix="edgepack-errors-") as out:
-        result = run_build(
-            recipe, load_target(args.target), out_root=Path(out), cache_root=args.cache,
-            until="finetune", reporter=RichReporter(Console(stderr=True), quiet=True),
-        )  # fmt: skip
-    stage = result.stages[-1]
+    stage = finetuned(recipe, load_target(args.target), args.cache)
     rows = score_eval(recipe, stage.path / "_merged")
     print(render(rows, stage.metrics["threshold"], args.quote))
 

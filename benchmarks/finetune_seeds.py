@@ -31,7 +31,8 @@ from benchmarks.common import ROOT
 from pipeline.progress import RichReporter
 from pipeline.recipe import Recipe, load_recipe
 from pipeline.runner import run_build
-from pipeline.target import load_target
+from pipeline.stage import StageResult
+from pipeline.target import Target, load_target
 
 COLUMNS = (
     ("threshold", ("threshold",)),
@@ -117,6 +118,17 @@ def recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache/edgepack")
 
 
+def finetuned(recipe: Recipe, target: Target, cache: Path) -> StageResult:
+    """The recipe's finetune stage, trained or read from the stage cache (quietly)."""
+    reporter = RichReporter(Console(stderr=True), quiet=True)
+    with tempfile.TemporaryDirectory(prefix="edgepack-finetune-") as out:
+        result = run_build(
+            recipe, target, out_root=Path(out), cache_root=cache, until="finetune",
+            reporter=reporter,
+        )  # fmt: skip
+    return result.stages[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     recipe_arguments(parser)
@@ -124,14 +136,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     recipe, target = load_recipe(args.recipe), load_target(args.target)
-    rows, reporter = [], RichReporter(Console(stderr=True), quiet=True)
-    with tempfile.TemporaryDirectory(prefix="edgepack-seeds-") as out:
-        for seed in args.seeds:
-            result = run_build(
-                with_overrides(recipe, seed, args.overrides), target, out_root=Path(out),
-                cache_root=args.cache, until="finetune", reporter=reporter,
-            )  # fmt: skip
-            rows.append(figures(result.stages[-1].metrics))
+    rows = []
+    for seed in args.seeds:
+        stage = finetuned(with_overrides(recipe, seed, args.overrides), target, args.cache)
+        rows.append(figures(stage.metrics))
     print(render(args.seeds, rows))
     if args.json:
         found = {"seeds": args.seeds, "overrides": args.overrides, "rows": rows}

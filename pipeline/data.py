@@ -1,7 +1,7 @@
 """The recipe's JSONL splits: one `{"text": str, "label": str}` per line.
 
-Two optional string fields only label rows for reports: `subset` (e.g. an eval file that
-holds template, out-of-template and hard-negative rows) and `lang`.
+Three optional string fields only label rows for reports: `subset` (e.g. an eval file that
+holds template, out-of-template and hard-negative rows), `lang` and `category`.
 
 A row's text is kept as the router's model will read it: normalised by the router's own
 pass (`router/normalize.py`). Training, calibration, the threshold and every figure in
@@ -31,6 +31,7 @@ class Example:
     label: str
     subset: str = ""
     lang: str = ""
+    category: str = ""
 
 
 def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
@@ -46,7 +47,7 @@ def read_jsonl(path: Path, labels: list[str]) -> list[Example]:
             raise UserError(f"{where}: text: nothing left once normalised (invisible characters)")
         if label not in labels:
             raise UserError(f"{where}: label: {label!r} is not one of {labels}")
-        tags = {key: row.get(key) or "" for key in ("subset", "lang")}
+        tags = {key: row.get(key) or "" for key in ("subset", "lang", "category")}
         for key, value in tags.items():
             if not isinstance(value, str):
                 raise UserError(f"{where}: {key}: not a string")

@@ -285,12 +285,18 @@ def predict(model: Any, data: Encoded, batch_size: int, pad_id: int, positive: i
     return scores
 
 
+def text_scores(model: Any, data: Encoded, texts: int, recipe: Recipe, pad_id: int):
+    """P(positive) of each of the `texts` encoded in `data`: its highest window's."""
+    positive = recipe.labels.index(recipe.positive_label)
+    windows_p = predict(model, data, max(64, recipe.training.batch_size), pad_id, positive)
+    return max_per_text(windows_p, data.owners, texts)
+
+
 def evaluate(model: Any, data: Encoded, examples: list[Example], recipe: Recipe, pad_id: int):
     """Each eval text's score (its highest window), the operating point chosen on the rows
     of the template subset (the others are held out of every choice), metrics there."""
     positive = recipe.labels.index(recipe.positive_label)
-    windows_p = predict(model, data, max(64, recipe.training.batch_size), pad_id, positive)
-    scores = max_per_text(windows_p, data.owners, len(examples))
+    scores = text_scores(model, data, len(examples), recipe, pad_id)
     chosen = [i for i, e in enumerate(examples) if e.subset in ("", TEMPLATE_SUBSET)]
     threshold = operating_point.choose(
         [scores[i] for i in chosen],
